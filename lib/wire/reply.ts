@@ -1,0 +1,170 @@
+import { Observable, OperatorFunction } from 'rxjs';
+import { SMTPProtocolError, SMTPResponseException } from '../errors';
+
+/** One SMTP reply, possibly multi-line. */
+export interface Reply {
+  /** The three-digit reply code. */
+  readonly code: number;
+  /** The text of every line joined with "\n" (smtplib's `msg`). */
+  readonly message: string;
+  /** The text of each line, without the code and separator. */
+  readonly lines: readonly string[];
+  /** The RFC 3463 enhanced status code of the first line, e.g. `"2.1.5"`. */
+  readonly enhancedStatus?: string;
+}
+
+/** Limits on what a server may send; every one of them is under the server's control. */
+export interface ReplyLimits {
+  /** Bytes on one line, without its CRLF. smtplib's `_MAXLINE`: 8192. */
+  readonly maxLineLength: number;
+  /** Lines in one reply. */
+  readonly maxLines: number;
+  /** Bytes in one reply, all lines together. */
+  readonly maxReplyBytes: number;
+}
+
+export const DEFAULT_REPLY_LIMITS: ReplyLimits = {
+  maxLineLength: 8192,
+  maxLines: 1000,
+  maxReplyBytes: 1024 * 1024,
+};
+
+const CR = 0x0d;
+const LF = 0x0a;
+// RFC 3463 §2: class.subject.detail; the class must agree with the reply code.
+const ENHANCED_STATUS = /^([245])\.(\d{1,3})\.(\d{1,3})(?=\s|$)/;
+
+/**
+ * Incremental reply parser: feed it socket chunks, it returns the replies they
+ * complete. Chunk boundaries may fall anywhere, even between CR and LF.
+ *
+ * Lines end at LF (a preceding CR is dropped), as smtplib reads them. A reply
+ * line is `ddd-text` (more lines follow), `ddd text` or `ddd` (last line).
+ */
+export class ReplyParser {
+  private partial: Buffer[] = [];
+  private partialLength = 0;
+  private lines: string[] = [];
+  private replyBytes = 0;
+  private code = 0;
+
+  constructor(private readonly limits: ReplyLimits = DEFAULT_REPLY_LIMITS) {}
+
+  /** Bytes received that are not yet part of a complete reply. */
+  get buffered(): number {
+    return this.partialLength + this.replyBytes;
+  }
+
+  /** Parses a chunk; throws `SMTPResponseException`/`SMTPProtocolError` on a violation. */
+  push(chunk: Uint8Array): Reply[] {
+    const replies: Reply[] = [];
+    let start = 0;
+    for (;;) {
+      const lf = chunk.indexOf(LF, start);
+      if (lf === -1) break;
+      this.checkLineLength(this.partialLength + lf - start - 1);
+      const line = this.takeLine(chunk, start, lf);
+      start = lf + 1;
+      const reply = this.addLine(line);
+      if (reply) replies.push(reply);
+    }
+    if (start < chunk.length) {
+      const rest = chunk.subarray(start);
+      // A trailing CR may be the first half of a CRLF split across chunks.
+      this.checkLineLength(this.partialLength + rest.length - (rest[rest.length - 1] === CR ? 1 : 0));
+      this.partial.push(Buffer.from(rest));
+      this.partialLength += rest.length;
+    }
+    return replies;
+  }
+
+  private checkLineLength(length: number): void {
+    if (length > this.limits.maxLineLength) {
+      // smtplib's wording and code for the same condition.
+      throw new SMTPResponseException(500, 'Line too long.');
+    }
+  }
+
+  private takeLine(chunk: Uint8Array, start: number, lf: number): Buffer {
+    let line: Buffer;
+    if (this.partialLength === 0) {
+      line = Buffer.from(chunk.buffer, chunk.byteOffset + start, lf - start);
+    } else {
+      this.partial.push(Buffer.from(chunk.subarray(start, lf)));
+      line = Buffer.concat(this.partial);
+      this.partial = [];
+      this.partialLength = 0;
+    }
+    return line.length > 0 && line[line.length - 1] === CR ? line.subarray(0, line.length - 1) : line;
+  }
+
+  private addLine(raw: Buffer): Reply | undefined {
+    const line = raw.toString('utf8');
+    const match = /^([2-5]\d\d)(?:([ -])(.*))?$/s.exec(line);
+    if (!match) {
+      throw new SMTPProtocolError(`Malformed reply line: ${JSON.stringify(line.slice(0, 80))}`);
+    }
+    const code = Number(match[1]);
+    if (this.lines.length > 0 && code !== this.code) {
+      throw new SMTPProtocolError(`Reply code changed inside a multi-line reply: ${this.code} then ${code}`);
+    }
+    this.code = code;
+    this.replyBytes += raw.length;
+    this.lines.push((match[3] ?? '').replace(/^[ \t]+|[ \t]+$/g, ''));
+    if (this.lines.length > this.limits.maxLines || this.replyBytes > this.limits.maxReplyBytes) {
+      throw new SMTPProtocolError(
+        `Reply too large (over ${this.limits.maxLines} lines or ${this.limits.maxReplyBytes} bytes)`,
+      );
+    }
+    if (match[2] === '-') return undefined;
+    const reply = makeReply(code, this.lines);
+    this.lines = [];
+    this.replyBytes = 0;
+    return reply;
+  }
+}
+
+/** Builds a `Reply`, picking up the enhanced status code when the first line has one. */
+export function makeReply(code: number, lines: readonly string[]): Reply {
+  const status = ENHANCED_STATUS.exec(lines[0] ?? '');
+  const reply: Reply = { code, message: lines.join('\n'), lines: [...lines] };
+  return status && status[1] === String(code)[0] ? { ...reply, enhancedStatus: status[0] } : reply;
+}
+
+/**
+ * Turns a stream of socket chunks into a stream of replies.
+ *
+ * ```
+ * chunks:  --"250-a\r\n2"--"50 b\r"--"\n"--|
+ * replies: ---------------------------R----|
+ * ```
+ *
+ * A violation (line too long, malformed line, too many lines) errors the
+ * stream; the caller then closes the connection.
+ *
+ * @param limits bounds on line length, lines per reply and bytes per reply.
+ * @return an operator from chunks to `Reply` objects.
+ */
+export function parseReplies(limits: ReplyLimits = DEFAULT_REPLY_LIMITS): OperatorFunction<Uint8Array, Reply> {
+  return (chunks$) =>
+    new Observable<Reply>((subscriber) => {
+      const parser = new ReplyParser(limits);
+      return chunks$.subscribe({
+        next(chunk) {
+          let replies: Reply[];
+          try {
+            replies = parser.push(chunk);
+          } catch (err) {
+            subscriber.error(err);
+            return;
+          }
+          for (const reply of replies) subscriber.next(reply);
+        },
+        error: (err: unknown) => subscriber.error(err),
+        complete: () => subscriber.complete(),
+      });
+    });
+}
+
+/** True for 2xx replies. */
+export const isPositive = (reply: Reply): boolean => reply.code >= 200 && reply.code < 300;
