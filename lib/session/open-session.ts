@@ -1,0 +1,70 @@
+import { Observable, OperatorFunction, identity, map } from 'rxjs';
+import { connect$ } from '../transport/connect';
+import { ConnectOptions } from '../transport/options';
+import { command } from '../wire/command';
+import { ehlo } from './ehlo';
+import { greeting } from './greeting';
+import { Session, SessionOptions, newSession } from './session';
+import { starttls } from './starttls';
+
+/** How a session uses STARTTLS: always (fail without it), when offered, or never. */
+export type StartTlsPolicy = 'required' | 'opportunistic' | 'never';
+
+export interface SessionConfig extends ConnectOptions, SessionOptions {
+  /**
+   * Default `opportunistic` on a plaintext connection: upgrade when the server
+   * offers STARTTLS (certificates verified). Ignored with implicit TLS.
+   */
+  readonly starttls?: StartTlsPolicy;
+  /** Further steps run after the greeting and TLS (AUTH, say). */
+  readonly steps?: readonly OperatorFunction<Session, Session>[];
+}
+
+/**
+ * The whole session pipeline as one cold Observable: connect, read the
+ * greeting, EHLO (HELO fallback), STARTTLS and EHLO again, then `steps`.
+ * Emits the ready session once.
+ *
+ * ```
+ * session$(c):  --connect--220--EHLO--STARTTLS--EHLO--s------   (ready: s)
+ * unsubscribe:                                          ^ QUIT, then close
+ * ```
+ *
+ * Unsubscribing sends QUIT when the connection is idle and closes it; with a
+ * command in flight the socket is destroyed instead (its state is unknown).
+ *
+ * @param config where to connect and how to greet.
+ * @return a cold Observable of the ready `Session`.
+ */
+export function session$(config: SessionConfig = {}): Observable<Session> {
+  const policy = config.secure ? 'never' : (config.starttls ?? 'opportunistic');
+  const greeted$ = connect$(config).pipe(
+    map((connection) => newSession(connection, config)),
+    greeting(),
+    ehlo(),
+    policy === 'never' ? identity : starttls({ required: policy === 'required' }),
+  );
+  const pipeline$ = (config.steps ?? []).reduce((session$, step) => session$.pipe(step), greeted$);
+  return new Observable<Session>((subscriber) => {
+    let current: Session | undefined;
+    const subscription = pipeline$.subscribe({
+      next: (session) => {
+        current = session;
+        subscriber.next(session);
+      },
+      error: (err: unknown) => subscriber.error(err),
+      complete: () => subscriber.complete(),
+    });
+    return () => {
+      if (current) sayGoodbye(current);
+      subscription.unsubscribe();
+    };
+  });
+}
+
+/** QUIT without waiting for the reply: our side is ended, the server closes after its 221. */
+function sayGoodbye({ connection }: Session): void {
+  if (!connection.open || connection.inFlight > 0) return;
+  connection.commands.next(command('QUIT'));
+  connection.commands.complete();
+}

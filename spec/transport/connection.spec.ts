@@ -1,0 +1,132 @@
+import { firstValueFrom, lastValueFrom, toArray } from 'rxjs';
+import { SMTPProtocolError, SMTPResponseException, SMTPServerDisconnected, SMTPTimeoutError } from '../../lib/errors';
+import { command } from '../../lib/wire/command';
+import { FakeServer } from '../helpers/fake-server';
+import { Held, greetingOf, hold } from '../helpers/connect';
+
+describe('SmtpConnection', () => {
+  let fake: FakeServer;
+  let held: Held | undefined;
+
+  afterEach(async () => {
+    await held?.release();
+    held = undefined;
+    await fake?.close();
+  });
+
+  async function open(script: Parameters<typeof FakeServer.start>[0] = {}): Promise<Held> {
+    fake = await FakeServer.start(script);
+    held = await hold({ host: '127.0.0.1', port: fake.port });
+    return held;
+  }
+
+  it('pairs the greeting with the connection itself', async () => {
+    const { connection } = await open({ greeting: '220-fake.test\r\n220 welcome' });
+    const greeting = await firstValueFrom(connection.greeting$);
+    expect(greeting).toMatchObject({ code: 220, message: 'fake.test\nwelcome' });
+  });
+
+  it('writes a group of commands in one write and pairs the replies FIFO', async () => {
+    const { connection } = await open({ holdRepliesUntil: 'DATA' });
+    await greetingOf(held!);
+    const group = [command('MAIL', ['FROM:<a@x.test>']), command('RCPT', ['TO:<b@x.test>']), command('DATA')];
+    const replies = await lastValueFrom(connection.request$(group).pipe(toArray()));
+    expect(replies.map((r) => r.code)).toEqual([250, 250, 354]);
+    expect(fake.session.chunks).toHaveLength(1);
+    expect(fake.session.chunks[0].toString()).toBe('MAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\nDATA\r\n');
+  });
+
+  it('keeps pairing right when a request is unsubscribed before its reply', async () => {
+    const { connection } = await open({ handlers: { NOOP: { stall: true } }, holdRepliesUntil: 'RSET' });
+    await greetingOf(held!);
+    const abandoned = connection.request$(command('VRFY', ['x'])).subscribe();
+    abandoned.unsubscribe();
+    const reply = await firstValueFrom(connection.request$(command('RSET')));
+    expect(reply.message).toBe('2.0.0 Ok');
+    expect(connection.inFlight).toBe(0);
+  });
+
+  it('sends fire-and-forget commands whose replies show on replies$', async () => {
+    const { connection } = await open();
+    await greetingOf(held!);
+    const next = firstValueFrom(connection.replies$);
+    connection.commands.next(command('NOOP'));
+    expect(await next).toMatchObject({ code: 250 });
+  });
+
+  it('treats a reply with no command pending as a protocol error and closes', async () => {
+    const { connection } = await open({ handlers: { NOOP: '250 ok\r\n250 surprise' } });
+    await greetingOf(held!);
+    const done = lastValueFrom(connection.replies$).catch((e: unknown) => e);
+    await firstValueFrom(connection.request$(command('NOOP')));
+    expect(await done).toBeInstanceOf(SMTPProtocolError);
+    await lastValueFrom(connection.closed$, { defaultValue: undefined });
+    expect(held!.outcome()).toBeInstanceOf(SMTPProtocolError);
+  });
+
+  it('reports an unsolicited 421 as the server leaving', async () => {
+    const { connection } = await open({ handlers: { NOOP: '250 ok\r\n421 4.3.2 shutting down' } });
+    await greetingOf(held!);
+    const done = lastValueFrom(connection.replies$).catch((e: unknown) => e);
+    await firstValueFrom(connection.request$(command('NOOP')));
+    const err = await done;
+    expect(err).toBeInstanceOf(SMTPServerDisconnected);
+    expect(String(err)).toContain('421');
+  });
+
+  it('closes the connection on a reply line over 8192 bytes', async () => {
+    const { connection } = await open({ handlers: { NOOP: `250 ${'x'.repeat(8189)}` } });
+    await greetingOf(held!);
+    const err = await firstValueFrom(connection.request$(command('NOOP'))).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SMTPResponseException);
+    expect(err).toMatchObject({ smtpCode: 500, smtpError: 'Line too long.' });
+    await lastValueFrom(connection.closed$, { defaultValue: undefined });
+    await fake.closedSession();
+  });
+
+  it('errors pending requests when the server closes early', async () => {
+    const { connection } = await open({ handlers: { NOOP: { close: true } } });
+    await greetingOf(held!);
+    const err = await firstValueFrom(connection.request$(command('NOOP'))).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SMTPServerDisconnected);
+    expect((err as Error).message).toBe('Connection unexpectedly closed');
+  });
+
+  it('destroys the connection when a reply timer expires', async () => {
+    const { connection } = await open({ handlers: { NOOP: { stall: true } } });
+    await greetingOf(held!);
+    const err = await firstValueFrom(connection.request$(command('NOOP'), { step: 'noop', timeout: 50 })).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(SMTPTimeoutError);
+    expect(err).toMatchObject({ step: 'noop', code: 'ERR_SMTP_TIMEOUT' });
+    expect(connection.open).toBe(false);
+    await fake.closedSession();
+  });
+
+  it('fails a request made after the connection closed, without writing', async () => {
+    const { connection } = await open();
+    await greetingOf(held!);
+    connection.destroy();
+    await expect(firstValueFrom(connection.request$(command('NOOP')))).rejects.toBeInstanceOf(SMTPServerDisconnected);
+  });
+
+  it('destroys the socket when connect$ is unsubscribed', async () => {
+    await open({ handlers: { NOOP: { stall: true } } });
+    await greetingOf(held!);
+    await held!.release();
+    held = undefined;
+    await fake.closedSession();
+    expect(fake.session.closed).toBe(true);
+  });
+
+  it('shows commands and replies on debug$, redacting secrets', async () => {
+    const { connection } = await open({ handlers: { AUTH: '235 ok' } });
+    const events: string[] = [];
+    connection.debug$.subscribe((e) => events.push(`${e.direction} ${e.text}`));
+    await greetingOf(held!);
+    await firstValueFrom(connection.request$(command('AUTH', ['PLAIN', 'c2VjcmV0'], { secret: true })));
+    expect(events).toEqual(['receive 220 fake.test ESMTP', 'send AUTH ****', 'receive 235 ok']);
+    expect(fake.text()).toContain('AUTH PLAIN c2VjcmV0');
+  });
+});
