@@ -1,5 +1,6 @@
 import { Observable, OperatorFunction, map, take } from 'rxjs';
 import { SMTPConnectError } from '../errors';
+import { Reply } from '../wire/reply';
 import { Session, Step, stepOperator } from './session';
 
 /**
@@ -16,12 +17,14 @@ import { Session, Step, stepOperator } from './session';
 export function greeting$(session: Session): Observable<Step> {
   const { connection } = session;
   return connection.greeting$.pipe(
-    connection.timeoutAfter<import('../wire/reply').Reply>('greeting', session.timeouts.greeting),
+    connection.timeoutAfter<Reply>('greeting', session.timeouts.greeting),
     take(1),
     map((reply) => {
       if (reply.code !== 220) {
-        connection.destroy();
-        throw SMTPConnectError.fromReply(reply);
+        // Destroying with the error itself makes every stream on the connection end with it.
+        const err = SMTPConnectError.fromReply(reply);
+        connection.destroy(err);
+        throw err;
       }
       return { session: { ...session, greeting: reply }, reply };
     }),

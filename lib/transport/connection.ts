@@ -248,8 +248,14 @@ export class SmtpConnection {
         subscriber.next();
         subscriber.complete();
       };
+      const onFailure = (): void => subscriber.error(this.disconnectedError());
       secure.once('secureConnect', onSecure);
-      return () => secure.off('secureConnect', onSecure);
+      // The connection's own listeners record why (a certificate error, say); the upgrade fails with that.
+      secure.once('close', onFailure);
+      return () => {
+        secure.off('secureConnect', onSecure);
+        secure.off('close', onFailure);
+      };
     });
   }
 

@@ -100,7 +100,7 @@ export class ReplyParser {
 
   private addLine(raw: Buffer): Reply | undefined {
     const line = raw.toString('utf8');
-    const match = /^([2-5]\d\d)(?:([ -])(.*))?$/s.exec(line);
+    const match = /^(\d{3})(?:([ -])(.*))?$/s.exec(line);
     if (!match) {
       throw new SMTPProtocolError(`Malformed reply line: ${JSON.stringify(line.slice(0, 80))}`);
     }

@@ -63,6 +63,7 @@ const DEFAULT_HANDLERS: Record<string, Handler> = {
   EXPN: '502 5.5.2 Error: command not recognized',
   HELP: '214 2.0.0 fake help',
   QUIT: { close: true, reply: '221 2.0.0 Bye' },
+  STARTTLS: { starttls: true },
 };
 
 /**
@@ -105,8 +106,18 @@ export class FakeServer {
   }
 
   /** Resolves once a session's socket has closed. */
-  async closedSession(index = 0): Promise<void> {
-    while (!this.sessions[index]?.closed) await new Promise((r) => setTimeout(r, 5));
+  closedSession(index = 0): Promise<void> {
+    return this.until(() => this.sessions[index]?.closed === true);
+  }
+
+  /** Resolves once the session has received a command starting with `prefix`. */
+  received(prefix: string, index = 0): Promise<void> {
+    return this.until(() => this.sessions[index]?.commands.some((c) => c.toUpperCase().startsWith(prefix)) === true);
+  }
+
+  /** Polls a condition on what the fake has seen (events on a socket we do not own). */
+  async until(condition: () => boolean): Promise<void> {
+    while (!condition()) await new Promise((r) => setTimeout(r, 2));
   }
 
   async close(): Promise<void> {
