@@ -1,0 +1,254 @@
+import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
+import { Observable, Subject, Subscription, concatMap, defer, filter, finalize, map, tap } from 'rxjs';
+import { SMTPServerDisconnected } from '../errors';
+import { ehlo$, sendEhlo$, sendHelo$ } from '../session/ehlo';
+import { greeting$ } from '../session/greeting';
+import { quit$ } from '../session/quit';
+import { Session, Step, Timeouts, exchange$, hasExtension, newSession } from '../session/session';
+import { starttls$ } from '../session/starttls';
+import { connect$ as openConnection } from '../transport/connect';
+import { DebugEvent, formatDebugEvent } from '../transport/debug';
+import { SMTP_PORT } from '../transport/options';
+import { command } from '../wire/command';
+import { Reply } from '../wire/reply';
+
+/** Options of the smtplib-shaped classes. A constructor never does I/O. */
+export interface SMTPOptions {
+  readonly host?: string;
+  readonly port?: number;
+  /** The name sent in EHLO/HELO/LHLO; default: the FQDN when it has a dot, else `[address]`. */
+  readonly localHostname?: string;
+  /** One timeout in ms for connecting and for every reply (smtplib's `timeout`). */
+  readonly timeout?: number;
+  /** Per-step reply timeouts in ms (RFC 5321 §4.5.3.2 defaults). */
+  readonly timeouts?: Partial<Timeouts>;
+  /** Bind the local end of the socket. */
+  readonly sourceAddress?: { readonly host?: string; readonly port?: number };
+  /** Node TLS options for implicit TLS and STARTTLS. Certificates are verified by default. */
+  readonly tls?: TlsConnectionOptions;
+}
+
+/** A `debug$` event as the facade shows it: level 2 adds the time. */
+export interface DebugMessage {
+  readonly direction: DebugEvent['direction'];
+  readonly text: string;
+  /** `Date.now()` at the event; only at debug level 2. */
+  readonly time?: number;
+  /** The event as one printable line (smtplib's format). */
+  readonly line: string;
+}
+
+/**
+ * An SMTP client shaped like Python's `smtplib.SMTP`, method for method, with
+ * every method returning a cold Observable (`$`): nothing is sent until it is
+ * subscribed; it emits its result and completes. State (`ehloResp`,
+ * `esmtpFeatures`, …) is kept between calls as smtplib keeps it.
+ *
+ * The behaviour lives in `lib/session/`; this class only holds the current
+ * `Session` snapshot between calls.
+ *
+ * @example
+ * const smtp = new SMTP({ host: 'mail.example.com', tls: { ca } });
+ * await lastValueFrom(smtp.connect$());
+ * await lastValueFrom(smtp.starttls$());
+ * await lastValueFrom(smtp.quit$());
+ */
+export class SMTP {
+  /** smtplib's `SMTP_PORT`. */
+  static readonly defaultPort: number = SMTP_PORT;
+
+  protected readonly options: SMTPOptions;
+  protected readonly secure: boolean = false;
+  protected readonly lmtp: boolean = false;
+  private state: Session | null = null;
+  private link?: Subscription;
+  private debugLevel: 0 | 1 | 2 = 0;
+  private readonly debugSubject = new Subject<DebugMessage>();
+
+  /** Wire events while the debug level is above 0; AUTH payloads are redacted. */
+  readonly debug$: Observable<DebugMessage> = this.debugSubject.asObservable();
+
+  constructor(options: SMTPOptions = {}) {
+    this.options = options;
+  }
+
+  /** The HELO reply text, once HELO was sent (smtplib's `helo_resp`). */
+  get heloResp(): string | null {
+    return this.state?.heloResp ?? null;
+  }
+
+  /** The EHLO reply text, once EHLO was sent (smtplib's `ehlo_resp`). */
+  get ehloResp(): string | null {
+    return this.state?.ehloResp ?? null;
+  }
+
+  /** Whether the server answered EHLO with 250. */
+  get doesEsmtp(): boolean {
+    return this.state?.doesEsmtp ?? false;
+  }
+
+  /** EHLO keywords (lower-case) and their parameters, parsed as smtplib does. */
+  get esmtpFeatures(): Readonly<Record<string, string>> {
+    return this.state?.esmtpFeatures ?? {};
+  }
+
+  /** The current session snapshot, for the reactive API (`null` before `connect$`). */
+  get session(): Session | null {
+    return this.state;
+  }
+
+  /** smtplib's `set_debuglevel`: 0 off, 1 wire events, 2 with timestamps. */
+  setDebuglevel(level: 0 | 1 | 2): void {
+    this.debugLevel = level;
+  }
+
+  /**
+   * Connects and reads the greeting; a non-220 greeting errors with
+   * `SMTPConnectError`. `"host:port"` is split as smtplib does. Connecting
+   * again closes the previous connection.
+   *
+   * @return the greeting.
+   */
+  connect$(host?: string, port?: number): Observable<Reply> {
+    return new Observable<Reply>((subscriber) => {
+      this.close();
+      let greeted = false;
+      const link = openConnection({
+        ...this.options,
+        host: host ?? this.options.host,
+        port: port ?? (host === undefined ? this.options.port : undefined),
+        secure: this.secure,
+        lmtp: this.lmtp,
+        defaultPort: (this.constructor as typeof SMTP).defaultPort,
+        connectTimeout: this.options.timeout,
+      })
+        .pipe(
+          tap((connection) => this.watch(connection.debug$)),
+          map((connection) => newSession(connection, { ...this.options, lmtp: this.lmtp })),
+          concatMap((session) => greeting$(session)),
+        )
+        .subscribe({
+          next: (step) => {
+            greeted = true;
+            this.state = step.session;
+            subscriber.next(step.reply);
+            subscriber.complete();
+          },
+          // After the greeting, a dropped connection shows up on the next command instead.
+          error: (err: unknown) => greeted || subscriber.error(err),
+        });
+      this.link = link;
+      return () => {
+        if (!greeted) this.close();
+      };
+    });
+  }
+
+  /** smtplib's `helo()`: sends HELO; a refusal is the emitted reply, not an error. */
+  helo$(name?: string): Observable<Reply> {
+    return this.step$((s) => sendHelo$(s, name));
+  }
+
+  /** smtplib's `ehlo()` (LHLO for LMTP): sends EHLO and records the capabilities on 250. */
+  ehlo$(name?: string): Observable<Reply> {
+    return this.step$((s) => sendEhlo$(s, name));
+  }
+
+  /** smtplib's `ehlo_or_helo_if_needed()`: EHLO, then HELO, unless done; both refused → `SMTPHeloError`. */
+  ehloOrHeloIfNeeded$(): Observable<Reply> {
+    return this.step$((s) => ehlo$(s));
+  }
+
+  /** smtplib's `has_extn()`: whether the server advertised the extension (case-insensitive). */
+  hasExtn(name: string): boolean {
+    return this.state !== null && hasExtension(this.state, name);
+  }
+
+  /** smtplib's `verify()`: VRFY with the address part of `address`. */
+  verify$(address: string): Observable<Reply> {
+    return this.docmd$('VRFY', addressOnly(address));
+  }
+
+  /** smtplib's `expn()`: EXPN with the address part of `address`. */
+  expn$(address: string): Observable<Reply> {
+    return this.docmd$('EXPN', addressOnly(address));
+  }
+
+  /** smtplib's `help()`: emits the text of the HELP reply. */
+  help$(args?: string): Observable<string> {
+    return this.docmd$('HELP', args).pipe(map((reply) => reply.message));
+  }
+
+  /** smtplib's `noop()`. */
+  noop$(): Observable<Reply> {
+    return this.docmd$('NOOP');
+  }
+
+  /** smtplib's `rset()`. */
+  rset$(): Observable<Reply> {
+    return this.docmd$('RSET');
+  }
+
+  /** smtplib's `docmd()`: sends any command and emits the reply, whatever its code. */
+  docmd$(cmd: string, args?: string): Observable<Reply> {
+    return this.step$((s) => exchange$(s, command(cmd, args ? [args] : [])).pipe(map((reply) => ({ session: s, reply }))));
+  }
+
+  /**
+   * smtplib's `starttls()`: EHLO if needed, STARTTLS (refused when not
+   * advertised), TLS handshake with certificate verification, then every
+   * capability is forgotten; the next command that needs them sends EHLO again.
+   */
+  starttls$(options: { tls?: TlsConnectionOptions } = {}): Observable<Reply> {
+    return this.step$((s) => ehlo$(s).pipe(concatMap((step) => starttls$(step.session, options.tls))));
+  }
+
+  /** smtplib's `quit()`: QUIT, then close; capabilities are forgotten. */
+  quit$(): Observable<Reply> {
+    // The socket closes by itself after the 221 (quit$ ends our side); only the link is dropped.
+    return this.step$((s) => quit$(s)).pipe(finalize(() => (this.link = undefined)));
+  }
+
+  /** smtplib's `close()`: closes the connection at once, without QUIT. */
+  close(): void {
+    const link = this.link;
+    this.link = undefined;
+    this.state?.connection.destroy();
+    link?.unsubscribe();
+  }
+
+  /**
+   * Runs a session step on the current snapshot and keeps the new one.
+   * Before `connect$` (or after `close()`): `SMTPServerDisconnected`, as smtplib.
+   */
+  protected step$(run: (session: Session) => Observable<Step>): Observable<Reply> {
+    return defer(() => run(this.requireSession())).pipe(
+      tap((step) => (this.state = step.session)),
+      map((step) => step.reply),
+    );
+  }
+
+  /** The current session, or `SMTPServerDisconnected` when there is no open connection. */
+  protected requireSession(): Session {
+    if (!this.state || !this.link) throw new SMTPServerDisconnected('please run connect() first');
+    return this.state;
+  }
+
+  private watch(events$: Observable<DebugEvent>): void {
+    events$.pipe(filter(() => this.debugLevel > 0)).subscribe((event) => {
+      const level = this.debugLevel as 1 | 2;
+      this.debugSubject.next({
+        direction: event.direction,
+        text: event.text,
+        ...(level === 2 ? { time: event.time } : {}),
+        line: formatDebugEvent(event, level),
+      });
+    });
+  }
+}
+
+/** smtplib's `_addr_only`: the address of `"Name <addr>"`, or the string itself. */
+function addressOnly(address: string): string {
+  const angle = /<([^<>]*)>\s*$/.exec(address);
+  return angle ? angle[1] : address.trim();
+}

@@ -1,0 +1,30 @@
+/**
+ * rx-smtp: an SMTP and LMTP client on RxJS. This module exports the public API only.
+ */
+export * from './errors';
+export type { Reply, ReplyLimits } from './wire/reply';
+export { parseReplies, ReplyParser, DEFAULT_REPLY_LIMITS } from './wire/reply';
+export type { Command } from './wire/command';
+export { command, checkArgument } from './wire/command';
+export { parseCapabilities } from './wire/capabilities';
+
+export { connect$ } from './transport/connect';
+export { SmtpConnection } from './transport/connection';
+export type { Outgoing, Payload, RequestOptions } from './transport/connection';
+export type { DebugEvent } from './transport/debug';
+export type { ConnectOptions } from './transport/options';
+export { SMTP_PORT, SMTP_SSL_PORT, LMTP_PORT } from './transport/options';
+
+export type { Session, SessionOptions, Step, Timeouts } from './session/session';
+export { DEFAULT_TIMEOUTS, hasExtension, newSession } from './session/session';
+export { greeting, greeting$ } from './session/greeting';
+export { ehlo, ehlo$, sendEhlo$, sendHelo$ } from './session/ehlo';
+export { starttls, starttls$ } from './session/starttls';
+export { quit, quit$ } from './session/quit';
+export { session$ } from './session/open-session';
+export type { SessionConfig, StartTlsPolicy } from './session/open-session';
+
+export { SMTP } from './client/smtp';
+export type { SMTPOptions, DebugMessage } from './client/smtp';
+export { SMTP_SSL } from './client/smtp-ssl';
+export { LMTP } from './client/lmtp';
