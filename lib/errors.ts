@@ -14,6 +14,7 @@ import type { Reply } from './wire/reply';
 export type SMTPErrorCode =
   | 'ERR_SMTP'
   | 'ERR_SMTP_NOT_SUPPORTED'
+  | 'ERR_SMTP_SIZE_EXCEEDED'
   | 'ERR_SMTP_SERVER_DISCONNECTED'
   | 'ERR_SMTP_TIMEOUT'
   | 'ERR_SMTP_PROTOCOL'
@@ -38,7 +39,18 @@ export class SMTPException extends Error {
 
 /** The command or option is not supported by the server (or by this client). */
 export class SMTPNotSupportedError extends SMTPException {
-  override readonly code = 'ERR_SMTP_NOT_SUPPORTED';
+  override readonly code: SMTPErrorCode = 'ERR_SMTP_NOT_SUPPORTED';
+}
+
+/** The message is larger than the server's SIZE limit (RFC 1870 §6): refused before MAIL is sent. */
+export class SMTPSizeExceededError extends SMTPNotSupportedError {
+  override readonly code = 'ERR_SMTP_SIZE_EXCEEDED';
+  constructor(
+    readonly size: number,
+    readonly limit: number,
+  ) {
+    super(`Message size ${size} exceeds the server's limit of ${limit} bytes (SIZE)`);
+  }
 }
 
 /** Not connected, or the server closed the connection. */

@@ -22,6 +22,15 @@ export { ehlo, ehlo$, sendEhlo$, sendHelo$ } from './session/ehlo';
 export { starttls, starttls$ } from './session/starttls';
 export { quit, quit$ } from './session/quit';
 export { session$ } from './session/open-session';
+export { sendmail$ } from './session/sendmail';
+export type { SendEvent } from './session/sendmail';
+export { mail$, rcpt$, data$ } from './session/mail';
+export { planEnvelope } from './session/envelope';
+export type { MailOptions, RcptOptions, Recipient, Envelope } from './session/envelope';
+export type { Body } from './wire/body-source';
+export { encodeBody, BodyEncoder } from './wire/body-encoder';
+export { toChunks$ } from './wire/body-source';
+export { xtext } from './wire/xtext';
 export type { SessionConfig, StartTlsPolicy } from './session/open-session';
 
 export { SMTP } from './client/smtp';

@@ -6,6 +6,10 @@ import { greeting$ } from '../session/greeting';
 import { quit$ } from '../session/quit';
 import { Session, Step, Timeouts, exchange$, hasExtension, newSession } from '../session/session';
 import { starttls$ } from '../session/starttls';
+import { MailOptions, RcptOptions, Recipient, mailOptionsOf, rcptOptionsOf } from '../session/envelope';
+import { data$, mail$, rcpt$ } from '../session/mail';
+import { SendEvent, sendmail$ } from '../session/sendmail';
+import { Body } from '../wire/body-source';
 import { connect$ as openConnection } from '../transport/connect';
 import { DebugEvent, formatDebugEvent } from '../transport/debug';
 import { SMTP_PORT } from '../transport/options';
@@ -63,6 +67,8 @@ export class SMTP {
   private state: Session | null = null;
   private link?: Subscription;
   private debugLevel: 0 | 1 | 2 = 0;
+  /** Recipients accepted since the last MAIL: LMTP answers the final dot once for each. */
+  private accepted = 0;
   private readonly debugSubject = new Subject<DebugMessage>();
 
   /** Wire events while the debug level is above 0; AUTH payloads are redacted. */
@@ -201,6 +207,46 @@ export class SMTP {
    */
   starttls$(options: { tls?: TlsConnectionOptions } = {}): Observable<Reply> {
     return this.step$((s) => ehlo$(s).pipe(concatMap((step) => starttls$(step.session, options.tls))));
+  }
+
+  /** smtplib's `mail()`: `MAIL FROM`, options sent to ESMTP servers only; emits the reply whatever its code. */
+  mail$(sender: string, options: readonly string[] = []): Observable<Reply> {
+    return this.step$((s) => mail$(s, sender, options)).pipe(tap(() => (this.accepted = 0)));
+  }
+
+  /** smtplib's `rcpt()`: `RCPT TO`; emits the reply whatever its code. */
+  rcpt$(recipient: string, options: readonly string[] = []): Observable<Reply> {
+    return this.step$((s) => rcpt$(s, recipient, options)).pipe(
+      tap((reply) => (this.accepted += reply.code === 250 || reply.code === 251 ? 1 : 0)),
+    );
+  }
+
+  /**
+   * smtplib's `data()`: DATA, the body (any `Body`: string, bytes, stream), the
+   * final dot; a reply other than 354 to DATA is `SMTPDataError`. Emits the
+   * final reply (for LMTP, the last of one per accepted recipient).
+   */
+  data$(body: Body): Observable<Reply> {
+    return this.step$((s) => data$(s, body, this.lmtp ? this.accepted : 1));
+  }
+
+  /**
+   * smtplib's `sendmail()`, streamed: EHLO/HELO if needed, then the
+   * transaction. Emits a `recipient` event per RCPT reply as it arrives,
+   * `progress` while the body is written, `delivery` per recipient for LMTP,
+   * and finally `sent` with smtplib's `refused` map. Options are smtplib's
+   * lists of strings or the structured `MailOptions`/`RcptOptions`.
+   */
+  sendmail$(
+    from: string,
+    to: string | readonly (string | Recipient)[],
+    body: Body,
+    mailOptions: readonly string[] | MailOptions = [],
+    rcptOptions: readonly string[] | RcptOptions = [],
+  ): Observable<SendEvent> {
+    return this.step$((s) => ehlo$(s)).pipe(
+      concatMap(() => sendmail$(this.requireSession(), from, to, body, mailOptionsOf(mailOptions), rcptOptionsOf(rcptOptions))),
+    );
   }
 
   /** smtplib's `quit()`: QUIT, then close; capabilities are forgotten. */

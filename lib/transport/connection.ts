@@ -18,12 +18,16 @@ import {
 import { Command, encodeCommand } from '../wire/command';
 import { DEFAULT_REPLY_LIMITS, Reply, ReplyParser } from '../wire/reply';
 import { DebugEvent } from './debug';
+import { Mutex } from './mutex';
 
 /** Raw bytes sent as part of a request (a BDAT chunk, the end-of-data dot). */
 export interface Payload {
   readonly bytes: Uint8Array;
-  /** Whether the server answers these bytes (the final `.` does; a BDAT chunk's reply belongs to its command). */
-  readonly expectsReply: boolean;
+  /**
+   * How many replies these bytes draw: the final `.` draws one (one per accepted
+   * recipient in LMTP, RFC 2033 §4.2); a BDAT chunk's reply belongs to its command.
+   */
+  readonly replies: number;
   /** What `debug$` shows instead of the bytes. */
   readonly debugText: string;
 }
@@ -73,6 +77,12 @@ export class SmtpConnection {
   private quitting = false;
   private upgrading = false;
   private secureFlag: boolean;
+
+  /**
+   * Serialises transactions' writes: each holds it from its first byte to its
+   * last, and releases it before its final reply arrives, so transactions stack.
+   */
+  readonly writeLock = new Mutex();
 
   /** Every reply, in arrival order (hot). Completes on a graceful close, errors on a failure. */
   readonly replies$: Observable<Reply> = this.repliesSubject.asObservable();
@@ -161,7 +171,7 @@ export class SmtpConnection {
   request$(out: Outgoing | readonly Outgoing[], options: RequestOptions = {}): Observable<Reply> {
     const group = Array.isArray(out) ? (out as readonly Outgoing[]) : [out as Outgoing];
     const replies$ = new Observable<Reply>((subscriber) => {
-      const expected = group.filter((o) => isCommand(o) || o.expectsReply).length;
+      const expected = group.reduce((n, o) => n + (isCommand(o) ? 1 : o.replies), 0);
       let received = 0;
       let active = true;
       const slots: Slot[] = Array.from({ length: expected }, () => ({
@@ -194,6 +204,19 @@ export class SmtpConnection {
         this.destroy(err);
         return throwError(() => err);
       },
+    });
+  }
+
+  /**
+   * Subscribes to `source$` with the socket corked until the next tick, so the
+   * writes it makes at once leave together (a transaction's envelope and its first BDAT chunk).
+   */
+  corked$<T>(source$: Observable<T>): Observable<T> {
+    return new Observable<T>((subscriber) => {
+      const socket = this.socket;
+      socket.cork();
+      process.nextTick(() => socket.uncork());
+      return source$.subscribe(subscriber);
     });
   }
 

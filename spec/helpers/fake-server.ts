@@ -21,8 +21,9 @@ export interface FakeScript {
   readonly handlers?: Readonly<Record<string, Handler>>;
   /** EHLO keywords after the first line; default PIPELINING, 8BITMIME, SIZE, ENHANCEDSTATUSCODES. */
   readonly extensions?: readonly string[];
-  /** Queue replies until this verb arrives, then send them in one write (proves pipelining). */
+  /** Queue replies from `holdRepliesFrom` (default MAIL) until this verb arrives, then send them in one write (proves pipelining). */
   readonly holdRepliesUntil?: string;
+  readonly holdRepliesFrom?: string;
   /** Certificate and key for STARTTLS or implicit TLS. */
   readonly tls?: tls.SecureContextOptions;
   /** Speak TLS from the first byte. */
@@ -135,7 +136,8 @@ export class FakeServer {
     let mode: { kind: 'command' } | { kind: 'data'; body: Buffer[] } | { kind: 'bdat'; left: number; last: boolean; body: Buffer[] } =
       { kind: 'command' };
     let out: Buffer[] = [];
-    let held = this.script.holdRepliesUntil !== undefined;
+    let held = false;
+    let holdArmed = this.script.holdRepliesUntil !== undefined;
     let stalled = false;
     let upgrade: { inject?: string } | undefined;
 
@@ -170,6 +172,10 @@ export class FakeServer {
     const handle = (line: string): boolean => {
       session.commands.push(line);
       const verb = line.split(' ')[0].toUpperCase();
+      if (holdArmed && verb === (this.script.holdRepliesFrom ?? 'MAIL')) {
+        held = true;
+        holdArmed = false;
+      }
       if (verb === this.script.holdRepliesUntil) held = false;
       if (verb === 'EHLO' || verb === 'LHLO') {
         const custom = this.script.handlers?.[verb];

@@ -37,7 +37,7 @@ describe('SmtpConnection', () => {
   });
 
   it('keeps pairing right when a request is unsubscribed before its reply', async () => {
-    const { connection } = await open({ handlers: { NOOP: { stall: true } }, holdRepliesUntil: 'RSET' });
+    const { connection } = await open({ holdRepliesFrom: 'VRFY', holdRepliesUntil: 'RSET' });
     await greetingOf(held!);
     const abandoned = connection.request$(command('VRFY', ['x'])).subscribe();
     abandoned.unsubscribe();

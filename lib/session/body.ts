@@ -1,0 +1,36 @@
+import { Observable, OperatorFunction, filter, map } from 'rxjs';
+import { Body, toChunks$ } from '../wire/body-source';
+import { encodeBody } from '../wire/body-encoder';
+import { Session } from './session';
+
+/**
+ * A body's chunks, encoded, pulled from the source only while the socket can
+ * take more (so memory stays flat whatever the size), each under the RFC 5321
+ * §4.5.3.2 data-block timer.
+ */
+export function bodyChunks$(
+  session: Session,
+  body: Body,
+  encode: OperatorFunction<Uint8Array, Uint8Array>,
+): Observable<Uint8Array> {
+  const { connection, timeouts } = session;
+  return toChunks$(body, { ready: () => connection.whenWritable() }).pipe(
+    encode,
+    filter((chunk) => chunk.length > 0),
+    connection.timeoutAfter<Uint8Array>('dataBlock', timeouts.dataBlock),
+  );
+}
+
+/**
+ * Writes a DATA body: line ends canonicalised, leading dots doubled (RFC 5321
+ * §4.5.2), the last line closed; the final dot is the caller's. Emits the size
+ * of each chunk written.
+ */
+export function writeDataBody$(session: Session, body: Body): Observable<number> {
+  return bodyChunks$(session, body, encodeBody({ dotStuff: true, terminate: false, finalCrlf: true })).pipe(
+    map((chunk) => {
+      session.connection.write(chunk);
+      return chunk.length;
+    }),
+  );
+}

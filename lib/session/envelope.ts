@@ -1,0 +1,166 @@
+import { SMTPInvalidArgumentError, SMTPNotSupportedError, SMTPSizeExceededError } from '../errors';
+import { mailboxForWire, reversePathForWire } from '../message/mailbox';
+import { sizeLimit } from '../wire/capabilities';
+import { Command, checkArgument, command } from '../wire/command';
+import { xtext } from '../wire/xtext';
+import { Session, hasExtension } from './session';
+
+/** Options of one message (MAIL FROM). Arrays of strings are smtplib's `mail_options`. */
+export interface MailOptions {
+  /** ESMTP parameters sent verbatim (`'SMTPUTF8'`, `'BODY=8BITMIME'`, …), as smtplib's `mail_options`. */
+  readonly params?: readonly string[];
+  /** `BODY=`: default `8BITMIME` when the body has 8-bit bytes and the server offers it (RFC 6152). */
+  readonly body?: '7BIT' | '8BITMIME' | 'BINARYMIME';
+  /** DSN `RET=` (RFC 3461 §4.3); dropped when the server does not offer DSN. */
+  readonly ret?: 'FULL' | 'HDRS';
+  /** DSN `ENVID=` (RFC 3461 §4.4), xtext-encoded here. */
+  readonly envid?: string;
+  /** REQUIRETLS (RFC 8689): refused unless the connection is TLS and the server offers it. */
+  readonly requireTls?: boolean;
+  /** Use BDAT when the server offers CHUNKING (RFC 3030); default true. */
+  readonly chunking?: boolean;
+}
+
+/** Options of one recipient (RCPT TO). Arrays of strings are smtplib's `rcpt_options`. */
+export interface RcptOptions {
+  readonly params?: readonly string[];
+  /** DSN `NOTIFY=` (RFC 3461 §4.1). */
+  readonly notify?: 'NEVER' | readonly ('SUCCESS' | 'FAILURE' | 'DELAY')[];
+  /** DSN `ORCPT=rfc822;…` (RFC 3461 §4.2); the original address, xtext-encoded here. */
+  readonly orcpt?: string;
+}
+
+/** A recipient with options of its own. */
+export interface Recipient extends RcptOptions {
+  readonly address: string;
+}
+
+/** What a transaction sends before the body, validated. */
+export interface Envelope {
+  readonly sender: string;
+  readonly mail: Command;
+  readonly recipients: readonly { readonly address: string; readonly rcpt: Command }[];
+  /** `data` (DATA, dot-stuffed) or `bdat` (BDAT chunks, RFC 3030). */
+  readonly mode: 'data' | 'bdat';
+  /** BODY=BINARYMIME: the body's bytes go out untouched. */
+  readonly binary: boolean;
+}
+
+/** What is known about the body before it is read. */
+export interface BodyFacts {
+  /** Its size in bytes when known (a string or bytes). */
+  readonly size?: number;
+  /** Whether it holds bytes ≥ 0x80, when known. */
+  readonly has8bit?: boolean;
+}
+
+// RFC 5321 §4.1.2: esmtp-keyword ["=" esmtp-value]; the value has no "=", blank or control.
+const ESMTP_PARAM = /^[A-Za-z0-9][A-Za-z0-9-]*(?:=[^\s=\x00-\x1f\x7f]+)?$/u;
+
+/** Normalises smtplib's list form and the structured form of the options. */
+export function mailOptionsOf(options: readonly string[] | MailOptions = {}): MailOptions {
+  return isList(options) ? { params: options } : options;
+}
+
+/** Normalises smtplib's list form and the structured form of the recipient options. */
+export function rcptOptionsOf(options: readonly string[] | RcptOptions = {}): RcptOptions {
+  return isList(options) ? { params: options } : options;
+}
+
+function isList<T extends object>(options: readonly string[] | T): options is readonly string[] {
+  return Array.isArray(options);
+}
+
+/**
+ * Builds and checks everything a transaction writes before the body, so that a
+ * bad address, option or size fails with a typed error before any byte is sent.
+ *
+ * Parameters follow smtplib's `sendmail` (`SIZE=` when advertised, options only
+ * to ESMTP servers) plus what smtplib leaves to the caller: `BODY=8BITMIME` for
+ * 8-bit bodies, `SMTPUTF8` when an address needs it (RFC 6531), DSN, REQUIRETLS.
+ *
+ * @throws SMTPInvalidArgumentError for a malformed address or parameter.
+ * @throws SMTPNotSupportedError when the message needs an extension the server lacks.
+ * @throws SMTPSizeExceededError when the known size is over the server's SIZE.
+ */
+export function planEnvelope(
+  session: Session,
+  sender: string,
+  recipients: readonly (string | Recipient)[],
+  facts: BodyFacts,
+  mailOptions: MailOptions = {},
+  rcptOptions: RcptOptions = {},
+): Envelope {
+  const esmtp = session.doesEsmtp;
+  const has = (name: string): boolean => esmtp && hasExtension(session, name);
+  const explicit = (mailOptions.params ?? []).map((p) => checkParam(p));
+  const asked = (name: string): boolean => explicit.some((p) => p.split('=')[0].toUpperCase() === name);
+  const smtputf8Offered = has('smtputf8');
+  if (asked('SMTPUTF8') && !smtputf8Offered) throw new SMTPNotSupportedError('SMTPUTF8 not supported by server');
+
+  const from = reversePathForWire(sender, { smtputf8: smtputf8Offered });
+  const rcpts = recipients.map((r) => {
+    const recipient = typeof r === 'string' ? { address: r } : r;
+    const path = mailboxForWire(recipient.address, { smtputf8: smtputf8Offered });
+    return { address: recipient.address, path, options: { ...rcptOptions, ...withoutAddress(recipient) } };
+  });
+  const needsUtf8 = from.needsSmtputf8 || rcpts.some((r) => r.path.needsSmtputf8);
+
+  const body = mailOptions.body ?? (facts.has8bit && has('8bitmime') ? '8BITMIME' : undefined);
+  const binary = body === 'BINARYMIME';
+  if (binary && !(has('binarymime') && has('chunking'))) {
+    throw new SMTPNotSupportedError('BODY=BINARYMIME needs the BINARYMIME and CHUNKING extensions (RFC 3030)');
+  }
+  if (mailOptions.requireTls && !(has('requiretls') && session.connection.secure)) {
+    throw new SMTPNotSupportedError('REQUIRETLS needs a TLS connection to a server that offers it (RFC 8689)');
+  }
+  const limit = has('size') ? sizeLimit(session.esmtpFeatures) : undefined;
+  if (limit !== undefined && facts.size !== undefined && facts.size > limit) {
+    throw new SMTPSizeExceededError(facts.size, limit);
+  }
+
+  const params = esmtp
+    ? [
+        ...(has('size') && facts.size !== undefined ? [`SIZE=${facts.size}`] : []),
+        ...(body && !asked('BODY') ? [`BODY=${body}`] : []),
+        ...(needsUtf8 && !asked('SMTPUTF8') ? ['SMTPUTF8'] : []),
+        ...(has('dsn') && mailOptions.ret ? [`RET=${mailOptions.ret}`] : []),
+        ...(has('dsn') && mailOptions.envid !== undefined ? [`ENVID=${xtext(mailOptions.envid)}`] : []),
+        ...(mailOptions.requireTls ? ['REQUIRETLS'] : []),
+        ...explicit,
+      ]
+    : [];
+  return {
+    sender,
+    mail: command('MAIL', [`FROM:${from.wire}`, ...params]),
+    recipients: rcpts.map((r) => ({
+      address: r.address,
+      rcpt: command('RCPT', [`TO:${r.path.wire}`, ...(esmtp ? rcptParams(r.options, has('dsn')) : [])]),
+    })),
+    mode: has('chunking') && mailOptions.chunking !== false ? 'bdat' : 'data',
+    binary,
+  };
+}
+
+function withoutAddress({ address: _address, ...options }: Recipient): RcptOptions {
+  return options;
+}
+
+function rcptParams(options: RcptOptions, dsn: boolean): string[] {
+  const params: string[] = [];
+  if (dsn && options.notify) {
+    const notify = options.notify === 'NEVER' ? 'NEVER' : options.notify.join(',');
+    if (!/^(NEVER|((SUCCESS|FAILURE|DELAY),)*(SUCCESS|FAILURE|DELAY))$/.test(notify)) {
+      throw new SMTPInvalidArgumentError(`Invalid NOTIFY value: ${JSON.stringify(notify)}`);
+    }
+    params.push(`NOTIFY=${notify}`);
+  }
+  if (dsn && options.orcpt !== undefined) params.push(`ORCPT=rfc822;${xtext(checkArgument(options.orcpt, 'ORCPT'))}`);
+  return [...params, ...(options.params ?? []).map((p) => checkParam(p))];
+}
+
+function checkParam(param: string): string {
+  checkArgument(param, 'ESMTP parameter');
+  if (!ESMTP_PARAM.test(param)) throw new SMTPInvalidArgumentError(`Not an ESMTP parameter: ${JSON.stringify(param)}`);
+  return param;
+}

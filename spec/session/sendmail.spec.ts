@@ -1,0 +1,378 @@
+import { Observable, firstValueFrom, lastValueFrom } from 'rxjs';
+import {
+  SMTPDataError,
+  SMTPNotSupportedError,
+  SMTPPossiblyDeliveredError,
+  SMTPRecipientsRefused,
+  SMTPSenderRefused,
+  SMTPServerDisconnected,
+} from '../../lib/errors';
+import { session$ } from '../../lib/session/open-session';
+import { Session } from '../../lib/session/session';
+import { SendEvent, sendmail$ } from '../../lib/session/sendmail';
+import { FakeScript, FakeServer } from '../helpers/fake-server';
+import { all, collect } from '../helpers/events';
+
+const MESSAGE = 'Subject: hi\r\n\r\nHello.\r\n';
+
+describe('sendmail$', () => {
+  let fake: FakeServer;
+  let held: { session: Session; close(): void } | undefined;
+  afterEach(async () => {
+    held?.close();
+    held = undefined;
+    await fake.close();
+  });
+
+  /** A ready session on a fake server, kept open until the test ends. */
+  async function sessionWith(script: FakeScript, options: { lmtp?: boolean } = {}): Promise<Session> {
+    fake = await FakeServer.start(script);
+    const session = await new Promise<Session>((resolve, reject) => {
+      const sub = session$({ host: '127.0.0.1', port: fake.port, localHostname: 'c.test', starttls: 'never', timeout: 2000, ...options }).subscribe({
+        next: (s) => {
+          held = { session: s, close: () => sub.unsubscribe() };
+          resolve(s);
+        },
+        error: reject,
+      });
+    });
+    fake.session.commands.length = 0;
+    fake.session.chunks.length = 0;
+    return session;
+  }
+
+  const send = (session: Session, to: string[] | string, body: Parameters<typeof sendmail$>[3] = MESSAGE, opts = {}) =>
+    collect(sendmail$(session, 'a@x.test', to, body, opts));
+
+  describe('with PIPELINING', () => {
+    it('sends MAIL, every RCPT and DATA in one write, then the body', async () => {
+      const session = await sessionWith({ holdRepliesUntil: 'DATA' });
+      const { values, error } = await send(session, ['b@x.test', 'c@x.test']);
+      expect(error).toBeUndefined();
+      expect(fake.session.chunks[0].toString()).toBe(
+        'MAIL FROM:<a@x.test> SIZE=23\r\nRCPT TO:<b@x.test>\r\nRCPT TO:<c@x.test>\r\nDATA\r\n',
+      );
+      expect(values.map((e) => e.type)).toEqual(['recipient', 'recipient', 'progress', 'sent']);
+      expect(values[values.length - 1]).toMatchObject({ type: 'sent', reply: { code: 250 }, refused: {} });
+      expect(fake.session.messages[0].toString()).toBe(MESSAGE);
+    });
+
+    it('reports a partial refusal as events and in the refused map', async () => {
+      const session = await sessionWith({
+        handlers: { RCPT: (line) => (line.includes('bad@') ? '550 5.1.1 no such user' : '250 2.1.5 ok') },
+      });
+      const { values, error } = await send(session, ['good@x.test', 'bad@x.test']);
+      expect(error).toBeUndefined();
+      expect(values.slice(0, 2)).toEqual([
+        { type: 'recipient', recipient: 'good@x.test', accepted: true, reply: expect.objectContaining({ code: 250 }) },
+        { type: 'recipient', recipient: 'bad@x.test', accepted: false, reply: expect.objectContaining({ code: 550, enhancedStatus: '5.1.1' }) },
+      ]);
+      const sent = values[values.length - 1] as Extract<SendEvent, { type: 'sent' }>;
+      expect(Object.keys(sent.refused)).toEqual(['bad@x.test']);
+    });
+
+    it('ends a 354 with a lone dot when every recipient was refused, then RSET', async () => {
+      const session = await sessionWith({ handlers: { RCPT: '550 5.1.1 no' } });
+      const { values, error } = await send(session, ['b@x.test', 'c@x.test']);
+      expect(error).toBeInstanceOf(SMTPRecipientsRefused);
+      expect(Object.keys((error as SMTPRecipientsRefused).recipients)).toEqual(['b@x.test', 'c@x.test']);
+      expect(values.map((e) => e.type)).toEqual(['recipient', 'recipient']);
+      expect(fake.session.commands.slice(-1)).toEqual(['RSET']);
+      expect(fake.session.messages).toEqual([Buffer.alloc(0)]);
+      expect(session.connection.open).toBe(true);
+    });
+
+    it('refuses an empty recipient list before anything is sent', async () => {
+      const session = await sessionWith({});
+      const { error } = await send(session, []);
+      expect(error).toBeInstanceOf(SMTPRecipientsRefused);
+      expect((error as SMTPRecipientsRefused).recipients).toEqual({});
+      expect(fake.session.commands).toEqual([]);
+    });
+
+    it('closes without RSET on a 421 to MAIL', async () => {
+      const session = await sessionWith({ handlers: { MAIL: '421 4.3.2 going down', DATA: '503 no' } });
+      const { error } = await send(session, ['b@x.test']);
+      expect(error).toBeInstanceOf(SMTPSenderRefused);
+      expect(error).toMatchObject({ smtpCode: 421, sender: 'a@x.test' });
+      await fake.closedSession();
+      expect(fake.session.commands).not.toContain('RSET');
+    });
+
+    it('sends RSET after a refused sender and keeps the connection', async () => {
+      const session = await sessionWith({ handlers: { MAIL: '553 5.7.1 not you', RCPT: '503 no', DATA: '503 no' } });
+      const { error } = await send(session, ['b@x.test']);
+      expect(error).toBeInstanceOf(SMTPSenderRefused);
+      expect(fake.session.commands.slice(-1)).toEqual(['RSET']);
+      expect(session.connection.open).toBe(true);
+    });
+
+    it('errors with SMTPDataError and closes on a 421 at the end of data', async () => {
+      const session = await sessionWith({ handlers: { '.': '421 4.3.0 bye' } });
+      const { error } = await send(session, ['b@x.test']);
+      expect(error).toBeInstanceOf(SMTPDataError);
+      expect(error).toMatchObject({ smtpCode: 421 });
+      await fake.closedSession();
+      expect(fake.session.commands).not.toContain('RSET');
+    });
+
+    it('errors with SMTPDataError and sends RSET on a 552 at the end of data', async () => {
+      const session = await sessionWith({ handlers: { '.': '552 5.3.4 too big' } });
+      const { error } = await send(session, ['b@x.test']);
+      expect(error).toBeInstanceOf(SMTPDataError);
+      expect(error).toMatchObject({ smtpCode: 552 });
+      expect(fake.session.commands.slice(-1)).toEqual(['RSET']);
+      const again = await send(session, ['b@x.test']);
+      expect(again.error).toBeInstanceOf(SMTPDataError);
+    });
+
+    it('stacks transactions: the next MAIL goes out before the previous final reply', async () => {
+      const session = await sessionWith({});
+      const wire: string[] = [];
+      session.connection.debug$.subscribe((e) => wire.push(`${e.direction} ${e.text}`));
+      const [first, second] = await Promise.all([all(sendmail$(session, 'a@x.test', 'b@x.test', 'one')), all(sendmail$(session, 'a@x.test', 'c@x.test', 'two'))]);
+      expect(first[first.length - 1].type).toBe('sent');
+      expect(second[second.length - 1].type).toBe('sent');
+      const firstDot = wire.indexOf('send .');
+      const secondMail = wire.findIndex((l, i) => i > firstDot && l.startsWith('send MAIL'));
+      const firstQueued = wire.findIndex((l) => l.startsWith('receive 250 2.0.0 Ok: queued'));
+      expect(secondMail).toBeGreaterThan(firstDot);
+      expect(secondMail).toBeLessThan(firstQueued);
+      expect(fake.session.messages.map(String)).toEqual(['one\r\n', 'two\r\n']);
+    });
+  });
+
+  describe('without PIPELINING (lockstep)', () => {
+    const lockstep = { extensions: ['8BITMIME', 'SIZE 1000000'] };
+
+    it('writes one command per round trip', async () => {
+      const session = await sessionWith(lockstep);
+      const { error } = await send(session, ['b@x.test', 'c@x.test']);
+      expect(error).toBeUndefined();
+      const commandChunks = fake.session.chunks.slice(0, 4).map(String);
+      expect(commandChunks).toEqual(['MAIL FROM:<a@x.test> SIZE=23\r\n', 'RCPT TO:<b@x.test>\r\n', 'RCPT TO:<c@x.test>\r\n', 'DATA\r\n']);
+    });
+
+    it('stops at a 421 to RCPT: later recipients are not sent', async () => {
+      const session = await sessionWith({ ...lockstep, handlers: { RCPT: (l) => (l.includes('c@') ? '421 4.7.0 closing' : '250 ok') } });
+      const { values, error } = await send(session, ['b@x.test', 'c@x.test', 'd@x.test']);
+      expect(error).toBeInstanceOf(SMTPRecipientsRefused);
+      expect(Object.keys((error as SMTPRecipientsRefused).recipients)).toEqual(['c@x.test']);
+      expect(values.map((e) => e.type === 'recipient' && e.recipient)).toEqual(['b@x.test', 'c@x.test']);
+      await fake.closedSession();
+      expect(fake.session.commands).toEqual(['MAIL FROM:<a@x.test> SIZE=23', 'RCPT TO:<b@x.test>', 'RCPT TO:<c@x.test>']);
+    });
+
+    it('does not send DATA when every recipient was refused', async () => {
+      const session = await sessionWith({ ...lockstep, handlers: { RCPT: '550 no' } });
+      const { error } = await send(session, ['b@x.test']);
+      expect(error).toBeInstanceOf(SMTPRecipientsRefused);
+      expect(fake.session.commands).toEqual(['MAIL FROM:<a@x.test> SIZE=23', 'RCPT TO:<b@x.test>', 'RSET']);
+    });
+
+    it('errors with SMTPDataError when DATA is refused, then RSET', async () => {
+      const session = await sessionWith({ ...lockstep, handlers: { DATA: '554 5.5.1 no valid recipients' } });
+      const { error } = await send(session, ['b@x.test']);
+      expect(error).toBeInstanceOf(SMTPDataError);
+      expect(fake.session.commands.slice(-1)).toEqual(['RSET']);
+    });
+  });
+
+  describe('LMTP', () => {
+    it('emits one delivery event per accepted recipient after the body', async () => {
+      const session = await sessionWith(
+        {
+          handlers: {
+            RCPT: (l) => (l.includes('gone@') ? '550 5.1.1 unknown' : '250 2.1.5 ok'),
+            '.': '250 2.0.0 <b> delivered\r\n452 4.2.2 <c> over quota',
+          },
+        },
+        { lmtp: true },
+      );
+      const { values, error } = await send(session, ['b@x.test', 'gone@x.test', 'c@x.test']);
+      expect(error).toBeUndefined();
+      expect(values.filter((e) => e.type === 'delivery')).toEqual([
+        { type: 'delivery', recipient: 'b@x.test', delivered: true, reply: expect.objectContaining({ code: 250 }) },
+        { type: 'delivery', recipient: 'c@x.test', delivered: false, reply: expect.objectContaining({ code: 452 }) },
+      ]);
+      const sent = values[values.length - 1] as Extract<SendEvent, { type: 'sent' }>;
+      expect(Object.keys(sent.refused).sort()).toEqual(['c@x.test', 'gone@x.test']);
+      expect(fake.session.commands[0]).toMatch(/^MAIL/);
+    });
+
+    it('errors with SMTPDataError when no recipient got the message', async () => {
+      const session = await sessionWith({ handlers: { '.': '451 a\r\n452 b' } }, { lmtp: true });
+      const { values, error } = await send(session, ['b@x.test', 'c@x.test']);
+      expect(error).toBeInstanceOf(SMTPDataError);
+      expect(values.filter((e) => e.type === 'delivery')).toHaveLength(2);
+    });
+  });
+
+  describe('CHUNKING', () => {
+    const chunking = { extensions: ['PIPELINING', 'CHUNKING', '8BITMIME', 'BINARYMIME', 'SIZE 100000000'] };
+
+    it('sends MAIL, RCPT and BDAT LAST with the body in one write', async () => {
+      const session = await sessionWith(chunking);
+      const body = 'line one\nline two\r\n.leading dot\n';
+      const { error, values } = await send(session, ['b@x.test'], body);
+      expect(error).toBeUndefined();
+      const canonical = 'line one\r\nline two\r\n.leading dot\r\n';
+      expect(fake.session.chunks[0].toString()).toBe(
+        `MAIL FROM:<a@x.test> SIZE=${body.length}\r\nRCPT TO:<b@x.test>\r\nBDAT ${canonical.length} LAST\r\n${canonical}`,
+      );
+      expect(values[values.length - 1]).toMatchObject({ type: 'sent' });
+      expect(fake.session.messages[0].toString()).toBe(canonical);
+    });
+
+    it('splits a streamed body into several BDAT chunks', async () => {
+      const session = await sessionWith(chunking);
+      const parts = ['a'.repeat(70_000), 'b'.repeat(70_000)];
+      const { error } = await send(session, ['b@x.test'], (async function* () {
+        for (const p of parts) yield Buffer.from(p);
+      })());
+      expect(error).toBeUndefined();
+      expect(fake.session.commands.filter((c) => c.startsWith('BDAT'))).toEqual(['BDAT 65536', 'BDAT 4464', 'BDAT 65536', 'BDAT 4464 LAST']);
+      expect(fake.session.messages.map((m) => m.length)).toEqual([65536, 4464, 65536, 4464]);
+    });
+
+    it('reports the envelope failure over the BDAT error when the sender is refused', async () => {
+      const session = await sessionWith({ ...chunking, handlers: { MAIL: '550 5.7.1 no', RCPT: '503 5.5.1 MAIL first', BDAT: '503 5.5.1 MAIL first' } });
+      const { error } = await send(session, ['b@x.test']);
+      expect(error).toBeInstanceOf(SMTPSenderRefused);
+      expect(fake.session.commands.slice(-1)).toEqual(['RSET']);
+    });
+
+    it('sends BINARYMIME bodies untouched', async () => {
+      const session = await sessionWith(chunking);
+      const body = Buffer.from([0x00, 0x0a, 0x2e, 0x0d, 0xff]);
+      const { error } = await send(session, ['b@x.test'], body, { body: 'BINARYMIME' });
+      expect(error).toBeUndefined();
+      expect(fake.session.commands[0]).toBe('MAIL FROM:<a@x.test> SIZE=5 BODY=BINARYMIME');
+      expect(fake.session.messages[0]).toEqual(body);
+    });
+  });
+
+  describe('possibly delivered', () => {
+    it('is the outcome when the server closes after the final dot without a reply', async () => {
+      const session = await sessionWith({ handlers: { '.': { close: true } } });
+      const { error } = await send(session, ['b@x.test']);
+      expect(error).toBeInstanceOf(SMTPPossiblyDeliveredError);
+      expect((error as Error).cause).toBeInstanceOf(SMTPServerDisconnected);
+    });
+
+    it('is the outcome when the final reply times out', async () => {
+      const session = await sessionWith({ handlers: { '.': { stall: true } } });
+      const { error } = await collect(sendmail$({ ...session, timeouts: { ...session.timeouts, dataEnd: 50 } }, 'a@x.test', 'b@x.test', MESSAGE));
+      expect(error).toBeInstanceOf(SMTPPossiblyDeliveredError);
+      expect((error as Error).cause).toMatchObject({ code: 'ERR_SMTP_TIMEOUT', step: 'dataEnd' });
+    });
+
+    it('is not the outcome when the connection drops before the body', async () => {
+      const session = await sessionWith({ handlers: { MAIL: { close: true } } });
+      const { error } = await send(session, ['b@x.test']);
+      expect(error).toBeInstanceOf(SMTPServerDisconnected);
+    });
+  });
+
+  describe('cancellation', () => {
+    it('sends RSET when unsubscribed before the body, keeping the connection', async () => {
+      const session = await sessionWith({ extensions: ['SIZE 1000'], handlers: { RCPT: { stall: true } } });
+      const sub = sendmail$(session, 'a@x.test', 'b@x.test', MESSAGE).subscribe();
+      await fake.received('RCPT');
+      sub.unsubscribe();
+      expect(session.connection.open).toBe(true);
+      await fake.until(() => fake.session.bytes.map(String).join('').includes('RSET'));
+    });
+
+    it('destroys the connection when unsubscribed during the body', async () => {
+      const session = await sessionWith({});
+      const endless = new Observable<Uint8Array>((subscriber) => {
+        subscriber.next(Buffer.from('x'.repeat(1000)));
+      });
+      const sub = sendmail$(session, 'a@x.test', 'b@x.test', endless).subscribe();
+      await fake.received('DATA');
+      await fake.until(() => fake.session.bytes.map(String).join('').includes('xxxx'));
+      sub.unsubscribe();
+      expect(session.connection.open).toBe(false);
+      await fake.closedSession();
+    });
+  });
+
+  describe('extensions', () => {
+    it('refuses a body over the SIZE limit before MAIL', async () => {
+      const session = await sessionWith({ extensions: ['PIPELINING', 'SIZE 10'] });
+      const { error } = await send(session, ['b@x.test']);
+      expect(error).toMatchObject({ code: 'ERR_SMTP_SIZE_EXCEEDED', size: 23, limit: 10 });
+      expect(fake.session.commands).toEqual([]);
+    });
+
+    it('adds BODY=8BITMIME for an 8-bit body when offered', async () => {
+      const session = await sessionWith({ extensions: ['PIPELINING', '8BITMIME'] });
+      await send(session, ['b@x.test'], 'Subject: é\r\n\r\nçà\r\n');
+      expect(fake.session.commands[0]).toBe('MAIL FROM:<a@x.test> BODY=8BITMIME');
+    });
+
+    it('adds SMTPUTF8 for a non-ASCII address when offered, and refuses it otherwise', async () => {
+      const session = await sessionWith({ extensions: ['PIPELINING', 'SMTPUTF8'] });
+      await send(session, ['jörg@x.test']);
+      expect(fake.session.commands.slice(0, 2)).toEqual(['MAIL FROM:<a@x.test> SMTPUTF8', 'RCPT TO:<jörg@x.test>']);
+      held?.close();
+      await fake.close();
+      const plain = await sessionWith({ extensions: ['PIPELINING'] });
+      const { error } = await send(plain, ['jörg@x.test']);
+      expect(error).toBeInstanceOf(SMTPNotSupportedError);
+      expect(fake.session.commands).toEqual([]);
+    });
+
+    it('sends an IDN domain as punycode without SMTPUTF8', async () => {
+      const session = await sessionWith({ extensions: ['PIPELINING'] });
+      await send(session, ['user@bücher.example']);
+      expect(fake.session.commands.slice(0, 2)).toEqual(['MAIL FROM:<a@x.test>', 'RCPT TO:<user@xn--bcher-kva.example>']);
+    });
+
+    it('sends DSN parameters xtext-encoded when offered', async () => {
+      const session = await sessionWith({ extensions: ['PIPELINING', 'DSN'] });
+      await collect(
+        sendmail$(session, 'a@x.test', [{ address: 'b@x.test', notify: ['SUCCESS', 'FAILURE'], orcpt: 'b+x@x.test' }], MESSAGE, {
+          ret: 'HDRS',
+          envid: 'id=1 2',
+        }),
+      );
+      expect(fake.session.commands.slice(0, 2)).toEqual([
+        'MAIL FROM:<a@x.test> RET=HDRS ENVID=id+3D1+202',
+        'RCPT TO:<b@x.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;b+2Bx@x.test',
+      ]);
+    });
+
+    it('refuses REQUIRETLS on a plaintext connection', async () => {
+      const session = await sessionWith({ extensions: ['PIPELINING', 'REQUIRETLS'] });
+      const { error } = await send(session, ['b@x.test'], MESSAGE, { requireTls: true });
+      expect(error).toBeInstanceOf(SMTPNotSupportedError);
+      expect(fake.session.commands).toEqual([]);
+    });
+
+    it('refuses an ESMTP parameter with CR/LF or blanks before anything is sent', async () => {
+      const session = await sessionWith({});
+      const { error } = await send(session, ['b@x.test'], MESSAGE, { params: ['X=1\r\nRSET'] });
+      expect(error).toMatchObject({ code: 'ERR_SMTP_INVALID_ARGUMENT' });
+      expect(fake.session.commands).toEqual([]);
+    });
+  });
+
+  it('emits progress events while a large body is written, ending with the total', async () => {
+    const session = await sessionWith({});
+    const body = Buffer.alloc(1024 * 1024, 'a');
+    const { values } = await send(session, ['b@x.test'], body);
+    const progress = values.filter((e): e is Extract<SendEvent, { type: 'progress' }> => e.type === 'progress');
+    expect(progress.length).toBeGreaterThanOrEqual(4);
+    expect(progress[progress.length - 1].bytesSent).toBe(body.length + 2);
+  });
+
+  it('needs an open session', async () => {
+    const session = await sessionWith({});
+    held?.close();
+    await fake.closedSession();
+    await expect(lastValueFrom(sendmail$(session, 'a@x.test', 'b@x.test', MESSAGE))).rejects.toBeInstanceOf(SMTPServerDisconnected);
+    void firstValueFrom;
+  });
+});
