@@ -21,7 +21,7 @@ export { greeting, greeting$ } from './session/greeting';
 export { ehlo, ehlo$, sendEhlo$, sendHelo$ } from './session/ehlo';
 export { starttls, starttls$ } from './session/starttls';
 export { quit, quit$ } from './session/quit';
-export { session$ } from './session/open-session';
+export { session$, withSession$ } from './session/open-session';
 export { sendmail$ } from './session/sendmail';
 export type { SendEvent } from './session/sendmail';
 export { mail$, rcpt$, data$ } from './session/mail';

@@ -1,4 +1,4 @@
-import { Observable, OperatorFunction, identity, map } from 'rxjs';
+import { Observable, OperatorFunction, concat, identity, ignoreElements, map, switchMap } from 'rxjs';
 import { connect$ } from '../transport/connect';
 import { ConnectOptions } from '../transport/options';
 import { command } from '../wire/command';
@@ -6,6 +6,7 @@ import { ehlo } from './ehlo';
 import { greeting } from './greeting';
 import { Session, SessionOptions, newSession } from './session';
 import { starttls } from './starttls';
+import { quit$ } from './quit';
 
 /** How a session uses STARTTLS: always (fail without it), when offered, or never. */
 export type StartTlsPolicy = 'required' | 'opportunistic' | 'never';
@@ -67,4 +68,22 @@ function sayGoodbye({ connection }: Session): void {
   if (!connection.open || connection.inFlight > 0) return;
   connection.commands.next(command('QUIT'));
   connection.commands.complete();
+}
+
+/**
+ * Runs `work` on a ready session, then says QUIT and completes once the server
+ * closed: the usual shape of a job that sends and is done.
+ *
+ * ```
+ * withSession$(c, s => sendmail$(s, …)):  --r--r--p--sent--(QUIT→221)|
+ * ```
+ *
+ * Unsubscribing early behaves as `session$` does (QUIT when idle, else destroy).
+ *
+ * @param config where to connect and how to greet.
+ * @param work what to do with the session; its values are passed through.
+ * @return the work's values, completing after QUIT.
+ */
+export function withSession$<T>(config: SessionConfig, work: (session: Session) => Observable<T>): Observable<T> {
+  return session$(config).pipe(switchMap((session) => concat(work(session), quit$(session).pipe(ignoreElements()))));
 }
