@@ -15,6 +15,7 @@ export type SMTPErrorCode =
   | 'ERR_SMTP'
   | 'ERR_SMTP_NOT_SUPPORTED'
   | 'ERR_SMTP_SIZE_EXCEEDED'
+  | 'ERR_SMTP_INSECURE_AUTH'
   | 'ERR_SMTP_SERVER_DISCONNECTED'
   | 'ERR_SMTP_TIMEOUT'
   | 'ERR_SMTP_PROTOCOL'
@@ -40,6 +41,17 @@ export class SMTPException extends Error {
 /** The command or option is not supported by the server (or by this client). */
 export class SMTPNotSupportedError extends SMTPException {
   override readonly code: SMTPErrorCode = 'ERR_SMTP_NOT_SUPPORTED';
+}
+
+/** Credentials would cross a connection without TLS, and the caller did not allow it. */
+export class SMTPInsecureAuthError extends SMTPNotSupportedError {
+  override readonly code = 'ERR_SMTP_INSECURE_AUTH';
+  constructor() {
+    super(
+      'Refusing to send credentials over a plaintext connection: call starttls$() first, connect with SMTP_SSL ' +
+        '(secure: true), or pass { allowPlaintextAuth: true } if the network is trusted',
+    );
+  }
 }
 
 /** The message is larger than the server's SIZE limit (RFC 1870 §6): refused before MAIL is sent. */

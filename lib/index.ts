@@ -33,6 +33,26 @@ export { toChunks$ } from './wire/body-source';
 export { xtext } from './wire/xtext';
 export type { SessionConfig, StartTlsPolicy } from './session/open-session';
 
+export { auth$, authenticate, authenticate$, login$, oauth$ } from './session/authenticate';
+export type { AuthOptions, Credentials, LoginOptions, OAuthAuth, PasswordAuth } from './session/authenticate';
+export {
+  MECHANISMS,
+  authCramMd5,
+  authLogin,
+  authPlain,
+  cramMd5Mechanism,
+  fromAuthObject,
+  loginMechanism,
+  oauthbearerMechanism,
+  pickMechanisms,
+  plainMechanism,
+  preferenceOrder,
+  scramSha1Mechanism,
+  scramSha256Mechanism,
+  xoauth2Mechanism,
+} from './auth';
+export type { AuthObject, MechanismFactory, SaslMechanism } from './auth';
+
 export { SMTP } from './client/smtp';
 export type { SMTPOptions, DebugMessage } from './client/smtp';
 export { SMTP_SSL } from './client/smtp-ssl';

@@ -9,6 +9,8 @@ import { starttls$ } from '../session/starttls';
 import { MailOptions, RcptOptions, Recipient, mailOptionsOf, rcptOptionsOf } from '../session/envelope';
 import { data$, mail$, rcpt$ } from '../session/mail';
 import { SendEvent, sendmail$ } from '../session/sendmail';
+import { AuthOptions, LoginOptions, auth$, login$ } from '../session/authenticate';
+import { AuthObject } from '../auth';
 import { Body } from '../wire/body-source';
 import { connect$ as openConnection } from '../transport/connect';
 import { DebugEvent, formatDebugEvent } from '../transport/debug';
@@ -30,6 +32,8 @@ export interface SMTPOptions {
   readonly sourceAddress?: { readonly host?: string; readonly port?: number };
   /** Node TLS options for implicit TLS and STARTTLS. Certificates are verified by default. */
   readonly tls?: TlsConnectionOptions;
+  /** Let `login$`/`auth$` send credentials without TLS. Default false. */
+  readonly allowPlaintextAuth?: boolean;
 }
 
 /** A `debug$` event as the facade shows it: level 2 adds the time. */
@@ -209,6 +213,25 @@ export class SMTP {
     return this.step$((s) => ehlo$(s).pipe(concatMap((step) => starttls$(step.session, options.tls))));
   }
 
+  /**
+   * smtplib's `login()`: EHLO if needed, then the offered mechanisms in
+   * preference order (SCRAM-SHA-256, SCRAM-SHA-1, CRAM-MD5, PLAIN, LOGIN) until
+   * one succeeds; the last `SMTPAuthenticationError` when none does. Refuses
+   * to send credentials without TLS unless `allowPlaintextAuth` is set.
+   */
+  login$(user: string, password: string, options: LoginOptions = {}): Observable<Reply> {
+    return this.step$((s) => login$(s, user, password, this.authOptions(options)));
+  }
+
+  /**
+   * smtplib's `auth()`: one exchange with `mechanism`, answered by `authobject`
+   * (called with null for the initial response, then with each decoded
+   * challenge), e.g. `auth$('PLAIN', authPlain(user, password))`.
+   */
+  auth$(mechanism: string, authobject: AuthObject, options: AuthOptions = {}): Observable<Reply> {
+    return this.step$((s) => auth$(s, { name: mechanism, authobject }, this.authOptions(options)));
+  }
+
   /** smtplib's `mail()`: `MAIL FROM`, options sent to ESMTP servers only; emits the reply whatever its code. */
   mail$(sender: string, options: readonly string[] = []): Observable<Reply> {
     return this.step$((s) => mail$(s, sender, options)).pipe(tap(() => (this.accepted = 0)));
@@ -261,6 +284,10 @@ export class SMTP {
     this.link = undefined;
     this.state?.connection.destroy();
     link?.unsubscribe();
+  }
+
+  private authOptions<T extends AuthOptions>(options: T): T {
+    return { allowPlaintextAuth: this.options.allowPlaintextAuth, ...options };
   }
 
   /**

@@ -7,6 +7,7 @@ import { greeting } from './greeting';
 import { Session, SessionOptions, newSession } from './session';
 import { starttls } from './starttls';
 import { quit$ } from './quit';
+import { Credentials, authenticate } from './authenticate';
 
 /** How a session uses STARTTLS: always (fail without it), when offered, or never. */
 export type StartTlsPolicy = 'required' | 'opportunistic' | 'never';
@@ -17,7 +18,9 @@ export interface SessionConfig extends ConnectOptions, SessionOptions {
    * offers STARTTLS (certificates verified). Ignored with implicit TLS.
    */
   readonly starttls?: StartTlsPolicy;
-  /** Further steps run after the greeting and TLS (AUTH, say). */
+  /** Credentials: AUTH runs after STARTTLS, choosing from the capabilities the server listed over TLS. */
+  readonly auth?: Credentials;
+  /** Further steps run after the greeting, TLS and AUTH. */
   readonly steps?: readonly OperatorFunction<Session, Session>[];
 }
 
@@ -44,6 +47,7 @@ export function session$(config: SessionConfig = {}): Observable<Session> {
     greeting(),
     ehlo(),
     policy === 'never' ? identity : starttls({ required: policy === 'required' }),
+    config.auth ? authenticate(config.auth) : identity,
   );
   const pipeline$ = (config.steps ?? []).reduce((session$, step) => session$.pipe(step), greeted$);
   return new Observable<Session>((subscriber) => {

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { lastValueFrom } from 'rxjs';
+import { lastValueFrom, toArray } from 'rxjs';
 import {
   LMTP,
   LMTP_PORT,
@@ -13,6 +13,7 @@ import {
   SMTP_PORT,
   SMTP_SSL,
   SMTP_SSL_PORT,
+  authLogin,
 } from '../../lib';
 import { selfSigned, server as cert, testCa } from '../helpers/certs';
 import { FakeServer } from '../helpers/fake-server';
@@ -161,6 +162,40 @@ describe('SMTP (smtplib surface)', () => {
   it('reports a server that went away on the next command', async () => {
     const client = await connected({ handlers: { NOOP: { close: true } } });
     await expect(run(client.noop$())).rejects.toThrow('Connection unexpectedly closed');
+  });
+
+  it('login$ refuses plaintext unless allowPlaintextAuth; auth$ takes smtplib authobjects', async () => {
+    const client = await connected({ extensions: ['AUTH LOGIN'], handlers: { AUTH: '334 UGFzc3dvcmQ6', '*': '235 2.7.0 ok' } });
+    await expect(run(client.login$('u', 'p'))).rejects.toMatchObject({ code: 'ERR_SMTP_INSECURE_AUTH' });
+    expect((await run(client.login$('u', 'p', { allowPlaintextAuth: true }))).code).toBe(235);
+    const relaxed = new SMTP({ host: '127.0.0.1', port: fake!.port, allowPlaintextAuth: true });
+    await run(relaxed.connect$());
+    expect((await run(relaxed.auth$('login', authLogin('u', 'p')))).code).toBe(235);
+    relaxed.close();
+    expect(fake!.sessions[1].commands).toEqual([`AUTH LOGIN ${Buffer.from('u').toString('base64')}`, Buffer.from('p').toString('base64')]);
+  });
+
+  it('sendmail$ greets first and streams the transaction events', async () => {
+    const client = await connected({ handlers: { RCPT: (l) => (l.includes('no@') ? '550 5.1.1 no' : '250 ok') } });
+    const events = await lastValueFrom(client.sendmail$('a@x.test', ['b@x.test', 'no@x.test'], 'Hi\n', ['X-TEST=1']).pipe(toArray()));
+    expect(events.map((e) => e.type)).toEqual(['recipient', 'recipient', 'progress', 'sent']);
+    expect(fake!.session.commands.slice(0, 3)).toEqual(['EHLO client.test', 'MAIL FROM:<a@x.test> SIZE=3 X-TEST=1', 'RCPT TO:<b@x.test>']);
+    expect(fake!.session.messages[0].toString()).toBe('Hi\r\n');
+  });
+
+  it('mail$, rcpt$ and data$ follow smtplib, options only to ESMTP servers', async () => {
+    const client = await connected({ handlers: { EHLO: '500 no' } });
+    await run(client.ehloOrHeloIfNeeded$());
+    expect((await run(client.mail$('a@x.test', ['BODY=8BITMIME']))).code).toBe(250);
+    expect((await run(client.rcpt$('b@x.test', ['NOTIFY=NEVER']))).code).toBe(250);
+    expect((await run(client.data$('Subject: x\r\n\r\n.dot\r\n'))).code).toBe(250);
+    expect(fake!.session.commands.slice(2)).toEqual(['MAIL FROM:<a@x.test>', 'RCPT TO:<b@x.test>', 'DATA']);
+    expect(fake!.session.messages[0].toString()).toBe('Subject: x\r\n\r\n..dot\r\n');
+  });
+
+  it('data$ errors with SMTPDataError when DATA is refused', async () => {
+    const client = await connected({ handlers: { DATA: '554 5.5.1 no valid recipients' } });
+    await expect(run(client.data$('x'))).rejects.toMatchObject({ code: 'ERR_SMTP_DATA', smtpCode: 554 });
   });
 
   it('debug$ shows wire events at level 1, adds timestamps at level 2, and nothing at 0', async () => {

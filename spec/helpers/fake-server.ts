@@ -17,7 +17,7 @@ export type Handler = Action | ((line: string, session: FakeSession) => Action |
 export interface FakeScript {
   /** The greeting; `null`: never greet (stall). Default `220 fake.test ESMTP`. */
   readonly greeting?: string | null;
-  /** Handlers by upper-case verb (`EHLO`, `MAIL`, …); `.` is the end of DATA, `BDAT` each chunk. */
+  /** Handlers by upper-case verb (`EHLO`, `MAIL`, …); `.` is the end of DATA, `BDAT` each chunk; `*` any other line (AUTH responses). */
   readonly handlers?: Readonly<Record<string, Handler>>;
   /** EHLO keywords after the first line; default PIPELINING, 8BITMIME, SIZE, ENHANCEDSTATUSCODES. */
   readonly extensions?: readonly string[];
@@ -185,7 +185,7 @@ export class FakeServer {
           return true;
         }
       }
-      const handler = this.script.handlers?.[verb] ?? DEFAULT_HANDLERS[verb];
+      const handler = this.script.handlers?.[verb] ?? DEFAULT_HANDLERS[verb] ?? this.script.handlers?.['*'];
       const action = typeof handler === 'function' ? handler(line, session) : handler;
       const goOn = perform(action, verb);
       if (verb === 'DATA' && typeof action === 'string' && action.startsWith('354')) mode = { kind: 'data', body: [] };

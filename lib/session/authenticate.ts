@@ -1,0 +1,219 @@
+import { Observable, OperatorFunction, catchError, concatMap, defer, map, of, take, throwError } from 'rxjs';
+import {
+  SMTPAuthenticationError,
+  SMTPException,
+  SMTPInsecureAuthError,
+  SMTPNotSupportedError,
+} from '../errors';
+import {
+  AuthObject,
+  MECHANISMS,
+  SaslMechanism,
+  fromAuthObject,
+  loginMechanism,
+  oauthbearerMechanism,
+  pickMechanisms,
+  preferenceOrder,
+  xoauth2Mechanism,
+} from '../auth';
+import { authMechanisms } from '../wire/capabilities';
+import { Command, checkArgument } from '../wire/command';
+import { Reply } from '../wire/reply';
+import { ehlo$ } from './ehlo';
+import { Session, Step, hasExtension } from './session';
+
+/** smtplib's `_MAXCHALLENGE`: more challenges than this is a server looping. */
+const MAX_CHALLENGES = 5;
+
+export interface AuthOptions {
+  /** Send the initial response with the AUTH command (RFC 4954 §4); default true, as smtplib. */
+  readonly initialResponseOk?: boolean;
+  /** Send credentials over a connection without TLS. Default false: use STARTTLS or SMTP_SSL. */
+  readonly allowPlaintextAuth?: boolean;
+}
+
+export interface LoginOptions extends AuthOptions {
+  /** The mechanisms to try, in order (names compare case-insensitively); pin one by naming only it. */
+  readonly mechanisms?: readonly string[];
+}
+
+/** Password credentials for `login$` and the `authenticate` step. */
+export interface PasswordAuth extends LoginOptions {
+  readonly user: string;
+  readonly password: string;
+}
+
+/** An OAuth 2.0 bearer token, or a stream of them (the latest one is used at each login). */
+export interface OAuthAuth extends AuthOptions {
+  readonly user: string;
+  readonly token: string | Observable<string>;
+  /** Default `XOAUTH2` when offered, else `OAUTHBEARER` (RFC 7628). */
+  readonly mechanism?: 'XOAUTH2' | 'OAUTHBEARER';
+}
+
+export type Credentials = PasswordAuth | OAuthAuth;
+
+/**
+ * smtplib's `auth()`: runs one SASL exchange (RFC 4954). With
+ * `initialResponseOk` the first response goes with AUTH (an empty one as `=`);
+ * each 334 challenge is decoded and answered; more than five challenges is a
+ * server loop. 235 and 503 ("already authenticated") are success; anything
+ * else is `SMTPAuthenticationError`. When the mechanism itself fails (a SCRAM
+ * server signature that does not verify, say), the exchange is cancelled with
+ * `*` and its error is raised.
+ *
+ * ```
+ * auth$(s, PLAIN):  --AUTH PLAIN AHUAcA==→235--{session}|
+ * ```
+ *
+ * @param session a session that greeted the server.
+ * @param mechanism a SASL mechanism (see `lib/auth`), or a name and an smtplib authobject.
+ * @return the session, marked as authenticated, and the final reply.
+ */
+export function auth$(
+  session: Session,
+  mechanism: SaslMechanism | { readonly name: string; readonly authobject: AuthObject },
+  options: AuthOptions = {},
+): Observable<Step> {
+  return defer(() => {
+    checkTransport(session, options);
+    const sasl = 'authobject' in mechanism ? fromAuthObject(mechanism.name, mechanism.authobject) : mechanism;
+    return new Exchange(session, sasl, options.initialResponseOk ?? true).run$();
+  });
+}
+
+/**
+ * smtplib's `login()`: EHLO if needed; `SMTPNotSupportedError` without AUTH;
+ * then each offered mechanism in preference order (SCRAM-SHA-256, SCRAM-SHA-1,
+ * CRAM-MD5, PLAIN, LOGIN), moving on after an `SMTPAuthenticationError` and
+ * raising the last one when all fail. Mechanism names compare case-insensitively
+ * (smtplib compares them as the server wrote them).
+ */
+export function login$(session: Session, user: string, password: string, options: LoginOptions = {}): Observable<Step> {
+  return ehlo$(session).pipe(
+    concatMap(({ session: greeted }) => {
+      checkTransport(greeted, options);
+      if (!hasExtension(greeted, 'auth')) {
+        throw new SMTPNotSupportedError('SMTP AUTH extension not supported by server.');
+      }
+      const names = pickMechanisms(authMechanisms(greeted.esmtpFeatures), options.mechanisms ?? preferenceOrder);
+      if (names.length === 0) throw new SMTPException('No suitable authentication method found.');
+      const credentials = { user, password };
+      const attempt$ = (i: number, last?: unknown): Observable<Step> => {
+        if (i === names.length) return throwError(() => last);
+        // smtplib's auth_login sends the user name as the initial response when it may.
+        const sasl =
+          names[i] === 'LOGIN'
+            ? loginMechanism(credentials, { initialResponse: options.initialResponseOk ?? true })
+            : MECHANISMS[names[i]](credentials);
+        return auth$(greeted, sasl, options).pipe(
+          catchError((err: unknown) =>
+            err instanceof SMTPAuthenticationError && greeted.connection.open ? attempt$(i + 1, err) : throwError(() => err),
+          ),
+        );
+      };
+      return attempt$(0);
+    }),
+  );
+}
+
+/** XOAUTH2 or OAUTHBEARER with a token, or the latest token of a stream (so refresh is a stream). */
+export function oauth$(session: Session, auth: OAuthAuth): Observable<Step> {
+  return ehlo$(session).pipe(
+    concatMap(({ session: greeted }) => {
+      const offered = authMechanisms(greeted.esmtpFeatures);
+      const name = auth.mechanism ?? (offered.includes('XOAUTH2') || !offered.includes('OAUTHBEARER') ? 'XOAUTH2' : 'OAUTHBEARER');
+      const token$ = typeof auth.token === 'string' ? of(auth.token) : auth.token.pipe(take(1));
+      return token$.pipe(
+        concatMap((accessToken) => {
+          const sasl =
+            name === 'XOAUTH2'
+              ? xoauth2Mechanism({ user: auth.user, accessToken })
+              : oauthbearerMechanism({ user: auth.user, accessToken, host: greeted.connection.servername });
+          return auth$(greeted, sasl, auth);
+        }),
+      );
+    }),
+  );
+}
+
+/** Authenticates with whatever the credentials are: password (`login$`) or OAuth token (`oauth$`). */
+export function authenticate$(session: Session, credentials: Credentials): Observable<Step> {
+  return 'password' in credentials
+    ? login$(session, credentials.user, credentials.password, credentials)
+    : oauth$(session, credentials);
+}
+
+/** The AUTH step as an operator, for `session$` pipelines. */
+export function authenticate(credentials: Credentials): OperatorFunction<Session, Session> {
+  return concatMap((session: Session) => authenticate$(session, credentials).pipe(map((step) => step.session)));
+}
+
+/** Credentials never cross a plaintext connection unless the caller said so. */
+function checkTransport(session: Session, options: AuthOptions): void {
+  if (!session.connection.secure && !options.allowPlaintextAuth) throw new SMTPInsecureAuthError();
+}
+
+/** One SASL exchange on the wire. */
+class Exchange {
+  private challenges = 0;
+
+  constructor(
+    private readonly session: Session,
+    private readonly mechanism: SaslMechanism,
+    private readonly initialResponseOk: boolean,
+  ) {}
+
+  run$(): Observable<Step> {
+    const initial = this.initialResponseOk ? this.mechanism.initialResponse() : null;
+    const name = this.mechanism.name;
+    const line = initial === null ? `AUTH ${name}` : `AUTH ${name} ${encode(initial) || '='}`;
+    if (initial !== null) this.challenges = 1;
+    // The mechanism name stays visible in debug$; the response never does.
+    const cmd: Command = { verb: 'AUTH', line: checkArgument(line, 'AUTH command'), debugText: initial === null ? line : `AUTH ${name} ****` };
+    return this.send$(cmd);
+  }
+
+  private send$(cmd: Command): Observable<Step> {
+    const { connection, timeouts } = this.session;
+    return connection.request$(cmd, { step: 'auth', timeout: timeouts.command }).pipe(concatMap((reply) => this.onReply$(reply)));
+  }
+
+  private onReply$(reply: Reply): Observable<Step> {
+    if (reply.code === 334) {
+      this.challenges += 1;
+      if (this.challenges > MAX_CHALLENGES) {
+        throw new SMTPException(`Server AUTH mechanism infinite loop. Last response: ${reply.code} ${reply.message}`);
+      }
+      return this.answer$(Buffer.from(reply.message, 'base64'));
+    }
+    if (reply.code === 235 || reply.code === 503) {
+      // 503: already authenticated (smtplib treats it as success); nothing to verify then.
+      if (reply.code === 235) this.mechanism.finish();
+      return of({ session: { ...this.session, authenticatedAs: this.mechanism.name }, reply });
+    }
+    const serverError = (this.mechanism as { serverError?: string }).serverError;
+    throw new SMTPAuthenticationError(reply.code, serverError ? `${reply.message} (${serverError})` : reply.message, {
+      reply,
+      command: `AUTH ${this.mechanism.name}`,
+    });
+  }
+
+  private answer$(challenge: Buffer): Observable<Step> {
+    let response: string;
+    try {
+      response = encode(this.mechanism.respond(challenge));
+    } catch (err) {
+      // RFC 4954 §4: "*" cancels the exchange; the server answers 501, and the mechanism's reason wins.
+      const cancel: Command = { verb: 'AUTH', line: '*', debugText: '*' };
+      return this.session.connection
+        .request$(cancel, { step: 'auth', timeout: this.session.timeouts.command })
+        .pipe(concatMap(() => throwError(() => err)));
+    }
+    return this.send$({ verb: 'AUTH', line: response, debugText: '****' });
+  }
+}
+
+function encode(response: Uint8Array | string): string {
+  return Buffer.from(response).toString('base64');
+}
