@@ -122,9 +122,11 @@ class Transaction {
     const { connection, lmtp } = this.session;
     // LMTP needs the number of accepted recipients before the end of data: it waits for the envelope.
     const stacked = this.pipelining && this.envelope.mode === 'bdat' && !lmtp;
+    // Corked: a small body, its final dot and the next transaction's envelope (written as soon as
+    // the lock passes) leave in one segment.
     const transaction$ = stacked
       ? connection.corked$(merge(this.envelope$(), defer(() => this.body$())))
-      : concat(this.envelope$(), defer(() => this.body$()));
+      : concat(this.envelope$(), defer(() => connection.corked$(this.body$())));
     return transaction$.pipe(
       catchError((err: unknown) => this.recover$(err)),
       finalize(() => this.abandon()),

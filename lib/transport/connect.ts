@@ -47,6 +47,9 @@ export function connect$(
     socket.once(options.secure ? 'secureConnect' : 'connect', () => {
       clearTimeout(timer);
       socket.off('error', onError);
+      // SMTP writes small, dependent pieces (a body's tail, then its dot): Nagle plus the peer's
+      // delayed ACK would hold each second piece ~40 ms. Writes are already batched per group.
+      socket.setNoDelay(true);
       connection = new SmtpConnection(socket, { replyLimits: options.replyLimits, servername });
       const closed = connection.replies$.subscribe({
         error: (err: unknown) => subscriber.error(err),
