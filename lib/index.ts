@@ -23,6 +23,7 @@ export { starttls, starttls$ } from './session/starttls';
 export { quit, quit$ } from './session/quit';
 export { session$, withSession$ } from './session/open-session';
 export { sendmail$ } from './session/sendmail';
+export { sendMessage$ } from './session/send-message';
 export type { SendEvent } from './session/sendmail';
 export { mail$, rcpt$, data$ } from './session/mail';
 export { planEnvelope } from './session/envelope';

@@ -9,6 +9,7 @@ import { starttls$ } from '../session/starttls';
 import { MailOptions, RcptOptions, Recipient, mailOptionsOf, rcptOptionsOf } from '../session/envelope';
 import { data$, mail$, rcpt$ } from '../session/mail';
 import { SendEvent, sendmail$ } from '../session/sendmail';
+import { sendMessage$ } from '../session/send-message';
 import { AuthOptions, LoginOptions, auth$, login$ } from '../session/authenticate';
 import { AuthObject } from '../auth';
 import { Body } from '../wire/body-source';
@@ -269,6 +270,25 @@ export class SMTP {
   ): Observable<SendEvent> {
     return this.step$((s) => ehlo$(s)).pipe(
       concatMap(() => sendmail$(this.requireSession(), from, to, body, mailOptionsOf(mailOptions), rcptOptionsOf(rcptOptions))),
+    );
+  }
+
+  /**
+   * smtplib's `send_message()`: the envelope from the message's own headers
+   * (Sender or From; every To, Cc and Bcc; the Resent-* block when there is
+   * exactly one), Bcc and Resent-Bcc removed from what is sent; `fromAddr` and
+   * `toAddrs` override the headers. Only the header block is buffered; the body
+   * streams. Emits the events of `sendmail$`.
+   */
+  sendMessage$(
+    message: Body,
+    fromAddr?: string,
+    toAddrs?: string | readonly string[],
+    mailOptions: readonly string[] | MailOptions = [],
+    rcptOptions: readonly string[] | RcptOptions = [],
+  ): Observable<SendEvent> {
+    return this.step$((s) => ehlo$(s)).pipe(
+      concatMap(() => sendMessage$(this.requireSession(), message, fromAddr, toAddrs, mailOptions, rcptOptions)),
     );
   }
 

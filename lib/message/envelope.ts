@@ -36,7 +36,8 @@ export interface EnvelopeOverride {
  * @param override addresses that win over the headers.
  * @return the envelope.
  * @throws SMTPInvalidArgumentError when there is no sender or no recipient, when a field read
- *   is not an address list, or when the message has more than one resent block.
+ *   is not an address list or has a source-routed address (`<@a:b@c>`, refused rather than
+ *   dropped, as `mailboxForWire` does), or when the message has more than one resent block.
  */
 export function envelopeFromHeaders(fields: readonly HeaderField[], override: EnvelopeOverride = {}): Envelope {
   const prefix = resentPrefix(fields);
@@ -75,13 +76,21 @@ function resentPrefix(fields: readonly HeaderField[]): '' | 'Resent-' {
 function senderFromHeaders(fields: readonly HeaderField[], prefix: string): string {
   const name = fieldsNamed(fields, prefix + 'Sender').length ? prefix + 'Sender' : prefix + 'From';
   // smtplib: getaddresses([msg['From']])[0][1]: the first address of the first field.
-  const [first] = fieldsNamed(fields, name).flatMap((field) => parseAddressList(field.value, `${name} header`));
+  const [first] = addressesOf(fields, name);
   if (!first) throw new SMTPInvalidArgumentError(`The message has no sender: no address in its ${name} field`);
-  return formatAddrSpec(first);
+  return first;
 }
 
 function addressesOf(fields: readonly HeaderField[], name: string): string[] {
-  return fieldsNamed(fields, name).flatMap((field) => parseAddressList(field.value, `${name} header`).map(formatAddrSpec));
+  return fieldsNamed(fields, name).flatMap((field) =>
+    parseAddressList(field.value, `${name} header`).map((spec) => {
+      // As mailboxForWire does for an argument: dropping the route would send elsewhere than written.
+      if (spec.routed) {
+        throw new SMTPInvalidArgumentError(`The ${name} header has an address with a source route: ${JSON.stringify(field.value)}`);
+      }
+      return formatAddrSpec(spec);
+    }),
+  );
 }
 
 function fieldsNamed(fields: readonly HeaderField[], name: string): HeaderField[] {

@@ -81,6 +81,11 @@ describe('envelopeFromHeaders', () => {
     expect(envelope).toEqual({ from: '"x@evil"@good', to: ['"a b"@example.com', '"q\\"uote"@example.com'] });
   });
 
+  it('refuses a source route rather than drop it, as mailboxForWire does for an argument', () => {
+    expect(() => envelopeFromHeaders(fields('From: a@example.com', 'To: <@relay.example:joe@example.com>'))).toThrow(/source route/);
+    expect(() => envelopeFromHeaders(fields('From: <@relay.example:a@example.com>', 'To: b@example.com'))).toThrow(/source route/);
+  });
+
   describe('explicit addresses', () => {
     const message = fields('From: a@example.com', 'To: b@example.com', 'Bcc: c@example.com');
 
