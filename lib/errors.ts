@@ -18,6 +18,7 @@ export type SMTPErrorCode =
   | 'ERR_SMTP_INSECURE_AUTH'
   | 'ERR_SMTP_SERVER_DISCONNECTED'
   | 'ERR_SMTP_TIMEOUT'
+  | 'ERR_SMTP_POOL_CLOSED'
   | 'ERR_SMTP_PROTOCOL'
   | 'ERR_SMTP_INVALID_ARGUMENT'
   | 'ERR_SMTP_POSSIBLY_DELIVERED'
@@ -80,6 +81,11 @@ export class SMTPTimeoutError extends SMTPServerDisconnected {
   ) {
     super(`Timed out after ${timeoutMs} ms waiting for the server (${step})`);
   }
+}
+
+/** The pool is closing or was destroyed: it takes no new message. */
+export class SMTPPoolClosedError extends SMTPServerDisconnected {
+  override readonly code = 'ERR_SMTP_POOL_CLOSED';
 }
 
 /** The server broke the protocol: a malformed or unsolicited reply, STARTTLS injection. */

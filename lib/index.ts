@@ -58,3 +58,11 @@ export { SMTP } from './client/smtp';
 export type { SMTPOptions, DebugMessage } from './client/smtp';
 export { SMTP_SSL } from './client/smtp-ssl';
 export { LMTP } from './client/lmtp';
+
+export { SMTPPool } from './pool/pool';
+export type { PoolConfig, PoolStats, RetryPolicy } from './pool/pool';
+export type { PoolMessage, SendOutcome } from './pool/outcome';
+export type { RateLimit } from './pool/rate-window';
+export { sendAll, sendAll$ } from './pool/send-all';
+export type { MessageSource } from './pool/send-all';
+export { classifyFailure } from './pool/outcome';

@@ -13,6 +13,7 @@ import {
   map,
   merge,
   of,
+  tap,
   throwError,
 } from 'rxjs';
 import {
@@ -330,7 +331,12 @@ class Transaction {
       connection.destroy(err);
       return failed$;
     }
-    const rset$ = connection.request$(RSET, { step: 'rset', timeout: timeouts.command });
+    const rset$ = connection.request$(RSET, { step: 'rset', timeout: timeouts.command }).pipe(
+      // A server that will not reset leaves the connection in an unknown state: never reuse it.
+      tap((reply) => {
+        if (reply.code !== 250) connection.destroy(SMTPResponseException.fromReply(reply, 'RSET'));
+      }),
+    );
     // After the final reply the lock may be with the next transaction: queue behind it.
     const queued$ = this.released ? connection.writeLock.run$(() => rset$) : rset$;
     return concat(queued$.pipe(ignoreElements(), catchError(() => EMPTY)), failed$);

@@ -107,6 +107,14 @@ describe('sendmail$', () => {
       expect(session.connection.open).toBe(true);
     });
 
+    it('closes a connection whose RSET is refused after a failure', async () => {
+      const session = await sessionWith({ handlers: { MAIL: '553 5.7.1 not you', RCPT: '503 no', DATA: '503 no', RSET: '500 what' } });
+      const { error } = await send(session, ['b@x.test']);
+      expect(error).toBeInstanceOf(SMTPSenderRefused);
+      await fake.closedSession();
+      expect(session.connection.open).toBe(false);
+    });
+
     it('errors with SMTPDataError and closes on a 421 at the end of data', async () => {
       const session = await sessionWith({ handlers: { '.': '421 4.3.0 bye' } });
       const { error } = await send(session, ['b@x.test']);

@@ -1,0 +1,63 @@
+import { Observable, Subscriber, Subscription } from 'rxjs';
+import { SendEvent } from '../session/sendmail';
+import { Session } from '../session/session';
+
+/**
+ * One `SMTPPool.sendmail$` subscription: waits in the pool's queue, then runs
+ * its transaction on a session and relays the events to its subscriber.
+ */
+export class Job {
+  private state: 'queued' | 'running' | 'done' = 'queued';
+  private running?: Subscription;
+  private settle: (err?: unknown) => void = () => undefined;
+
+  constructor(
+    private readonly subscriber: Subscriber<SendEvent>,
+    private readonly transaction$: (session: Session) => Observable<SendEvent>,
+  ) {}
+
+  /** Whether it still waits in the queue. */
+  get queued(): boolean {
+    return this.state === 'queued';
+  }
+
+  /**
+   * Runs the transaction. `settle` hears how it ended (an error, or nothing)
+   * before the subscriber does, so the pool's books are right when the
+   * subscriber reacts (a `mergeMap` subscribing the next message, say).
+   */
+  start(session: Session, settle: (err?: unknown) => void): void {
+    this.state = 'running';
+    this.settle = (err) => {
+      if (this.state === 'done') return;
+      this.state = 'done';
+      settle(err);
+    };
+    this.running = this.transaction$(session).subscribe({
+      next: (event) => this.subscriber.next(event),
+      error: (err: unknown) => {
+        this.settle(err);
+        this.subscriber.error(err);
+      },
+      complete: () => {
+        this.settle();
+        this.subscriber.complete();
+      },
+    });
+  }
+
+  /** Fails it before it started (the pool is destroyed, the server refuses connections). */
+  fail(err: unknown): void {
+    this.state = 'done';
+    this.subscriber.error(err);
+  }
+
+  /**
+   * Stops it when its subscriber leaves; a running transaction is cancelled as
+   * the session does it (RSET before the body, the connection destroyed during it).
+   */
+  cancel(): void {
+    this.running?.unsubscribe();
+    this.settle();
+  }
+}

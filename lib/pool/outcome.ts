@@ -1,0 +1,89 @@
+import { SMTPErrorCode, SMTPRecipientsRefused, hasCode } from '../errors';
+import { MailOptions, RcptOptions, Recipient } from '../session/envelope';
+import { Body } from '../wire/body-source';
+import { Reply } from '../wire/reply';
+
+/**
+ * One message for `sendAll`. `body` may be a function that returns a fresh body
+ * for each attempt: a stream can be read once, so only a function (or a
+ * string, bytes, or a cold Observable) lets a transient failure be retried.
+ */
+export interface PoolMessage<Id = unknown> {
+  readonly from: string;
+  readonly to: string | readonly (string | Recipient)[];
+  readonly body: Body | (() => Body);
+  readonly mailOptions?: MailOptions;
+  readonly rcptOptions?: RcptOptions;
+  /** Yours, carried through to the outcome untouched. */
+  readonly id?: Id;
+}
+
+/**
+ * How one message ended; exactly one per message.
+ * - `sent`: the server accepted it; `refused` holds the recipients it refused
+ *   (a 4xx among them is reported, not retried: the others already have the message).
+ * - `refused`: permanent; resending it unchanged fails again (a 5xx, or a message
+ *   that cannot be sent as given: a bad address, an extension the server lacks).
+ * - `failed`: transient (a 4xx, a connection lost before the end of the body, a
+ *   timeout) and the retries ran out, or an unexpected error; the server does not have it.
+ * - `possibly-delivered`: the connection failed after the end of the body and
+ *   before the server's verdict (RFC 5321 §4.5.3.2, RFC 1047). Never retried.
+ */
+export type SendOutcome<Id = unknown> =
+  | {
+      readonly status: 'sent';
+      readonly message: PoolMessage<Id>;
+      readonly reply: Reply;
+      readonly refused: Readonly<Record<string, Reply>>;
+      readonly attempts: number;
+    }
+  | {
+      readonly status: 'refused' | 'failed' | 'possibly-delivered';
+      readonly message: PoolMessage<Id>;
+      readonly error: unknown;
+      readonly attempts: number;
+    };
+
+export type FailureStatus = Exclude<SendOutcome['status'], 'sent'>;
+
+/** What an error from a transaction means for the message: its status, and whether trying again may help. */
+export function classifyFailure(err: unknown): { readonly status: FailureStatus; readonly transient: boolean } {
+  // Matched on `code`, not `instanceof` (see errors.ts).
+  if (hasCode(err, 'ERR_SMTP_POSSIBLY_DELIVERED')) return { status: 'possibly-delivered', transient: false };
+  const code = smtpCodeOf(err);
+  if (code !== undefined) {
+    // RFC 5321 §4.2.1: a 4yz reply is transient, a 5yz one permanent.
+    return code >= 400 && code < 500 ? { status: 'failed', transient: true } : { status: 'refused', transient: false };
+  }
+  if (PERMANENT.some((c) => hasCode(err, c))) return { status: 'refused', transient: false };
+  // A lost connection or a timer before the end of the body: the server does not have the message.
+  // A protocol violation is the server's fault and may not recur on a fresh connection.
+  if (TRANSIENT.some((c) => hasCode(err, c))) return { status: 'failed', transient: true };
+  return { status: 'failed', transient: false };
+}
+
+/** Refused before a byte was written: resending the same message fails the same way. */
+const PERMANENT: readonly SMTPErrorCode[] = ['ERR_SMTP_INVALID_ARGUMENT', 'ERR_SMTP_NOT_SUPPORTED', 'ERR_SMTP_SIZE_EXCEEDED'];
+const TRANSIENT: readonly SMTPErrorCode[] = ['ERR_SMTP_SERVER_DISCONNECTED', 'ERR_SMTP_TIMEOUT', 'ERR_SMTP_PROTOCOL'];
+
+/**
+ * The reply code that decided a failure: the server's code for a response
+ * error; for refused recipients the highest of their codes (a 4xx only when
+ * every refusal was transient), 550 when none were given. Undefined when no reply decided it.
+ */
+function smtpCodeOf(err: unknown): number | undefined {
+  if (hasCode(err, 'ERR_SMTP_RECIPIENTS_REFUSED')) {
+    return Object.values((err as SMTPRecipientsRefused).recipients).reduce((max, r) => Math.max(max, r.code), 0) || 550;
+  }
+  const code = (err as { smtpCode?: unknown } | null)?.smtpCode;
+  return err instanceof Error && typeof code === 'number' ? code : undefined;
+}
+
+/**
+ * Whether an error leaves the connection in a known, idle state: a refusal
+ * (the session sent RSET, or closed on 421) or a message rejected before any
+ * byte was written. After anything else the connection is not reused.
+ */
+export function leavesConnectionClean(err: unknown): boolean {
+  return smtpCodeOf(err) !== undefined || PERMANENT.some((c) => hasCode(err, c));
+}

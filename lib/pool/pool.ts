@@ -1,0 +1,342 @@
+import {
+  AsyncSubject,
+  Observable,
+  SchedulerLike,
+  Subscription,
+  asyncScheduler,
+  Subject,
+  catchError,
+  concat,
+  defer,
+  filter,
+  lastValueFrom,
+  map,
+  of,
+  race,
+  retry,
+  throwError,
+  timer,
+} from 'rxjs';
+import { SMTPPoolClosedError } from '../errors';
+import { MailOptions, RcptOptions, Recipient } from '../session/envelope';
+import { SessionConfig } from '../session/open-session';
+import { SendEvent, sendmail$ } from '../session/sendmail';
+import { Body } from '../wire/body-source';
+import { Job } from './job';
+import { PoolMessage, SendOutcome, classifyFailure } from './outcome';
+import { ConnectionLimits, PooledConnection } from './pooled-connection';
+import { RateLimit, SlidingWindow } from './rate-window';
+
+/** Retries of transient failures: at most `attempts` tries in all, `backoffMs` doubling between them. */
+export interface RetryPolicy {
+  /** Tries in all, the first included (1: no retry). */
+  readonly attempts: number;
+  /** The wait before the first retry; each further wait doubles. */
+  readonly backoffMs: number;
+  /** The longest wait. */
+  readonly maxBackoffMs?: number;
+}
+
+export interface PoolConfig extends SessionConfig {
+  /** Connections open at once, counted until their socket closes. Default 5. */
+  readonly maxConnections?: number;
+  /** Transactions per connection; then it says QUIT and a fresh one takes over. Default 100. */
+  readonly maxMessagesPerConnection?: number;
+  /** Transactions stacked on one connection when the server offers PIPELINING (else 1). Default 4. */
+  readonly maxInFlightPerConnection?: number;
+  /** ms a connection may sit without work before QUIT. Default 30 000; `Infinity`: never. */
+  readonly idleTimeout?: number;
+  /**
+   * How many messages `sendAll` holds at once (waiting, in flight, or waiting to
+   * retry): it reads the next message only when one of these has its outcome.
+   * Default: twice the pool's capacity (connections × transactions in flight).
+   */
+  readonly queueLimit?: number;
+  /** Starts of transactions (retries included) allowed in any window of `perMs`. Exact: no burst over it. */
+  readonly rateLimit?: RateLimit;
+  /** Retries of transient failures for `send$`/`sendAll`; none by default. */
+  readonly retry?: RetryPolicy;
+  /** The clock of the rate limit, backoff and idle timers (tests pass a virtual one). Default `asyncScheduler`. */
+  readonly scheduler?: SchedulerLike;
+}
+
+/** A snapshot of the pool, for progress displays and tests. */
+export interface PoolStats {
+  /** Connections open or opening. */
+  readonly connections: number;
+  /** Transactions waiting for a connection (or for the rate limit). */
+  readonly queued: number;
+  /** Transactions running on a connection. */
+  readonly running: number;
+}
+
+/** How long the pool waits before opening more connections after the server refused one. */
+const REOPEN_DELAY_MS = 1_000;
+
+/**
+ * Many SMTP connections behind one object, for bulk sending. Connections open
+ * lazily, carry several transactions each (stacked when the server offers
+ * PIPELINING), are reused, retired after `maxMessagesPerConnection` or
+ * `idleTimeout`, replaced when they die, and never reused in an unknown state.
+ *
+ * ```ts
+ * const pool = new SMTPPool({ host: 'mx.example', maxConnections: 8 });
+ * messages$.pipe(mergeMap((m) => pool.sendmail$(m.from, m.to, m.body), 8));
+ * messages$.pipe(sendAll(pool));   // one SendOutcome per message, with retries
+ * await pool.close();
+ * ```
+ *
+ * The constructor does no I/O.
+ */
+export class SMTPPool {
+  readonly queueLimit: number;
+  private readonly connections = new Set<PooledConnection>();
+  private readonly queue: Job[] = [];
+  private readonly scheduler: SchedulerLike;
+  private readonly window?: SlidingWindow;
+  private readonly maxConnections: number;
+  private readonly limits: ConnectionLimits;
+  private state: 'open' | 'closing' | 'destroyed' = 'open';
+  private readonly drained = new AsyncSubject<void>();
+  /** Emits when `close` or `destroy` begins. */
+  private readonly stopping = new Subject<never>();
+  private wakeUp?: { readonly at: number; readonly timer: Subscription };
+  private reopenAt = -Infinity;
+  private dispatching = false;
+  private again = false;
+
+  constructor(private readonly config: PoolConfig = {}) {
+    this.scheduler = config.scheduler ?? asyncScheduler;
+    this.maxConnections = positive('maxConnections', config.maxConnections ?? 5);
+    this.limits = {
+      maxInFlight: positive('maxInFlightPerConnection', config.maxInFlightPerConnection ?? 4),
+      maxMessages: positive('maxMessagesPerConnection', config.maxMessagesPerConnection ?? 100),
+      idleTimeout: config.idleTimeout ?? 30_000,
+    };
+    this.queueLimit = positive('queueLimit', config.queueLimit ?? 2 * this.maxConnections * this.limits.maxInFlight);
+    if (config.rateLimit) this.window = new SlidingWindow(config.rateLimit, this.scheduler);
+  }
+
+  /**
+   * Sends one message on a pooled connection: the same events as the
+   * session-level `sendmail$`, and the same errors (one attempt, no retry).
+   *
+   * ```
+   * pool.sendmail$(…):  ----(queued)----r--r--p--(sent|)
+   * ```
+   *
+   * Cold: subscribing queues the message. Subscriptions beyond the room on the
+   * connections wait in order with their bodies unread; their number is the
+   * caller's `mergeMap` concurrency (`sendAll` keeps it to `queueLimit`).
+   * Unsubscribing cancels it: taken off
+   * the queue, or the transaction aborted as the session does (RSET before the
+   * body; the connection destroyed during it). After `close`, errors with
+   * `SMTPServerDisconnected`.
+   */
+  sendmail$(
+    from: string,
+    to: string | readonly (string | Recipient)[],
+    body: Body,
+    mailOptions?: MailOptions,
+    rcptOptions?: RcptOptions,
+  ): Observable<SendEvent> {
+    return new Observable<SendEvent>((subscriber) => {
+      if (this.state !== 'open') {
+        subscriber.error(new SMTPPoolClosedError(`The pool is ${this.state === 'closing' ? 'closing' : 'destroyed'}`));
+        return undefined;
+      }
+      const job = new Job(subscriber, (session) => sendmail$(session, from, to, body, mailOptions, rcptOptions));
+      this.queue.push(job);
+      this.dispatch();
+      return () => this.cancel(job);
+    });
+  }
+
+  /**
+   * Sends one message and emits its one `SendOutcome`; never errors. Transient
+   * failures are retried per `retry`; refusals and "possibly delivered" never.
+   *
+   * ```
+   * pool.send$(m):  -------(o|)      o: sent | refused | failed | possibly-delivered
+   * ```
+   */
+  send$<Id>(message: PoolMessage<Id>): Observable<SendOutcome<Id>> {
+    return defer(() => {
+      let attempts = 0;
+      const attempt$ = defer(() => {
+        attempts++;
+        const body = typeof message.body === 'function' ? message.body() : message.body;
+        return this.sendmail$(message.from, message.to, body, message.mailOptions, message.rcptOptions);
+      });
+      return attempt$.pipe(
+        filter((event): event is Extract<SendEvent, { type: 'sent' }> => event.type === 'sent'),
+        retry({ count: (this.config.retry?.attempts ?? 1) - 1, delay: (err: unknown, n) => this.retryAfter$(err, n) }),
+        map(({ reply, refused }): SendOutcome<Id> => ({ status: 'sent', message, reply, refused, attempts })),
+        catchError((error: unknown) => of<SendOutcome<Id>>({ status: classifyFailure(error).status, message, error, attempts })),
+      );
+    });
+  }
+
+  /** Transactions waiting and running, and connections open. */
+  get stats(): PoolStats {
+    let running = 0;
+    for (const connection of this.connections) running += connection.load;
+    return { connections: this.connections.size, queued: this.queue.length, running };
+  }
+
+  /**
+   * Closes gracefully: takes no new message, lets the queued and running ones
+   * finish, then says QUIT on every connection. Completes once every socket is closed.
+   * Messages waiting for a retry end as `failed`.
+   */
+  close$(): Observable<void> {
+    return defer(() => {
+      if (this.state === 'open') {
+        this.state = 'closing';
+        this.stopping.complete();
+      }
+      this.dispatch();
+      return this.drained.asObservable();
+    });
+  }
+
+  /** `close$` as a Promise. */
+  close(): Promise<void> {
+    return lastValueFrom(this.close$(), { defaultValue: undefined });
+  }
+
+  /**
+   * Closes at once: queued and running transactions fail with `err` (a
+   * transaction whose body was complete fails as possibly delivered), sockets are destroyed.
+   */
+  destroy(err: unknown = new SMTPPoolClosedError('The pool was destroyed')): void {
+    if (this.state === 'destroyed') return;
+    this.state = 'destroyed';
+    this.stopping.complete();
+    this.wakeUp?.timer.unsubscribe();
+    for (const job of this.queue.splice(0)) job.fail(err);
+    for (const connection of [...this.connections]) connection.destroy(err);
+    this.connections.clear();
+    this.settleDrained();
+  }
+
+  // ---- scheduling ----
+
+  /** Runs `step` until nothing changes; re-entrant calls (from a job's end, say) just ask for another round. */
+  private dispatch(): void {
+    this.again = true;
+    if (this.dispatching) return;
+    this.dispatching = true;
+    try {
+      while (this.again) {
+        this.again = false;
+        this.step();
+      }
+    } finally {
+      this.dispatching = false;
+    }
+  }
+
+  private step(): void {
+    if (this.state === 'destroyed') return;
+    while (this.queue.length > 0) {
+      const connection = this.leastLoaded();
+      if (!connection) break;
+      // The limit applies when a transaction starts, not when it was queued: no burst after a wait.
+      const wait = this.window?.wait() ?? 0;
+      if (wait > 0) {
+        this.wakeAfter(wait);
+        break;
+      }
+      this.window?.take();
+      connection.run(this.queue.shift() as Job);
+    }
+    this.openAsNeeded();
+    const closing = this.state === 'closing' && this.queue.length === 0;
+    for (const connection of this.connections) connection.rest(closing);
+    this.settleDrained();
+  }
+
+  private leastLoaded(): PooledConnection | undefined {
+    let best: PooledConnection | undefined;
+    for (const connection of this.connections) {
+      if (connection.free > 0 && (!best || connection.load < best.load)) best = connection;
+    }
+    return best;
+  }
+
+  /** Opens connections while the queue is longer than the room in those open or opening. */
+  private openAsNeeded(): void {
+    let room = 0;
+    for (const connection of this.connections) room += connection.connecting ? 1 : connection.free;
+    const now = this.scheduler.now();
+    if (now < this.reopenAt && this.connections.size > 0) {
+      if (this.queue.length > room) this.wakeAfter(this.reopenAt - now);
+      return;
+    }
+    while (this.queue.length > room && this.connections.size < this.maxConnections) {
+      const connection = new PooledConnection(this.config, this.limits, this.scheduler, {
+        available: () => this.dispatch(),
+        gone: (c, err) => this.gone(c, err),
+      });
+      this.connections.add(connection);
+      room++;
+      connection.open();
+    }
+  }
+
+  /**
+   * A connection closed. One that failed before it ran anything means the
+   * server refuses connections now: the queue fails with that error when no
+   * other connection is left to take it, and new ones wait a little.
+   */
+  private gone(connection: PooledConnection, err?: unknown): void {
+    if (!this.connections.delete(connection)) return;
+    if (err !== undefined) {
+      this.reopenAt = this.scheduler.now() + REOPEN_DELAY_MS;
+      if (this.connections.size === 0) for (const job of this.queue.splice(0)) job.fail(err);
+    }
+    this.dispatch();
+  }
+
+  private cancel(job: Job): void {
+    if (job.queued) this.queue.splice(this.queue.indexOf(job), 1);
+    else job.cancel();
+    this.dispatch();
+  }
+
+  /** Dispatches again after `ms` (the rate limit or a reopen delay), keeping the earliest wake-up. */
+  private wakeAfter(ms: number): void {
+    const at = this.scheduler.now() + ms;
+    if (this.wakeUp && this.wakeUp.at <= at && !this.wakeUp.timer.closed) return;
+    this.wakeUp?.timer.unsubscribe();
+    this.wakeUp = {
+      at,
+      timer: this.scheduler.schedule(() => {
+        this.wakeUp = undefined;
+        this.dispatch();
+      }, ms),
+    };
+  }
+
+  private retryAfter$(err: unknown, retryCount: number): Observable<number> {
+    const policy = this.config.retry;
+    const giveUp$ = throwError(() => err);
+    if (!policy || !classifyFailure(err).transient || this.state !== 'open') return giveUp$;
+    const backoff = Math.min(policy.backoffMs * 2 ** (retryCount - 1), policy.maxBackoffMs ?? Infinity);
+    // A close ends the wait at once: the message fails with the error it had.
+    return race(timer(backoff, this.scheduler), concat(this.stopping, giveUp$));
+  }
+
+  private settleDrained(): void {
+    if (this.state === 'open' || this.queue.length > 0 || this.connections.size > 0) return;
+    this.wakeUp?.timer.unsubscribe();
+    this.drained.next();
+    this.drained.complete();
+  }
+}
+
+function positive(name: string, value: number): number {
+  if (!(Number.isInteger(value) && value > 0)) throw new RangeError(`${name} must be a positive integer, got ${value}`);
+  return value;
+}

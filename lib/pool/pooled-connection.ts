@@ -1,0 +1,134 @@
+import { SchedulerLike, Subscription } from 'rxjs';
+import { SMTPServerDisconnected } from '../errors';
+import { SessionConfig, session$ } from '../session/open-session';
+import { quit$ } from '../session/quit';
+import { Session, hasExtension } from '../session/session';
+import { Job } from './job';
+import { leavesConnectionClean } from './outcome';
+
+/** The per-connection limits of a pool. */
+export interface ConnectionLimits {
+  /** Transactions stacked at once when the server offers PIPELINING. */
+  readonly maxInFlight: number;
+  /** Transactions before the connection is retired with QUIT. */
+  readonly maxMessages: number;
+  /** ms without work before QUIT; not finite: never. */
+  readonly idleTimeout: number;
+}
+
+/** What a pooled connection tells its pool. */
+export interface ConnectionEvents {
+  /** It can take work: it became ready, or a transaction ended. */
+  readonly available: () => void;
+  /** It is gone. `err` is set when it failed before it ran anything (the server may refuse connections). */
+  readonly gone: (connection: PooledConnection, err?: unknown) => void;
+}
+
+type State = 'connecting' | 'ready' | 'retiring' | 'gone';
+
+/**
+ * One connection of a pool: a `session$` subscription, the transactions
+ * running on it, its message count and its idle timer.
+ */
+export class PooledConnection {
+  private state: State = 'connecting';
+  private session?: Session;
+  private capacity = 1;
+  private running = 0;
+  private started = 0;
+  private idleTimer?: Subscription;
+  private quitting?: Subscription;
+  private subscription?: Subscription;
+
+  constructor(
+    private readonly config: SessionConfig,
+    private readonly limits: ConnectionLimits,
+    private readonly scheduler: SchedulerLike,
+    private readonly events: ConnectionEvents,
+  ) {}
+
+  /** Connects: greeting, EHLO, STARTTLS and the configured steps. */
+  open(): void {
+    this.subscription = session$(this.config).subscribe({
+      next: (session) => this.ready(session),
+      error: (err: unknown) => this.lost(err),
+      complete: () => this.lost(),
+    });
+  }
+
+  get connecting(): boolean {
+    return this.state === 'connecting';
+  }
+
+  /** Transactions it can take now. */
+  get free(): number {
+    const usable = this.state === 'ready' && this.session?.connection.open === true;
+    return usable && this.started < this.limits.maxMessages ? this.capacity - this.running : 0;
+  }
+
+  /** Transactions running on it. */
+  get load(): number {
+    return this.running;
+  }
+
+  run(job: Job): void {
+    this.running++;
+    this.started++;
+    this.idleTimer?.unsubscribe();
+    this.idleTimer = undefined;
+    job.start(this.session as Session, (err) => this.settle(err));
+  }
+
+  /**
+   * Called when the pool has no work for it: QUIT when it is spent or the pool
+   * is closing, else start the idle timer.
+   */
+  rest(closing: boolean): void {
+    if (this.state !== 'ready' || this.running > 0) return;
+    if (closing || this.started >= this.limits.maxMessages) this.retire();
+    else if (!this.idleTimer && Number.isFinite(this.limits.idleTimeout)) {
+      this.idleTimer = this.scheduler.schedule(() => this.retire(), this.limits.idleTimeout);
+    }
+  }
+
+  /** Closes at once; transactions on it fail with `err`. */
+  destroy(err: unknown): void {
+    this.session?.connection.destroy(err);
+    this.subscription?.unsubscribe();
+    this.lost();
+  }
+
+  private ready(session: Session): void {
+    this.session = session;
+    this.state = 'ready';
+    // RFC 2920: without PIPELINING every command waits for its reply, so nothing can stack.
+    this.capacity = hasExtension(session, 'pipelining') ? this.limits.maxInFlight : 1;
+    this.events.available();
+  }
+
+  private settle(err?: unknown): void {
+    this.running--;
+    // A timeout, a lost connection, a body that failed: the server's state is unknown; never reuse.
+    if (err !== undefined && !leavesConnectionClean(err) && this.session?.connection.open) {
+      this.session.connection.destroy(new SMTPServerDisconnected('Connection discarded after a failed transaction'));
+    }
+    this.events.available();
+  }
+
+  /** QUIT (RFC 5321 §4.1.1.10); the connection is gone once the server closed. */
+  private retire(): void {
+    if (this.state !== 'ready') return;
+    this.state = 'retiring';
+    this.idleTimer?.unsubscribe();
+    this.quitting = quit$(this.session as Session).subscribe({ error: () => undefined });
+  }
+
+  private lost(err?: unknown): void {
+    if (this.state === 'gone') return;
+    const refused = this.started === 0 && this.state !== 'retiring';
+    this.state = 'gone';
+    this.idleTimer?.unsubscribe();
+    this.quitting?.unsubscribe();
+    this.events.gone(this, refused ? (err ?? new SMTPServerDisconnected('Connection closed before use')) : undefined);
+  }
+}
