@@ -1,4 +1,5 @@
 import { Observable, map } from 'rxjs';
+import { SessionConfig, session$ } from '../../lib/session/open-session';
 import { Session, SessionOptions, newSession } from '../../lib/session/session';
 import { connect$ } from '../../lib/transport/connect';
 import { FakeServer } from './fake-server';
@@ -8,4 +9,18 @@ export function sessionOn(fake: FakeServer, options: SessionOptions & { host?: s
   return connect$({ host: options.host ?? '127.0.0.1', port: fake.port }).pipe(
     map((connection) => newSession(connection, { localHostname: 'client.test', ...options })),
   );
+}
+
+/** A ready session (greeted, no TLS) on 127.0.0.1:port, kept open until `close()` (which sends QUIT). */
+export function openSession(
+  port: number,
+  options: Partial<SessionConfig> = {},
+): Promise<{ session: Session; close(): void }> {
+  return new Promise((resolve, reject) => {
+    const config: SessionConfig = { host: '127.0.0.1', port, localHostname: 'c.test', starttls: 'never', timeout: 5000, ...options };
+    const subscription = session$(config).subscribe({
+      next: (session) => resolve({ session, close: () => subscription.unsubscribe() }),
+      error: reject,
+    });
+  });
 }

@@ -14,6 +14,7 @@ import { Session } from '../../lib/session/session';
 import { testCa } from '../helpers/certs';
 import { FakeScript, FakeServer } from '../helpers/fake-server';
 import { RealServer, startSmtpServer } from '../helpers/smtp-server';
+import { openSession } from '../helpers/session';
 
 const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
 const PLAIN_VECTOR = 'AE1yLkFAc29tZXdoZXJlLmNvbQBzb21lcGFzc3dvcmQ='; // smtplib's test: Mr.A@somewhere.com / somepassword
@@ -32,15 +33,10 @@ describe('AUTH', () => {
 
   async function sessionWith(script: FakeScript): Promise<Session> {
     fake = await FakeServer.start(script);
-    const session = await new Promise<Session>((resolve, reject) => {
-      const sub = session$({ host: '127.0.0.1', port: fake!.port, localHostname: 'c.test', starttls: 'never', timeout: 2000 }).subscribe({
-        next: resolve,
-        error: reject,
-      });
-      close = () => sub.unsubscribe();
-    });
+    const opened = await openSession(fake.port, { timeout: 2000 });
+    close = opened.close;
     fake.session.commands.length = 0;
-    return session;
+    return opened.session;
   }
 
   describe('smtplib vectors', () => {

@@ -2,11 +2,11 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { Subject, tap } from 'rxjs';
 import { SMTPInvalidArgumentError, SMTPNotSupportedError, SMTPRecipientsRefused } from '../../lib/errors';
-import { session$ } from '../../lib/session/open-session';
 import { sendMessage$ } from '../../lib/session/send-message';
 import { Session } from '../../lib/session/session';
 import { collect } from '../helpers/events';
 import { FakeScript, FakeServer } from '../helpers/fake-server';
+import { openSession as openReadySession } from '../helpers/session';
 import { RealServer, startSmtpServer } from '../helpers/smtp-server';
 
 /** A message with LF-written lines, sent with CRLF. */
@@ -35,16 +35,10 @@ describe('sendMessage$', () => {
   });
 
   /** A ready session on 127.0.0.1:port, kept open until the test ends. */
-  function openSession(port: number): Promise<Session> {
-    return new Promise<Session>((resolve, reject) => {
-      const sub = session$({ host: '127.0.0.1', port, localHostname: 'c.test', starttls: 'never', timeout: 5000 }).subscribe({
-        next: (session) => {
-          held = () => sub.unsubscribe();
-          resolve(session);
-        },
-        error: reject,
-      });
-    });
+  async function openSession(port: number): Promise<Session> {
+    const opened = await openReadySession(port);
+    held = opened.close;
+    return opened.session;
   }
 
   async function sessionWith(script: FakeScript = {}): Promise<Session> {

@@ -7,11 +7,11 @@ import {
   SMTPSenderRefused,
   SMTPServerDisconnected,
 } from '../../lib/errors';
-import { session$ } from '../../lib/session/open-session';
 import { Session } from '../../lib/session/session';
 import { SendEvent, sendmail$ } from '../../lib/session/sendmail';
 import { FakeScript, FakeServer } from '../helpers/fake-server';
 import { all, collect } from '../helpers/events';
+import { openSession } from '../helpers/session';
 
 const MESSAGE = 'Subject: hi\r\n\r\nHello.\r\n';
 
@@ -27,18 +27,11 @@ describe('sendmail$', () => {
   /** A ready session on a fake server, kept open until the test ends. */
   async function sessionWith(script: FakeScript, options: { lmtp?: boolean } = {}): Promise<Session> {
     fake = await FakeServer.start(script);
-    const session = await new Promise<Session>((resolve, reject) => {
-      const sub = session$({ host: '127.0.0.1', port: fake.port, localHostname: 'c.test', starttls: 'never', timeout: 2000, ...options }).subscribe({
-        next: (s) => {
-          held = { session: s, close: () => sub.unsubscribe() };
-          resolve(s);
-        },
-        error: reject,
-      });
-    });
+    const opened = await openSession(fake.port, { timeout: 2000, ...options });
+    held = { session: opened.session, close: opened.close };
     fake.session.commands.length = 0;
     fake.session.chunks.length = 0;
-    return session;
+    return opened.session;
   }
 
   const send = (session: Session, to: string[] | string, body: Parameters<typeof sendmail$>[3] = MESSAGE, opts = {}) =>
