@@ -77,6 +77,7 @@ trap on_exit EXIT
 
 # ---------------------------------------------------------------- layout
 TLS="$STATE_DIR/tls"; LOGS="$STATE_DIR/log"; RUN="$STATE_DIR/run"; MAIL="$STATE_DIR/mail"
+DUMPS="$STATE_DIR/dump"
 PF="$STATE_DIR/postfix"; PF_ETC="$PF/etc"; PF_SPOOL="$PF/spool"; PF_LIB="$PF/lib"
 DV="$STATE_DIR/dovecot"; DV_CONF="$DV/dovecot.conf"; DV_USERS="$DV/users"
 # Unix socket paths are limited to 107 bytes: keep Dovecot's base_dir short.
@@ -182,7 +183,8 @@ fi
 
 cp /usr/share/postfix/main.cf.debian "$PF_ETC/main.cf"
 REFUSALS='check_recipient_access inline:{ {reject@example.test=REJECT 5.1.1 no such user (scripted refusal)} {tempfail@example.test=DEFER_IF_PERMIT 4.2.0 try again later (scripted refusal)} }'
-SENDER_REFUSALS='check_sender_access inline:{ {reject-sender@example.test=REJECT 5.7.1 sender refused (scripted refusal)} {tempfail-sender@example.test=DEFER_IF_PERMIT 4.7.1 sender deferred (scripted refusal)} }'
+# DEFER (not DEFER_IF_PERMIT) for the sender: DEFER_IF_PERMIT only takes effect at RCPT, so MAIL would get 250.
+SENDER_REFUSALS='check_sender_access inline:{ {reject-sender@example.test=REJECT 5.7.1 sender refused (scripted refusal)} {tempfail-sender@example.test=DEFER 4.7.1 sender deferred (scripted refusal)} }'
 PF_PARAMS=(
   "queue_directory = $PF_SPOOL"
   "data_directory = $PF_LIB"
@@ -331,11 +333,15 @@ disable_plaintext_auth = no
 auth_mechanisms = plain login cram-md5 scram-sha-1 scram-sha-256
 auth_username_format = %Lu
 auth_verbose = yes
+# No 2 s pause after a failed login: the suite tries a bad password with every mechanism.
+auth_failure_delay = 0
 
 first_valid_uid = 8
 mail_uid = mail
 mail_gid = mail
 mail_location = maildir:$MAIL/%d/%n
+# Store messages with CRLF, as they came over the wire: the suite compares delivered bytes exactly.
+mail_save_crlf = yes
 mail_plugins = quota
 lmtp_rcpt_check_quota = yes
 # over quota -> 452 4.2.2 (not 552 5.2.2). A main setting in 2.3, ignored inside plugin {}.
@@ -385,9 +391,13 @@ postfix -c "$PF_ETC" start >"$LOGS/postfix-start.log" 2>&1 \
   || { cat "$LOGS/postfix-start.log" >&2; tail -n 20 "$LOGS/postfix.log" >&2 2>/dev/null; die "postfix -c $PF_ETC start failed"; }
 
 # ---------------------------------------------------------------- smtp-sink instances
+# Each sink appends what it received (X-Client-Proto, X-Helo-Args, X-Mail-Args, X-Rcpt-Args, then
+# the message) to DUMPS/sink-NAME.eml (-D), so a test can check the server's side. It runs as nobody.
+install -d -o nobody -m 0755 "$DUMPS"; rm -f "$DUMPS"/sink-*.eml
 start_sink() { # name port args...
   local name="$1" port="$2"; shift 2
-  ( cd "$RUN" && exec setsid smtp-sink -u nobody -h "sink-$name.rx-smtp.test" "$@" "127.0.0.1:$port" 256 \
+  ( cd "$RUN" && exec setsid smtp-sink -u nobody -h "sink-$name.rx-smtp.test" -D "$DUMPS/sink-$name.eml" \
+      "$@" "127.0.0.1:$port" 256 \
       </dev/null >"$LOGS/sink-$name.log" 2>&1 ) &
   echo "$!" >"$RUN/sink-$name.pid"
 }
@@ -524,7 +534,8 @@ env = {
       "stall": "reply delayed 3600 s (connect: greeting; data: reply to DATA; dot: reply to end of data)"
     }
   },
-  "logs": "$LOGS"
+  "logs": "$LOGS",
+  "sinkDumps": "$DUMPS"
 }
 with open(sys.argv[1], "w") as f:
     json.dump(env, f, indent=2)

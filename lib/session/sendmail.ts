@@ -106,6 +106,9 @@ class Transaction {
   private bodyStarted = false;
   /** A 421 was seen: the server is leaving, so no RSET either (smtplib closes). */
   private closing = false;
+  /** RCPT replies read so far, and whether one of them was 421 (smtplib stops there). */
+  private rcptReplies = 0;
+  private rcptClosing = false;
   /** The write lock went to the next transaction. */
   private released = false;
   private readonly pipelining: boolean;
@@ -143,7 +146,11 @@ class Transaction {
       // RFC 2920 §3.1: one group, MAIL to DATA; every reply is read before the verdict.
       const group = [mail, ...recipients.map((r) => r.rcpt), ...(withData ? [DATA] : [])];
       this.bodyStarted = withData;
-      const events$ = this.request$(group, 'rcpt').pipe(map((reply, i) => this.record(i, reply)));
+      const events$ = this.request$(group, 'rcpt').pipe(
+        map((reply, i) => this.record(i, reply)),
+        // After a 421 the server closes without answering the rest of the group: the 421 is the verdict.
+        catchError((err: unknown) => (this.closing ? EMPTY : throwError(() => err))),
+      );
       // Chunked and stacked, the verdict waits for the last reply (see final$).
       return concat(events$, defer(() => (withData ? this.verdict$() : EMPTY))).pipe(filter(notNull));
     }
@@ -153,10 +160,10 @@ class Transaction {
       concatMap((event) => (this.mailReply?.code === 250 ? of(event) : this.verdict$())),
     );
     const rcpts$ = recipients.map((r, i) =>
-      defer(() => (this.closing ? EMPTY : this.request$(r.rcpt, 'rcpt').pipe(map((reply) => this.record(i + 1, reply))))),
+      defer(() => (this.rcptClosing ? EMPTY : this.request$(r.rcpt, 'rcpt').pipe(map((reply) => this.record(i + 1, reply))))),
     );
     const data$ = defer(() => {
-      if (this.closing || this.accepted.length === 0 || !withData) return this.verdict$();
+      if (this.rcptClosing || this.accepted.length === 0 || !withData) return this.verdict$();
       this.bodyStarted = true;
       return this.request$(DATA, 'data').pipe(
         map((reply) => this.record(recipients.length + 1, reply)),
@@ -172,6 +179,10 @@ class Transaction {
     if (reply.code === 421) this.closing = true;
     if (i === 0) this.mailReply = reply;
     else if (i <= recipients.length) {
+      this.rcptReplies += 1;
+      if (reply.code === 421) this.rcptClosing = true;
+      // Pipelined after a refused MAIL, RCPT replies say only "need MAIL": not the recipients' fate.
+      if (this.mailReply && this.mailReply.code !== 250) return null;
       const recipient = recipients[i - 1].address;
       // smtplib: 250 and 251 accept the recipient; anything else refuses it.
       const accepted = reply.code === 250 || reply.code === 251;
@@ -199,7 +210,10 @@ class Transaction {
         command: this.envelope.mail.debugText,
       });
     }
-    if (this.closing || this.accepted.length === 0) return new SMTPRecipientsRefused({ ...this.refused });
+    const allAnswered = this.rcptReplies === this.envelope.recipients.length;
+    if (this.rcptClosing || (allAnswered && this.accepted.length === 0)) {
+      return new SMTPRecipientsRefused({ ...this.refused });
+    }
     if (this.dataReply && this.dataReply.code !== 354) return SMTPDataError.fromReply(this.dataReply, 'DATA');
     return undefined;
   }
@@ -273,7 +287,8 @@ class Transaction {
     });
     const finals: Reply[] = [];
     const events$ = written$.pipe(
-      catchError((err: unknown) => throwError(() => possiblyDelivered(err))),
+      // Stacked BDAT: a refused envelope means the body was never taken, whatever happened next.
+      catchError((err: unknown) => throwError(() => this.envelopeFailure() ?? possiblyDelivered(err))),
       map((reply) => {
         finals.push(reply);
         return this.session.lmtp ? this.delivery(finals.length - 1, reply) : null;

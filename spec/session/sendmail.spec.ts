@@ -92,6 +92,35 @@ describe('sendmail$', () => {
       expect(fake.session.commands).not.toContain('RSET');
     });
 
+    it('reports a 421 to a pipelined MAIL when the server closes without answering the rest', async () => {
+      const session = await sessionWith({ handlers: { MAIL: { close: true, reply: '421 4.3.2 closing' } } });
+      const { values, error } = await send(session, ['b@x.test']);
+      expect(error).toBeInstanceOf(SMTPSenderRefused);
+      expect(error).toMatchObject({ smtpCode: 421 });
+      expect(values).toEqual([]);
+    });
+
+    it('reports a 421 to a pipelined RCPT as SMTPRecipientsRefused with that reply', async () => {
+      const session = await sessionWith({ handlers: { RCPT: { close: true, reply: '421 4.7.0 closing' } } });
+      const { error } = await send(session, ['b@x.test', 'c@x.test']);
+      expect(error).toBeInstanceOf(SMTPRecipientsRefused);
+      expect((error as SMTPRecipientsRefused).recipients['b@x.test']).toMatchObject({ code: 421 });
+    });
+
+    it('reports a 421 to DATA as SMTPDataError', async () => {
+      const session = await sessionWith({ handlers: { DATA: { close: true, reply: '421 4.3.0 closing' } } });
+      const { error } = await send(session, ['b@x.test']);
+      expect(error).toBeInstanceOf(SMTPDataError);
+      expect(error).toMatchObject({ smtpCode: 421 });
+    });
+
+    it('emits no recipient events for the RCPT replies that follow a refused MAIL', async () => {
+      const session = await sessionWith({ handlers: { MAIL: '550 5.7.1 no', RCPT: '503 5.5.1 need MAIL', DATA: '503 5.5.1 need MAIL' } });
+      const { values, error } = await send(session, ['b@x.test']);
+      expect(error).toBeInstanceOf(SMTPSenderRefused);
+      expect(values).toEqual([]);
+    });
+
     it('sends RSET after a refused sender and keeps the connection', async () => {
       const session = await sessionWith({ handlers: { MAIL: '553 5.7.1 not you', RCPT: '503 no', DATA: '503 no' } });
       const { error } = await send(session, ['b@x.test']);
@@ -241,6 +270,13 @@ describe('sendmail$', () => {
       const { error } = await send(session, ['b@x.test']);
       expect(error).toBeInstanceOf(SMTPSenderRefused);
       expect(fake.session.commands.slice(-1)).toEqual(['RSET']);
+    });
+
+    it('reports a 421 to MAIL, not "possibly delivered", when the server closes before the body', async () => {
+      const session = await sessionWith({ ...chunking, handlers: { MAIL: { close: true, reply: '421 4.3.2 closing' } } });
+      const { error } = await send(session, ['b@x.test']);
+      expect(error).toBeInstanceOf(SMTPSenderRefused);
+      expect(error).toMatchObject({ smtpCode: 421 });
     });
 
     it('sends BINARYMIME bodies untouched', async () => {
