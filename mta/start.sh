@@ -93,8 +93,11 @@ chown mail:mail "$MAIL"; chmod 0755 "$MAIL"
 # The over-quota user starts empty on every start (deterministic 4xx), and the known users'
 # Maildirs are pre-created 0755 so Dovecot copies group/other read bits to new files.
 rm -rf "$MAIL/example.test/full"
+# new/cur/tmp too: a test that watches new/ before the first delivery must find Dovecot's folder,
+# not create a root-owned one that Dovecot (mail_uid = mail) cannot rename into.
 for u in user other full; do
-  install -d -o mail -g mail -m 0755 "$MAIL/example.test" "$MAIL/example.test/$u"
+  install -d -o mail -g mail -m 0755 "$MAIL/example.test" "$MAIL/example.test/$u" \
+    "$MAIL/example.test/$u/new" "$MAIL/example.test/$u/cur" "$MAIL/example.test/$u/tmp"
 done
 
 # ---------------------------------------------------------------- TLS (throw-away CA)

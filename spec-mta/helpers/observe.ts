@@ -53,8 +53,8 @@ export function maildirMessages(address: string): Buffer[] {
 
 /** Waits until Dovecot delivered a message holding `token` to `address`, and returns its bytes. */
 export function delivered(address: string, token: string): Promise<Buffer> {
+  // mta/start.sh creates new/ for Dovecot's user; creating it here as root would lock Dovecot out.
   const dir = path.join(env.maildirOf[address], 'new');
-  fs.mkdirSync(dir, { recursive: true });
   return waitFor(dir, `a message with ${token} in ${address}'s Maildir`, () =>
     maildirMessages(address).find((m) => m.includes(token)),
   );
