@@ -1,0 +1,91 @@
+/**
+ * The servers a bench run needs, all on 127.0.0.1 and all owned by the run: smtp-sink, a private
+ * Postfix (bench/postfix.sh) and the delaying proxy. `stopAll` ends exactly what was started.
+ */
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import * as net from 'node:net';
+import * as path from 'node:path';
+
+export const REPO = path.resolve(__dirname, '..', '..', '..');
+const started: (() => void)[] = [];
+
+/** A port that was free a moment ago (the kernel's choice for port 0). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Resolves once something accepts connections on the port (bounded). */
+async function listening(port: number, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = net.connect({ host: '127.0.0.1', port }, () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > until) throw new Error(`nothing listens on 127.0.0.1:${port}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function own(child: ChildProcess): void {
+  started.push(() => {
+    if (child.exitCode === null && child.pid !== undefined) child.kill('SIGTERM');
+  });
+}
+
+/** `smtp-sink -u nobody -c 127.0.0.1:PORT 256` (its running counter goes nowhere). */
+export async function startSink(): Promise<number> {
+  const port = await freePort();
+  const user = process.getuid?.() === 0 ? ['-u', 'nobody'] : [];
+  const child = spawn('smtp-sink', [...user, '-c', `127.0.0.1:${port}`, '256'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  own(child);
+  await listening(port);
+  return port;
+}
+
+/** The private Postfix of W2; throws with the script's reason when it cannot start. */
+export async function startPostfix(dir: string): Promise<number> {
+  const port = await freePort();
+  const script = path.join(REPO, 'bench', 'postfix.sh');
+  const result = spawnSync(script, ['start', dir, String(port)], { encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`bench/postfix.sh: ${(result.stderr || result.stdout || '').trim()}`);
+  started.push(() => void spawnSync(script, ['stop', dir]));
+  return port;
+}
+
+/** Waits (bounded) until Postfix's queue is empty, so one run does not pay for the last one's backlog. */
+export async function drainPostfix(dir: string, timeoutMs = 30_000): Promise<boolean> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    const out = spawnSync('postqueue', ['-c', path.join(dir, 'etc'), '-p'], { encoding: 'utf8' }).stdout ?? '';
+    if (out.includes('Mail queue is empty')) return true;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return false;
+}
+
+/** The delaying proxy, in its own process so it does not share a CPU slice with the orchestrator. */
+export async function startProxy(targetPort: number, delayMs: number): Promise<number> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [path.join(__dirname, 'proxy.js'), String(port), String(targetPort), String(delayMs)], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  own(child);
+  await listening(port);
+  return port;
+}
+
+export function stopAll(): void {
+  while (started.length > 0) started.pop()!();
+}
