@@ -157,6 +157,7 @@ function checkTransport(session: Session, options: AuthOptions): void {
 /** One SASL exchange on the wire. */
 class Exchange {
   private challenges = 0;
+  private challenged = false;
 
   constructor(
     private readonly session: Session,
@@ -181,14 +182,17 @@ class Exchange {
 
   private onReply$(reply: Reply): Observable<Step> {
     if (reply.code === 334) {
+      this.challenged = true;
       this.challenges += 1;
       if (this.challenges > MAX_CHALLENGES) {
         throw new SMTPException(`Server AUTH mechanism infinite loop. Last response: ${reply.code} ${reply.message}`);
       }
       return this.answer$(Buffer.from(reply.message, 'base64'));
     }
-    if (reply.code === 235 || reply.code === 503) {
-      // 503: already authenticated (smtplib treats it as success); nothing to verify then.
+    // 503 "already authenticated" (smtplib's success) only answers the AUTH command itself: in the
+    // middle of an exchange it would let a server skip what finish() verifies (SCRAM's signature).
+    const alreadyAuthenticated = reply.code === 503 && !this.challenged;
+    if (reply.code === 235 || alreadyAuthenticated) {
       if (reply.code === 235) this.mechanism.finish();
       return of({ session: { ...this.session, authenticatedAs: this.mechanism.name }, reply });
     }

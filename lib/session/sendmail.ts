@@ -11,6 +11,8 @@ import {
   identity,
   ignoreElements,
   map,
+  ReplaySubject,
+  toArray,
   merge,
   of,
   tap,
@@ -24,6 +26,7 @@ import {
   SMTPSenderRefused,
 } from '../errors';
 import { Outgoing } from '../transport/connection';
+import { Lock } from '../transport/mutex';
 import { encodeBody } from '../wire/body-encoder';
 import { Body, has8bit, knownSize } from '../wire/body-source';
 import { Command, command } from '../wire/command';
@@ -44,6 +47,8 @@ export type SendEvent =
 const PROGRESS_STEP = 256 * 1024;
 const DATA = command('DATA');
 const RSET = command('RSET');
+/** The end of a DATA that carried nothing (RFC 2920 §3.1), as a fire-and-forget line. */
+const LONE_DOT: Command = { verb: '.', line: '.', debugText: '.' };
 const NO_BYTES = new Uint8Array(0);
 
 /**
@@ -87,7 +92,7 @@ export function sendmail$(
       if (list.length === 0) throw new SMTPRecipientsRefused({});
       const facts = { size: knownSize(body), has8bit: has8bit(body) };
       const envelope = planEnvelope(greeted, sender, list, facts, mailOptions, rcptOptions);
-      return greeted.connection.writeLock.run$((release) => new Transaction(greeted, envelope, body, release).run$());
+      return greeted.connection.writeLock.run$((lock) => new Transaction(greeted, envelope, body, lock).run$());
     }),
   );
 }
@@ -111,13 +116,15 @@ class Transaction {
   private rcptClosing = false;
   /** The write lock went to the next transaction. */
   private released = false;
+  /** The replies of a pipelined MAIL..DATA group, read to the end whatever the caller does. */
+  private groupReplies?: Observable<Reply>;
   private readonly pipelining: boolean;
 
   constructor(
     private readonly session: Session,
     private readonly envelope: Envelope,
     private readonly body: Body,
-    private readonly releaseLock: () => void,
+    private readonly lock: Lock,
   ) {
     this.pipelining = hasExtension(session, 'pipelining');
   }
@@ -145,8 +152,13 @@ class Transaction {
     if (this.pipelining) {
       // RFC 2920 §3.1: one group, MAIL to DATA; every reply is read before the verdict.
       const group = [mail, ...recipients.map((r) => r.rcpt), ...(withData ? [DATA] : [])];
-      this.bodyStarted = withData;
-      const events$ = this.request$(group, 'rcpt').pipe(
+      // Read to the end even if the caller leaves early: abandon() must know how DATA was answered.
+      const replies = new ReplaySubject<Reply>();
+      this.groupReplies = replies;
+      const events$ = defer(() => {
+        this.request$(group, 'rcpt').subscribe(replies);
+        return replies;
+      }).pipe(
         map((reply, i) => this.record(i, reply)),
         // After a 421 the server closes without answering the rest of the group: the 421 is the verdict.
         catchError((err: unknown) => (this.closing ? EMPTY : throwError(() => err))),
@@ -184,12 +196,14 @@ class Transaction {
       // Pipelined after a refused MAIL, RCPT replies say only "need MAIL": not the recipients' fate.
       if (this.mailReply && this.mailReply.code !== 250) return null;
       const recipient = recipients[i - 1].address;
-      // smtplib: 250 and 251 accept the recipient; anything else refuses it.
-      const accepted = reply.code === 250 || reply.code === 251;
+      const accepted = isAccepted(reply);
       if (accepted) this.accepted.push(recipient);
       else this.refused[recipient] = reply;
       return { type: 'recipient', recipient, accepted, reply };
-    } else this.dataReply = reply;
+    } else {
+      this.dataReply = reply;
+      if (reply.code === 354) this.bodyStarted = true;
+    }
     return null;
   }
 
@@ -277,18 +291,19 @@ class Transaction {
    * (RFC 2033 §4.2), then `sent`. Losing the connection now is "possibly delivered".
    */
   private final$(group: readonly Outgoing[], chunkReplies: readonly Reply[]): Observable<SendEvent> {
+    const { connection } = this.session;
     const replies$ = this.request$(group, 'dataEnd');
     const written$ = new Observable<Reply>((subscriber) => {
+      // A connection already gone takes nothing: the message was certainly not delivered.
+      if (connection.open) this.phase = 'final';
       const subscription = replies$.subscribe(subscriber);
-      this.phase = 'final';
       this.released = true;
-      this.releaseLock();
+      this.lock.release();
       return subscription;
     });
     const finals: Reply[] = [];
     const events$ = written$.pipe(
-      // Stacked BDAT: a refused envelope means the body was never taken, whatever happened next.
-      catchError((err: unknown) => throwError(() => this.envelopeFailure() ?? possiblyDelivered(err))),
+      catchError((err: unknown) => throwError(() => this.afterLastByte(err))),
       map((reply) => {
         finals.push(reply);
         return this.session.lmtp ? this.delivery(finals.length - 1, reply) : null;
@@ -335,13 +350,23 @@ class Transaction {
     return this.session.connection.request$(out, { step, timeout: this.session.timeouts[step] });
   }
 
+  /**
+   * What a failure means once the last byte may have been written: a refused envelope (stacked
+   * BDAT) means the body was never taken; otherwise the server may have accepted the message.
+   */
+  private afterLastByte(err: unknown): unknown {
+    if (this.phase !== 'final' || err instanceof SMTPPossiblyDeliveredError) return err;
+    return this.envelopeFailure() ?? possiblyDelivered(err);
+  }
+
   /** smtplib's recovery: a 421 closes the connection; other refusals send RSET and keep it. */
-  private recover$(err: unknown): Observable<never> {
+  private recover$(failure: unknown): Observable<never> {
+    // Stacked BDAT: the envelope's request may fail first, after the whole message was written.
+    const err = isRefusal(failure) ? failure : this.afterLastByte(failure);
     this.phase = 'done';
     const { connection, timeouts } = this.session;
     const failed$ = throwError(() => err);
-    const refusal = err instanceof SMTPResponseException || err instanceof SMTPRecipientsRefused;
-    if (!refusal || !connection.open) return failed$;
+    if (!isRefusal(err) || !connection.open) return failed$;
     if (this.closing) {
       connection.destroy(err);
       return failed$;
@@ -363,6 +388,10 @@ class Transaction {
     this.phase = 'done';
     const { connection } = this.session;
     if (phase === 'done' || phase === 'final' || !connection.open) return;
+    if (phase === 'envelope' && this.groupReplies && this.envelope.mode === 'data' && !this.dataReply) {
+      this.abandonPipelinedGroup(this.groupReplies);
+      return;
+    }
     if (this.bodyStarted) {
       // The server is reading a body that will never end: the connection cannot be saved.
       connection.destroy();
@@ -371,12 +400,45 @@ class Transaction {
       connection.commands.next(RSET);
     }
   }
+  /**
+   * Left while MAIL..DATA are out unanswered (PIPELINING): the server may be about to read a
+   * body, so nothing else may be written yet. Keep the write lock, read the group's replies (the
+   * transactions stacked before this one get their final replies meanwhile), then: DATA refused,
+   * RSET; DATA accepted with no recipient, a lone dot (RFC 2920 §3.1) and RSET; DATA accepted
+   * for some recipient, close, since a dot would deliver an empty message.
+   */
+  private abandonPipelinedGroup(replies$: Observable<Reply>): void {
+    const { connection } = this.session;
+    this.lock.keep();
+    replies$.pipe(toArray()).subscribe({
+      next: (replies) => {
+        const data = replies[replies.length - 1];
+        const anyAccepted = replies.slice(1, -1).some(isAccepted);
+        if (data.code === 354 && anyAccepted) return connection.destroy();
+        if (data.code === 354) connection.commands.next(LONE_DOT);
+        connection.commands.next(RSET);
+      },
+      error: () => this.lock.release(),
+      complete: () => this.lock.release(),
+    });
+  }
+
+}
+
+/** smtplib: 250 and 251 accept a recipient; anything else refuses it. */
+function isAccepted(reply: Reply): boolean {
+  return reply.code === 250 || reply.code === 251;
 }
 
 /** `BDAT n [LAST]` and its bytes; the command draws one reply, LMTP's LAST one per recipient. */
 function bdat(chunk: Uint8Array, last: boolean, replies: number): Outgoing[] {
   const cmd: Command = command('BDAT', [String(chunk.length), ...(last ? ['LAST'] : [])]);
   return [cmd, { bytes: chunk, replies: Math.max(replies, 1) - 1, debugText: `<${chunk.length} bytes>` }];
+}
+
+/** A reply-based failure: the server said no, so the connection's state is known. */
+function isRefusal(err: unknown): boolean {
+  return err instanceof SMTPResponseException || err instanceof SMTPRecipientsRefused;
 }
 
 function possiblyDelivered(cause: unknown): SMTPPossiblyDeliveredError {

@@ -29,9 +29,11 @@ export function starttls$(session: Session, tls: TlsConnectionOptions = {}): Obs
   return connection.request$(cmd, { step: 'starttls', timeout: session.timeouts.command, upgrade: true }).pipe(
     concatMap((reply) => {
       if (reply.code !== 220) throw SMTPResponseException.fromReply(reply, cmd.debugText);
-      return connection
-        .upgrade$({ ...session.tls, ...tls })
-        .pipe(map(() => ({ session: { ...session, ...forgetCapabilities() }, reply })));
+      // A server that says 220 and never shakes hands must not hang us: the handshake has the step's timer.
+      return connection.upgrade$({ ...session.tls, ...tls }).pipe(
+        connection.timeoutAfter<void>('starttls', session.timeouts.command),
+        map(() => ({ session: { ...session, ...forgetCapabilities() }, reply })),
+      );
     }),
   );
 }

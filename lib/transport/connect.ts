@@ -60,9 +60,9 @@ export function connect$(
     });
     return () => {
       clearTimeout(timer);
-      // A graceful close under way (QUIT sent, our side ended) finishes on its own.
-      if (connection && !connection.closing) connection.destroy();
-      else socket.destroy();
+      // A graceful close under way (QUIT sent, our side ended) finishes on its own: end() has a fallback timer.
+      if (!connection) socket.destroy();
+      else if (!connection.closing) connection.destroy();
     };
   });
 }

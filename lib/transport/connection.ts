@@ -51,6 +51,13 @@ interface Slot {
   deliver: (reply: Reply) => void;
   fail: (err: unknown) => void;
   readonly upgrade: boolean;
+  /** The reply timer, started when this slot is next in line (not when its command was written). */
+  readonly timer?: ReplyTimer;
+}
+
+interface ReplyTimer {
+  readonly step: string;
+  readonly ms: number;
 }
 
 const noop = (): void => undefined;
@@ -77,6 +84,9 @@ export class SmtpConnection {
   private quitting = false;
   private upgrading = false;
   private secureFlag: boolean;
+  private headTimer?: NodeJS.Timeout;
+  private headTimerMs = 0;
+  private headStep?: ReplyTimer;
 
   /**
    * Serialises transactions' writes: each holds it from its first byte to its
@@ -182,6 +192,7 @@ export class SmtpConnection {
         },
         fail: (err: unknown) => active && subscriber.error(err),
         upgrade: options.upgrade === true,
+        timer: options.timeout ? { step: options.step ?? 'reply', ms: options.timeout } : undefined,
       }));
       this.send(group, slots);
       if (expected === 0) subscriber.complete();
@@ -189,7 +200,7 @@ export class SmtpConnection {
         active = false;
       };
     });
-    return options.timeout ? replies$.pipe(this.timeoutAfter(options.step ?? 'reply', options.timeout)) : replies$;
+    return replies$;
   }
 
   /**
@@ -322,7 +333,9 @@ export class SmtpConnection {
         this.emitDebug('send', out.debugText);
       }
     }
+    const wasIdle = this.pending.length === 0;
     for (const slot of slots) this.pending.push(slot);
+    if (wasIdle) this.armHeadTimer();
     this.socket.write(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
   }
 
@@ -347,6 +360,9 @@ export class SmtpConnection {
   private dispatch(reply: Reply, moreBytes: boolean): void {
     for (const line of reply.lines) this.emitDebug('receive', `${reply.code} ${line}`);
     const slot = this.pending.shift();
+    // RFC 5321 §4.5.3.2: each reply has its own timer, running from when it is the one awaited.
+    // A transaction stacked behind another's final dot does not pay for that wait.
+    this.armHeadTimer();
     if (!slot) {
       // RFC 5321 §3.8: a server may announce its shutdown with an unsolicited 421.
       this.destroy(
@@ -384,12 +400,34 @@ export class SmtpConnection {
   private finish(err: unknown): void {
     if (this.ended !== undefined) return;
     this.ended = err;
+    clearTimeout(this.headTimer);
     const slots = this.pending.splice(0);
     const failure = err ?? this.disconnectedError();
     for (const slot of slots) slot.fail(failure);
     this.greetingSubject.error(failure);
     if (err === null) this.repliesSubject.complete();
     else this.repliesSubject.error(err);
+  }
+
+  /** Runs the timer of the reply awaited now, if its request set one; reuses the timer when it can. */
+  private armHeadTimer(): void {
+    const timer = this.pending[0]?.timer;
+    if (!timer || this.ended !== undefined) {
+      clearTimeout(this.headTimer);
+      this.headTimer = undefined;
+      return;
+    }
+    this.headStep = timer;
+    if (this.headTimer && this.headTimerMs === timer.ms) {
+      this.headTimer.refresh();
+      return;
+    }
+    clearTimeout(this.headTimer);
+    this.headTimerMs = timer.ms;
+    this.headTimer = setTimeout(() => {
+      const { step, ms } = this.headStep!;
+      this.destroy(new SMTPTimeoutError(step, ms));
+    }, timer.ms);
   }
 
   private disconnectedError(): SMTPServerDisconnected {

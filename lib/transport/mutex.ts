@@ -1,5 +1,13 @@
 import { Observable, Subscription } from 'rxjs';
 
+/** The holder's handle on the lock. */
+export interface Lock {
+  /** Lets the next holder in now (idempotent). */
+  release(): void;
+  /** Keeps the lock past the end of the work, until `release()` is called (cleanup that must finish first). */
+  keep(): void;
+}
+
 /**
  * A FIFO lock for Observables: `run$` subscribes to its work once every earlier
  * holder has released the lock. The holder releases it early with the callback
@@ -11,24 +19,29 @@ export class Mutex {
   private readonly waiters: Array<() => void> = [];
 
   /**
-   * @param work builds the work; call `release` once the lock is no longer needed.
+   * @param work builds the work; call `lock.release()` once the lock is no longer needed.
    * @return the work's notifications, starting once the lock is acquired.
    */
-  run$<T>(work: (release: () => void) => Observable<T>): Observable<T> {
+  run$<T>(work: (lock: Lock) => Observable<T>): Observable<T> {
     return new Observable<T>((subscriber) => {
       let released = false;
+      let kept = false;
       let inner: Subscription | undefined;
       const release = (): void => {
         if (released) return;
         released = true;
         if (started) this.handOver();
       };
+      const endOfWork = (): void => {
+        if (!kept) release();
+      };
+      const lock: Lock = { release, keep: () => (kept = true) };
       let started = false;
       const start = (): void => {
         started = true;
         if (subscriber.closed) return release();
-        inner = work(release).subscribe(subscriber);
-        inner.add(release);
+        inner = work(lock).subscribe(subscriber);
+        inner.add(endOfWork);
       };
       if (this.held) this.waiters.push(start);
       else {
@@ -39,7 +52,7 @@ export class Mutex {
         const waiting = this.waiters.indexOf(start);
         if (waiting >= 0) this.waiters.splice(waiting, 1);
         inner?.unsubscribe();
-        if (started) release();
+        if (started) endOfWork();
       };
     });
   }

@@ -10,6 +10,7 @@ export type Action =
   | { readonly raw: string | Buffer } // exact bytes, nothing added
   | { readonly close: true; readonly reply?: string } // optionally reply, then close
   | { readonly stall: true } // never answer
+  | { readonly delayMs: number; readonly reply: string } // answer later; later replies wait behind it
   | { readonly starttls: true; readonly reply?: string; readonly inject?: string }; // 220 (+ injected bytes), then TLS
 
 export type Handler = Action | ((line: string, session: FakeSession) => Action | undefined);
@@ -17,7 +18,10 @@ export type Handler = Action | ((line: string, session: FakeSession) => Action |
 export interface FakeScript {
   /** The greeting; `null`: never greet (stall). Default `220 fake.test ESMTP`. */
   readonly greeting?: string | null;
-  /** Handlers by upper-case verb (`EHLO`, `MAIL`, …); `.` is the end of DATA, `BDAT` each chunk; `*` any other line (AUTH responses). */
+  /**
+   * Handlers by upper-case verb (`EHLO`, `MAIL`, …); `.` is the end of DATA, `BDAT` each chunk;
+   * `*` any other line (AUTH responses); `DATA-LINE` each line of a DATA body (only actions that close).
+   */
   readonly handlers?: Readonly<Record<string, Handler>>;
   /** EHLO keywords after the first line; default PIPELINING, 8BITMIME, SIZE, ENHANCEDSTATUSCODES. */
   readonly extensions?: readonly string[];
@@ -116,9 +120,16 @@ export class FakeServer {
     return this.until(() => this.sessions[index]?.commands.some((c) => c.toUpperCase().startsWith(prefix)) === true);
   }
 
-  /** Polls a condition on what the fake has seen (events on a socket we do not own). */
-  async until(condition: () => boolean): Promise<void> {
-    while (!condition()) await new Promise((r) => setTimeout(r, 2));
+  /**
+   * Polls a condition on what the fake has seen (events on a socket we do not own). Gives up
+   * after `ms`, so a test that waits for the wrong thing fails instead of keeping jest alive.
+   */
+  async until(condition: () => boolean, ms = 10_000): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (!condition()) {
+      if (Date.now() > deadline) throw new Error(`FakeServer.until: condition not met within ${ms} ms`);
+      await new Promise((r) => setTimeout(r, 2));
+    }
   }
 
   async close(): Promise<void> {
@@ -154,6 +165,17 @@ export class FakeServer {
       if (typeof action === 'string') queue(`${action.replace(/\r?\n/g, '\r\n')}\r\n`);
       else if ('raw' in action) queue(action.raw);
       else if ('stall' in action) stalled = true;
+      else if ('delayMs' in action) {
+        // Later replies wait behind this one, as a real server answers in order.
+        out.push(Buffer.from(`${action.reply}\r\n`));
+        const release = held;
+        held = true;
+        const timer = setTimeout(() => {
+          held = release;
+          flush();
+        }, action.delayMs);
+        socket.once('close', () => clearTimeout(timer));
+      }
       else if ('close' in action) {
         if (action.reply) queue(`${action.reply}\r\n`);
         held = false;
@@ -226,7 +248,11 @@ export class FakeServer {
         if (mode.kind === 'data') {
           if (line === '.') {
             if (!endOfData(Buffer.concat(mode.body))) break;
-          } else mode.body.push(Buffer.from(`${line}\r\n`, 'utf8'));
+          } else {
+            mode.body.push(Buffer.from(`${line}\r\n`, 'utf8'));
+            const onLine = this.script.handlers?.['DATA-LINE'];
+            if (onLine && !perform(typeof onLine === 'function' ? onLine(line, session) : onLine, 'DATA-LINE')) break;
+          }
           continue;
         }
         if (!handle(line) || stalled) break;

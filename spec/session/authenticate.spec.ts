@@ -176,6 +176,12 @@ describe('AUTH', () => {
       expect(step.session.authenticatedAs).toBe('SCRAM-SHA-256');
     });
 
+    it('does not take a 503 in the middle of the exchange as success (the signature was never checked)', async () => {
+      const session = await sessionWith({ extensions: ['AUTH SCRAM-SHA-256'], handlers: { AUTH: `334 ${b64(serverFirst)}`, '*': '503 5.5.1 already authenticated' } });
+      const sasl = scramSha256Mechanism({ user: 'user', password: 'pencil' }, { nonce: 'rOprNGfwEbeRWgbNEkqO' });
+      await expect(lastValueFrom(auth$(session, sasl, trusted))).rejects.toBeInstanceOf(SMTPAuthenticationError);
+    });
+
     it('fails, and cancels, when the server signature is tampered with', async () => {
       const session = await sessionWith(scramServer('v=AAAATRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4='));
       const sasl = scramSha256Mechanism({ user: 'user', password: 'pencil' }, { nonce: 'rOprNGfwEbeRWgbNEkqO' });

@@ -54,8 +54,13 @@ describe('session$', () => {
     fake = await FakeServer.start({ extensions: ['PIPELINING'] });
     const session = await firstValueFrom(session$({ host: '127.0.0.1', port: fake.port, localHostname: 'c.test' }));
     expect(session.doesEsmtp).toBe(true);
+    const seen: string[] = [];
+    session.connection.debug$.subscribe((e) => seen.push(e.text));
+    await lastValueFrom(session.connection.closed$, { defaultValue: undefined });
     await fake.closedSession();
     expect(fake.session.commands).toEqual(['EHLO c.test', 'QUIT']);
+    // A graceful close: the client stays to read the 221 before the socket goes.
+    expect(seen).toContain('221 2.0.0 Bye');
   });
 
   it('does not start STARTTLS when the policy is never', async () => {

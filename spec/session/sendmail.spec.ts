@@ -304,6 +304,29 @@ describe('sendmail$', () => {
       expect((error as Error).cause).toMatchObject({ code: 'ERR_SMTP_TIMEOUT', step: 'dataEnd' });
     });
 
+    it('is the outcome when a stacked BDAT message was fully written and the connection dropped', async () => {
+      const session = await sessionWith({
+        extensions: ['PIPELINING', 'CHUNKING'],
+        handlers: { MAIL: { raw: '' }, RCPT: { raw: '' }, BDAT: { close: true } },
+      });
+      const { error } = await send(session, ['b@x.test']);
+      expect(fake.session.commands.map((c) => c.split(' ')[0])).toEqual(['MAIL', 'RCPT', 'BDAT']);
+      expect(error).toBeInstanceOf(SMTPPossiblyDeliveredError);
+    });
+
+    it('is not the outcome when the connection dropped before the final dot was written', async () => {
+      const session = await sessionWith({ handlers: { 'DATA-LINE': { close: true } } });
+      async function* slowBody(): AsyncGenerator<Uint8Array> {
+        yield Buffer.from('first line\r\n');
+        await fake.closedSession();
+        await new Promise((r) => setImmediate(r));
+        yield Buffer.from('second line\r\n');
+      }
+      const { error } = await send(session, ['b@x.test'], slowBody());
+      expect(error).toBeInstanceOf(SMTPServerDisconnected);
+      expect(error).not.toBeInstanceOf(SMTPPossiblyDeliveredError);
+    });
+
     it('is not the outcome when the connection drops before the body', async () => {
       const session = await sessionWith({ handlers: { MAIL: { close: true } } });
       const { error } = await send(session, ['b@x.test']);
@@ -332,6 +355,40 @@ describe('sendmail$', () => {
       sub.unsubscribe();
       expect(session.connection.open).toBe(false);
       await fake.closedSession();
+    });
+  });
+
+  describe('stacked transactions', () => {
+    it('starts a reply timer only when that reply is next: a slow final reply does not time out the next MAIL', async () => {
+      const session = await sessionWith({ handlers: { '.': { delayMs: 400, reply: '250 2.0.0 queued late' } } });
+      const quick = { ...session, timeouts: { ...session.timeouts, mail: 200, rcpt: 200, data: 200, dataEnd: 3000 } };
+      const [first, second] = await Promise.all([collect(sendmail$(quick, 'a@x.test', 'b@x.test', 'one')), collect(sendmail$(quick, 'a@x.test', 'c@x.test', 'two'))]);
+      expect(first.error).toBeUndefined();
+      expect(second.error).toBeUndefined();
+    });
+
+    it('lets an earlier transaction finish when a later one is cancelled during its envelope', async () => {
+      const session = await sessionWith({ handlers: { '.': { delayMs: 200, reply: '250 2.0.0 queued' } } });
+      const first = collect(sendmail$(session, 'a@x.test', 'b@x.test', 'one'));
+      const second = sendmail$(session, 'a@x.test', 'c@x.test', 'two').subscribe();
+      await fake.until(() => fake.session.commands.filter((c) => c.startsWith('MAIL')).length === 2);
+      second.unsubscribe();
+      const { values, error } = await first;
+      expect(error).toBeUndefined();
+      expect(values[values.length - 1]).toMatchObject({ type: 'sent' });
+      // The cancelled one had DATA accepted for a recipient: only closing can stop it, never a dot.
+      await fake.closedSession();
+      expect(fake.session.messages.map(String)).toEqual(['one\r\n']);
+    });
+
+    it('keeps the connection when a transaction cancelled during its envelope had DATA refused', async () => {
+      const session = await sessionWith({ handlers: { RCPT: '550 5.1.1 no', DATA: '554 5.5.1 no valid recipients' } });
+      const sub = sendmail$(session, 'a@x.test', 'c@x.test', 'two').subscribe();
+      sub.unsubscribe();
+      await fake.until(() => fake.session.commands.includes('RSET'));
+      expect(session.connection.open).toBe(true);
+      const again = await send(session, ['b@x.test']);
+      expect(again.error).toBeInstanceOf(SMTPRecipientsRefused);
     });
   });
 

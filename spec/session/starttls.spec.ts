@@ -100,6 +100,16 @@ describe('starttls', () => {
     await fake.closedSession();
   });
 
+  it('times out a server that says 220 and never starts the TLS handshake', async () => {
+    fake = await FakeServer.start({ extensions: TLS_EXTENSIONS, handlers: { STARTTLS: { raw: '220 go ahead\r\n' } } });
+    const err = await firstValueFrom(
+      sessionOn(fake, { timeouts: { command: 100 } }).pipe(greeting(), ehlo(), starttls()),
+    ).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SMTPTimeoutError);
+    expect(err).toMatchObject({ step: 'starttls' });
+    await fake.closedSession();
+  });
+
   it('destroys the socket when unsubscribed during STARTTLS', async () => {
     fake = await FakeServer.start({ extensions: TLS_EXTENSIONS, handlers: { STARTTLS: { stall: true } } });
     const sub = sessionOn(fake).pipe(greeting(), ehlo(), starttls()).subscribe();
