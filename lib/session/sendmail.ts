@@ -27,7 +27,7 @@ import {
 } from '../errors';
 import { Outgoing } from '../transport/connection';
 import { Lock } from '../transport/mutex';
-import { encodeBody } from '../wire/body-encoder';
+import { BodyEncoder, encodeBody } from '../wire/body-encoder';
 import { Body, has8bit, knownSize } from '../wire/body-source';
 import { Command, command } from '../wire/command';
 import { Reply } from '../wire/reply';
@@ -242,6 +242,14 @@ class Transaction {
 
   /** DATA: the dot-stuffed body (RFC 5321 §4.5.2), then the final dot. */
   private dataBody$(): Observable<SendEvent> {
+    const small = smallBody(this.body);
+    if (small) {
+      // The common case, a message in memory: encoded at once, it leaves in the same write as its dot.
+      const encoder = new BodyEncoder({ dotStuff: true, terminate: false, finalCrlf: true });
+      const encoded = Buffer.concat([encoder.push(small), encoder.end(), DOT_LINE]);
+      const end = { bytes: encoded, replies: this.expectedFinalReplies(), debugText: '.' };
+      return concat(of(progressOf(encoded.length - DOT_LINE.length)), defer(() => this.final$([end], [])));
+    }
     const sizes$ = writeDataBody$(this.session, this.body);
     return concat(progress$(sizes$), defer(() => this.final$([this.dot(this.expectedFinalReplies())], [])));
   }
@@ -252,6 +260,12 @@ class Transaction {
    * (RFC 3030 §4.2); every reply is checked once the last one arrives.
    */
   private bdatBody$(): Observable<SendEvent> {
+    const small = smallBody(this.body);
+    if (small) {
+      const encoded = this.envelope.binary ? small : new BodyEncoder({ dotStuff: false, terminate: false }).push(small);
+      const last = bdat(encoded, true, this.expectedFinalReplies());
+      return concat(of(progressOf(encoded.length)), defer(() => this.final$(last, [])));
+    }
     const chunkReplies: Reply[] = [];
     let lastChunk: Uint8Array = NO_BYTES;
     // BODY=BINARYMIME: the bytes go out untouched; otherwise line ends are canonicalised, no dot-stuffing.
@@ -434,6 +448,21 @@ function isAccepted(reply: Reply): boolean {
 function bdat(chunk: Uint8Array, last: boolean, replies: number): Outgoing[] {
   const cmd: Command = command('BDAT', [String(chunk.length), ...(last ? ['LAST'] : [])]);
   return [cmd, { bytes: chunk, replies: Math.max(replies, 1) - 1, debugText: `<${chunk.length} bytes>` }];
+}
+
+/** In-memory bodies up to this size skip the streaming machinery: encoded at once, written with their end. */
+const SMALL_BODY = 64 * 1024;
+const DOT_LINE = Buffer.from('.\r\n');
+
+/** The body's bytes when it is in memory and small, else undefined (it will be streamed). */
+function smallBody(body: Body): Uint8Array | undefined {
+  const size = knownSize(body);
+  if (size === undefined || size > SMALL_BODY) return undefined;
+  return typeof body === 'string' ? Buffer.from(body, 'utf8') : (body as Uint8Array);
+}
+
+function progressOf(bytesSent: number): SendEvent {
+  return { type: 'progress', bytesSent };
 }
 
 /** A reply-based failure: the server said no, so the connection's state is known. */

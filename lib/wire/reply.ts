@@ -126,9 +126,11 @@ export class ReplyParser {
 
 /** Builds a `Reply`, picking up the enhanced status code when the first line has one. */
 export function makeReply(code: number, lines: readonly string[]): Reply {
+  const message = lines.length === 1 ? lines[0] : lines.join('\n');
   const status = ENHANCED_STATUS.exec(lines[0] ?? '');
-  const reply: Reply = { code, message: lines.join('\n'), lines: [...lines] };
-  return status && status[1] === String(code)[0] ? { ...reply, enhancedStatus: status[0] } : reply;
+  return status && Number(status[1]) === Math.floor(code / 100)
+    ? { code, message, lines: [...lines], enhancedStatus: status[0] }
+    : { code, message, lines: [...lines] };
 }
 
 /**
