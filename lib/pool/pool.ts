@@ -17,7 +17,7 @@ import {
   throwError,
   timer,
 } from 'rxjs';
-import { SMTPPoolClosedError } from '../errors';
+import { SMTPInvalidArgumentError, SMTPPoolClosedError } from '../errors';
 import { MailOptions, RcptOptions, Recipient } from '../session/envelope';
 import { SessionConfig } from '../session/open-session';
 import { SendEvent, sendmail$ } from '../session/sendmail';
@@ -337,6 +337,6 @@ export class SMTPPool {
 }
 
 function positive(name: string, value: number): number {
-  if (!(Number.isInteger(value) && value > 0)) throw new RangeError(`${name} must be a positive integer, got ${value}`);
+  if (!(Number.isInteger(value) && value > 0)) throw new SMTPInvalidArgumentError(`${name} must be a positive integer, got ${value}`);
   return value;
 }

@@ -1,3 +1,4 @@
+import { SMTPInvalidArgumentError } from '../errors';
 import { SchedulerLike } from 'rxjs';
 
 /** At most `messages` transaction starts in any `perMs` milliseconds. */
@@ -28,7 +29,7 @@ export class SlidingWindow {
     private readonly clock: Pick<SchedulerLike, 'now'>,
   ) {
     if (!(Number.isInteger(limit.messages) && limit.messages > 0 && limit.perMs > 0)) {
-      throw new RangeError(`rateLimit needs a positive integer of messages and a positive perMs, got ${JSON.stringify(limit)}`);
+      throw new SMTPInvalidArgumentError(`rateLimit needs a positive integer of messages and a positive perMs, got ${JSON.stringify(limit)}`);
     }
   }
 

@@ -47,8 +47,9 @@ export class BodyEncoder {
   /** The next byte starts a line. */
   private atLineStart = true;
   /** Insertions planned for the current chunk: `insertByte[k]` goes before input offset `insertAt[k]`. */
-  private insertAt = new Int32Array(256);
-  private insertByte = new Uint8Array(256);
+  // Small at first (most messages are short); doubled on demand.
+  private insertAt = new Int32Array(32);
+  private insertByte = new Uint8Array(32);
   private inserts = 0;
 
   constructor(options: EncodeBodyOptions = {}) {

@@ -1,6 +1,7 @@
 import { Observable, Subscription, concatMap, from, lastValueFrom, mergeMap, range, tap, toArray } from 'rxjs';
 import {
   SMTPConnectError,
+  SMTPInvalidArgumentError,
   SMTPPossiblyDeliveredError,
   SMTPRecipientsRefused,
   SMTPServerDisconnected,
@@ -28,6 +29,12 @@ function start(source$: Observable<SendEvent>): { events: SendEvent[]; ended: Pr
 describe('SMTPPool', () => {
   const bench = new Bench();
   afterEach(() => bench.tearDown());
+
+  it('refuses a bad configuration with a typed error, before any connection', () => {
+    expect(() => new SMTPPool({ maxConnections: 0 })).toThrow(SMTPInvalidArgumentError);
+    expect(() => new SMTPPool({ maxMessagesPerConnection: 1.5 })).toThrow(/maxMessagesPerConnection must be a positive integer/);
+    expect(() => new SMTPPool({ rateLimit: { messages: 0, perMs: 1000 } })).toThrow(SMTPInvalidArgumentError);
+  });
 
   describe('reuse', () => {
     it('sends N messages on at most maxConnections connections, opened lazily', async () => {

@@ -1,3 +1,4 @@
+import { SMTPInvalidArgumentError } from '../../lib/errors';
 import { lastValueFrom, mergeMap, range, toArray } from 'rxjs';
 import { SlidingWindow } from '../../lib/pool/rate-window';
 import { ManualClock } from './manual-clock';
@@ -50,7 +51,7 @@ describe('SlidingWindow', () => {
   });
 
   it('rejects a limit that allows nothing', () => {
-    expect(() => new SlidingWindow({ messages: 0, perMs: 1_000 }, new ManualClock())).toThrow(RangeError);
+    expect(() => new SlidingWindow({ messages: 0, perMs: 1_000 }, new ManualClock())).toThrow(SMTPInvalidArgumentError);
   });
 });
 
