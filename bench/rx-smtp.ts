@@ -3,7 +3,7 @@
  * own process, so its peak RSS is its own.
  */
 import { EMPTY, Observable, asapScheduler, catchError, filter, lastValueFrom, mergeMap, observeOn, range, tap } from 'rxjs';
-import { BodyEncoder, SMTPPool, Session, SessionConfig, sendmail$, withSession$ } from '../lib/index';
+import { BodyEncoder, SMTPPool, SendEvent, Session, SessionConfig, sendmail$, withSession$ } from '../lib/index';
 import { ClientArgs, FROM, Report, canonicalText, cycle, main, message1k, mixedChunks, recipients, seconds } from './common';
 
 /** Completes on the microtask queue: skipping thousands of buffered messages must not recurse. */
@@ -23,34 +23,43 @@ function withinTime(deadline: number, onLate: () => void): Observable<never> | u
   return SKIP$;
 }
 
+/** What a timed run of sends counted: messages sent, sends that failed, and whether time ran out. */
+interface Tally {
+  messages: number;
+  failed: number;
+  truncated: boolean;
+}
+
+/** `count` sends through mergeMap under the time bound; `tally` fills in as they end. */
+function countedSends(args: ClientArgs, deadline: number, tally: Tally, send$: () => Observable<SendEvent>): Observable<unknown> {
+  return range(0, args.count).pipe(
+    mergeMap(
+      () =>
+        withinTime(deadline, () => (tally.truncated = true)) ??
+        send$().pipe(
+          filter((event) => event.type === 'sent'),
+          tap(() => tally.messages++),
+          catchError(() => {
+            tally.failed++;
+            return EMPTY;
+          }),
+        ),
+      args.concurrency,
+    ),
+  );
+}
+
 /** W1, W2: `count` messages stacked with mergeMap on one pipelined session. */
 async function oneSession(args: ClientArgs): Promise<Report> {
   const config: SessionConfig = { host: args.host, port: args.port, starttls: 'never', localHostname: 'bench.test' };
   const body = message1k();
   const to = recipients(args.rcpts);
-  let messages = 0;
-  let failed = 0;
-  let truncated = false;
+  const tally: Tally = { messages: 0, failed: 0, truncated: false };
   const t0 = seconds();
-  const deadline = t0 + args.maxSeconds;
-  const send$ = (session: Session): Observable<unknown> =>
-    range(0, args.count).pipe(
-      mergeMap(
-        () =>
-          withinTime(deadline, () => (truncated = true)) ??
-          sendmail$(session, FROM, to, body).pipe(
-            filter((event) => event.type === 'sent'),
-            tap(() => messages++),
-            catchError(() => {
-              failed++;
-              return EMPTY;
-            }),
-          ),
-        args.concurrency,
-      ),
-    );
-  await lastValueFrom(withSession$(config, send$), { defaultValue: undefined });
-  return { messages, failed, bytes: 0, seconds: seconds() - t0, truncated };
+  const work$ = (session: Session): Observable<unknown> =>
+    countedSends(args, t0 + args.maxSeconds, tally, () => sendmail$(session, FROM, to, body));
+  await lastValueFrom(withSession$(config, work$), { defaultValue: undefined });
+  return { ...tally, bytes: 0, seconds: seconds() - t0 };
 }
 
 /** W3: one body of `count` bytes, generated lazily, to the sink. */
@@ -89,30 +98,13 @@ async function pooled(args: ClientArgs): Promise<Report> {
   });
   const body = message1k();
   const to = recipients(args.rcpts);
-  let messages = 0;
-  let failed = 0;
-  let truncated = false;
+  const tally: Tally = { messages: 0, failed: 0, truncated: false };
   const t0 = seconds();
-  const deadline = t0 + args.maxSeconds;
-  const send$ = range(0, args.count).pipe(
-    mergeMap(
-      () =>
-        withinTime(deadline, () => (truncated = true)) ??
-        pool.sendmail$(FROM, to, body).pipe(
-          filter((event) => event.type === 'sent'),
-          tap(() => messages++),
-          catchError(() => {
-            failed++;
-            return EMPTY;
-          }),
-        ),
-      args.concurrency,
-    ),
-  );
+  const send$ = countedSends(args, t0 + args.maxSeconds, tally, () => pool.sendmail$(FROM, to, body));
   await lastValueFrom(send$, { defaultValue: undefined });
   const elapsed = seconds() - t0;
   await pool.close();
-  return { messages, failed, bytes: 0, seconds: elapsed, truncated };
+  return { ...tally, bytes: 0, seconds: elapsed };
 }
 
 const workloads: Record<string, (args: ClientArgs) => Promise<Report>> = {

@@ -1,4 +1,5 @@
 import { Observable, OperatorFunction, filter, map } from 'rxjs';
+import { Payload } from '../transport/connection';
 import { Body, toChunks$ } from '../wire/body-source';
 import { encodeBody } from '../wire/body-encoder';
 import { Session } from './session';
@@ -33,4 +34,17 @@ export function writeDataBody$(session: Session, body: Body): Observable<number>
       return chunk.length;
     }),
   );
+}
+
+/** The line that ends DATA (RFC 5321 §4.1.1.4). */
+export const DOT_LINE = Buffer.from('.\r\n');
+
+/**
+ * The end of DATA as a request payload: the `body` parts (already encoded; none when the body
+ * was streamed) then the dot, in one buffer, drawing `replies` replies (one for SMTP; one per
+ * accepted recipient for LMTP, RFC 2033 §4.2).
+ */
+export function endOfData(replies: number, ...body: Uint8Array[]): Payload {
+  const bytes = body.length ? Buffer.concat([...body, DOT_LINE]) : DOT_LINE;
+  return { bytes, replies: Math.max(replies, 1), debugText: '.' };
 }

@@ -4,7 +4,7 @@ import { mailboxForWire, reversePathForWire } from '../message/mailbox';
 import { Body } from '../wire/body-source';
 import { Command, command } from '../wire/command';
 import { Reply } from '../wire/reply';
-import { writeDataBody$ } from './body';
+import { endOfData, writeDataBody$ } from './body';
 import { Session, Step, Timeouts, hasExtension } from './session';
 
 /**
@@ -41,10 +41,7 @@ export function data$(session: Session, body: Body, replies = 1): Observable<Ste
     concatMap(({ reply }) => {
       if (reply.code !== 354) throw SMTPDataError.fromReply(reply, 'DATA');
       const end$ = defer(() =>
-        connection.request$(
-          { bytes: Buffer.from('.\r\n'), replies: Math.max(replies, 1), debugText: '.' },
-          { step: 'dataEnd', timeout: timeouts.dataEnd },
-        ),
+        connection.request$(endOfData(replies), { step: 'dataEnd', timeout: timeouts.dataEnd }),
       );
       return concat(writeDataBody$(session, body).pipe(ignoreElements()), end$).pipe(last());
     }),

@@ -31,7 +31,7 @@ import { BodyEncoder, encodeBody } from '../wire/body-encoder';
 import { Body, has8bit, knownSize } from '../wire/body-source';
 import { Command, command } from '../wire/command';
 import { Reply } from '../wire/reply';
-import { bodyChunks$, writeDataBody$ } from './body';
+import { DOT_LINE, bodyChunks$, endOfData, writeDataBody$ } from './body';
 import { ehlo$ } from './ehlo';
 import { Envelope, MailOptions, RcptOptions, Recipient, planEnvelope } from './envelope';
 import { Session, Timeouts, hasExtension } from './session';
@@ -212,7 +212,7 @@ class Transaction {
     const failure = this.envelopeFailure();
     if (!failure) return EMPTY;
     // RFC 2920 §3.1: DATA got 354 although no recipient was accepted: end it with a lone dot.
-    const end$ = this.dataReply?.code === 354 ? this.request$(this.dot(0), 'dataEnd') : EMPTY;
+    const end$ = this.dataReply?.code === 354 ? this.request$(endOfData(0), 'dataEnd') : EMPTY;
     return concat(end$.pipe(ignoreElements()), throwError(() => failure));
   }
 
@@ -246,12 +246,11 @@ class Transaction {
     if (small) {
       // The common case, a message in memory: encoded at once, it leaves in the same write as its dot.
       const encoder = new BodyEncoder({ dotStuff: true, terminate: false, finalCrlf: true });
-      const encoded = Buffer.concat([encoder.push(small), encoder.end(), DOT_LINE]);
-      const end = { bytes: encoded, replies: this.expectedFinalReplies(), debugText: '.' };
-      return concat(of(progressOf(encoded.length - DOT_LINE.length)), defer(() => this.final$([end], [])));
+      const end = endOfData(this.expectedFinalReplies(), encoder.push(small), encoder.end());
+      return concat(of(progressOf(end.bytes.length - DOT_LINE.length)), defer(() => this.final$([end], [])));
     }
     const sizes$ = writeDataBody$(this.session, this.body);
-    return concat(progress$(sizes$), defer(() => this.final$([this.dot(this.expectedFinalReplies())], [])));
+    return concat(progress$(sizes$), defer(() => this.final$([endOfData(this.expectedFinalReplies())], [])));
   }
 
   /**
@@ -356,10 +355,6 @@ class Transaction {
     return this.session.lmtp ? this.accepted.length : 1;
   }
 
-  private dot(replies: number): Outgoing {
-    return { bytes: Buffer.from('.\r\n'), replies: Math.max(replies, 1), debugText: '.' };
-  }
-
   private request$(out: Outgoing | readonly Outgoing[], step: keyof Timeouts): Observable<Reply> {
     return this.session.connection.request$(out, { step, timeout: this.session.timeouts[step] });
   }
@@ -452,7 +447,6 @@ function bdat(chunk: Uint8Array, last: boolean, replies: number): Outgoing[] {
 
 /** In-memory bodies up to this size skip the streaming machinery: encoded at once, written with their end. */
 const SMALL_BODY = 64 * 1024;
-const DOT_LINE = Buffer.from('.\r\n');
 
 /** The body's bytes when it is in memory and small, else undefined (it will be streamed). */
 function smallBody(body: Body): Uint8Array | undefined {

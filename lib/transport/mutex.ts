@@ -57,11 +57,6 @@ export class Mutex {
     });
   }
 
-  /** Whether a holder has the lock now. */
-  get locked(): boolean {
-    return this.held;
-  }
-
   private handOver(): void {
     const next = this.waiters.shift();
     if (next) next();

@@ -216,6 +216,7 @@ describe('SMTPPool', () => {
       const closed = pool.close();
       const late = await collect(pool.sendmail$('a@x.test', 'late@x.test', BODY));
       expect(late.error).toBeInstanceOf(SMTPServerDisconnected);
+      expect(late.error).toMatchObject({ code: 'ERR_SMTP_POOL_CLOSED' });
       await closed;
       expect(await Promise.all(runs.map((r) => r.ended))).toEqual(Array(10).fill(undefined));
       expect(pool.stats).toEqual({ connections: 0, queued: 0, running: 0 });
