@@ -39,7 +39,6 @@ export function sendHelo$(session: Session, name?: string): Observable<Step> {
  * ```
  */
 export function ehlo$(session: Session, name?: string): Observable<Step> {
-  // smtplib's test: either greeting already happened (even a refused EHLO the caller sent by hand).
   const done = session.heloResp ?? session.ehloResp;
   if (done !== null) return of({ session, reply: { code: 250, message: done, lines: done.split('\n') } });
   return sendEhlo$(session, name).pipe(
@@ -54,6 +53,11 @@ export function ehlo$(session: Session, name?: string): Observable<Step> {
       return step;
     }),
   );
+}
+
+/** smtplib's test for `ehlo_or_helo_if_needed`: either greeting happened (even a refused EHLO sent by hand). */
+export function isGreeted(session: Session): boolean {
+  return (session.heloResp ?? session.ehloResp) !== null;
 }
 
 /** The greeting step as an operator: EHLO with HELO fallback (LHLO for LMTP). */

@@ -1,23 +1,4 @@
-import {
-  EMPTY,
-  Observable,
-  OperatorFunction,
-  catchError,
-  concat,
-  concatMap,
-  defer,
-  filter,
-  finalize,
-  identity,
-  ignoreElements,
-  map,
-  ReplaySubject,
-  toArray,
-  merge,
-  of,
-  tap,
-  throwError,
-} from 'rxjs';
+import { Observable, OperatorFunction, Subscriber, Subscription, concatMap, identity, map, of } from 'rxjs';
 import {
   SMTPDataError,
   SMTPPossiblyDeliveredError,
@@ -25,14 +6,13 @@ import {
   SMTPResponseException,
   SMTPSenderRefused,
 } from '../errors';
-import { Outgoing } from '../transport/connection';
-import { Lock } from '../transport/mutex';
+import { Outgoing, ReplyHandler } from '../transport/connection';
 import { BodyEncoder, encodeBody } from '../wire/body-encoder';
 import { Body, has8bit, knownSize } from '../wire/body-source';
 import { Command, command } from '../wire/command';
 import { Reply } from '../wire/reply';
 import { DOT_LINE, bodyChunks$, endOfData, writeDataBody$ } from './body';
-import { ehlo$ } from './ehlo';
+import { ehlo$, isGreeted } from './ehlo';
 import { Envelope, MailOptions, RcptOptions, Recipient, planEnvelope } from './envelope';
 import { Session, Timeouts, hasExtension } from './session';
 
@@ -50,6 +30,7 @@ const RSET = command('RSET');
 /** The end of a DATA that carried nothing (RFC 2920 §3.1), as a fire-and-forget line. */
 const LONE_DOT: Command = { verb: '.', line: '.', debugText: '.' };
 const NO_BYTES = new Uint8Array(0);
+const noop = (): void => undefined;
 
 /**
  * Sends one message: smtplib's `sendmail` algorithm, streamed. Emits a
@@ -87,26 +68,45 @@ export function sendmail$(
   rcptOptions: RcptOptions = {},
 ): Observable<SendEvent> {
   const list = typeof recipients === 'string' ? [recipients] : recipients;
-  return ehlo$(session).pipe(
-    concatMap(({ session: greeted }) => {
-      if (list.length === 0) throw new SMTPRecipientsRefused({});
-      const facts = { size: knownSize(body), has8bit: has8bit(body) };
-      const envelope = planEnvelope(greeted, sender, list, facts, mailOptions, rcptOptions);
-      return greeted.connection.writeLock.run$((lock) => new Transaction(greeted, envelope, body, lock).run$());
-    }),
-  );
+  return new Observable<SendEvent>((subscriber) => {
+    let transaction: Transaction | undefined;
+    const begin = (greeted: Session): void => {
+      try {
+        if (list.length === 0) throw new SMTPRecipientsRefused({});
+        const facts = { size: knownSize(body), has8bit: has8bit(body) };
+        const envelope = planEnvelope(greeted, sender, list, facts, mailOptions, rcptOptions);
+        transaction = new Transaction(greeted, envelope, body, subscriber);
+      } catch (err) {
+        subscriber.error(err);
+        return;
+      }
+      transaction.enqueue();
+    };
+    // smtplib's ehlo_or_helo_if_needed; a greeted session (the common case) goes straight on.
+    const greeting = isGreeted(session)
+      ? (begin(session), undefined)
+      : ehlo$(session).subscribe({ next: (step) => begin(step.session), error: (err: unknown) => subscriber.error(err) });
+    return () => {
+      greeting?.unsubscribe();
+      transaction?.abandon();
+    };
+  });
 }
 
-type Phase = 'envelope' | 'body' | 'final' | 'done';
-const notNull = <T>(value: T | null): value is T => value !== null;
+type Phase = 'queued' | 'envelope' | 'body' | 'final' | 'done';
 
-/** One transaction while it runs; `run$` is its only entry point. */
+/**
+ * One transaction while it runs, as a state machine driven by the connection's
+ * replies: no Observable per command, since a bulk sender runs thousands a second.
+ * `enqueue` starts it, `abandon` is its teardown; it ends with exactly one of
+ * `subscriber.error` or `subscriber.complete`.
+ */
 class Transaction {
   private readonly refused: Record<string, Reply> = {};
   private readonly accepted: string[] = [];
   private mailReply?: Reply;
   private dataReply?: Reply;
-  private phase: Phase = 'envelope';
+  private phase: Phase = 'queued';
   /** DATA or BDAT was written: the server may be reading a body, so RSET is no longer possible. */
   private bodyStarted = false;
   /** A 421 was seen: the server is leaving, so no RSET either (smtplib closes). */
@@ -114,75 +114,126 @@ class Transaction {
   /** RCPT replies read so far, and whether one of them was 421 (smtplib stops there). */
   private rcptReplies = 0;
   private rcptClosing = false;
-  /** The write lock went to the next transaction. */
+  /** The write lock: how to give it back, whether it went to the next transaction, and whether cleanup keeps it. */
+  private release: () => void = noop;
   private released = false;
+  private kept = false;
+  private cancelWait: () => void = noop;
   /** The replies of a pipelined MAIL..DATA group, read to the end whatever the caller does. */
-  private groupReplies?: Observable<Reply>;
+  private readonly groupReplies: Reply[] = [];
+  private groupOver = false;
+  /** Set by `abandonPipelinedGroup`: what to do once the group is over (`null`: it failed). */
+  private afterGroup?: (replies: readonly Reply[] | null) => void;
+  /** Stacked BDAT: the envelope's replies are all in, so the final replies may conclude. */
+  private envelopeOver = false;
+  private readonly finals: Reply[] = [];
+  private finalsExpected = 0;
+  private chunkReplies: Reply[] = [];
+  private bodySubscription?: Subscription;
   private readonly pipelining: boolean;
+  /** Pipelined BDAT, SMTP: the body follows the envelope without waiting (RFC 3030 §4.2). */
+  private readonly stacked: boolean;
 
   constructor(
     private readonly session: Session,
     private readonly envelope: Envelope,
     private readonly body: Body,
-    private readonly lock: Lock,
+    private readonly subscriber: Subscriber<SendEvent>,
   ) {
     this.pipelining = hasExtension(session, 'pipelining');
+    // LMTP needs the number of accepted recipients before the end of data: it waits for the envelope.
+    this.stacked = this.pipelining && envelope.mode === 'bdat' && !session.lmtp;
   }
 
-  run$(): Observable<SendEvent> {
-    const { connection, lmtp } = this.session;
-    // LMTP needs the number of accepted recipients before the end of data: it waits for the envelope.
-    const stacked = this.pipelining && this.envelope.mode === 'bdat' && !lmtp;
-    // Corked: a small body, its final dot and the next transaction's envelope (written as soon as
-    // the lock passes) leave in one segment.
-    const transaction$ = stacked
-      ? connection.corked$(merge(this.envelope$(), defer(() => this.body$())))
-      : concat(this.envelope$(), defer(() => connection.corked$(this.body$())));
-    return transaction$.pipe(
-      catchError((err: unknown) => this.recover$(err)),
-      finalize(() => this.abandon()),
-    );
+  /** Waits for the write lock; transactions on one connection write one after another. */
+  enqueue(): void {
+    this.cancelWait = this.session.connection.writeLock.acquire((release) => {
+      this.release = release;
+      this.start();
+    });
+  }
+
+  private start(): void {
+    this.phase = 'envelope';
+    if (!this.stacked) return this.pipelining ? this.sendGroup() : this.sendMail();
+    // Corked: the envelope and a small body leave in one segment.
+    this.session.connection.cork();
+    this.sendGroup();
+    if (this.phase === 'envelope') this.startBody();
   }
 
   // ---- the envelope: MAIL, RCPT…, and DATA when not chunking ----
 
-  private envelope$(): Observable<SendEvent> {
+  /** RFC 2920 §3.1: MAIL to DATA in one group; every reply is read before the verdict. */
+  private sendGroup(): void {
     const { mail, recipients, mode } = this.envelope;
-    const withData = mode === 'data';
-    if (this.pipelining) {
-      // RFC 2920 §3.1: one group, MAIL to DATA; every reply is read before the verdict.
-      const group = [mail, ...recipients.map((r) => r.rcpt), ...(withData ? [DATA] : [])];
-      // Read to the end even if the caller leaves early: abandon() must know how DATA was answered.
-      const replies = new ReplaySubject<Reply>();
-      this.groupReplies = replies;
-      const events$ = defer(() => {
-        this.request$(group, 'rcpt').subscribe(replies);
-        return replies;
-      }).pipe(
-        map((reply, i) => this.record(i, reply)),
+    const group = [mail, ...recipients.map((r) => r.rcpt), ...(mode === 'data' ? [DATA] : [])];
+    // Read to the end even if the caller leaves early: abandon() must know how DATA was answered.
+    this.request(group, 'rcpt', {
+      reply: (reply) => {
+        const i = this.groupReplies.push(reply) - 1;
+        if (this.phase !== 'done') this.emit(this.record(i, reply));
+        if (this.groupReplies.length === group.length) this.groupEnded(true);
+      },
+      error: (err) => {
         // After a 421 the server closes without answering the rest of the group: the 421 is the verdict.
-        catchError((err: unknown) => (this.closing ? EMPTY : throwError(() => err))),
-      );
-      // Chunked and stacked, the verdict waits for the last reply (see final$).
-      return concat(events$, defer(() => (withData ? this.verdict$() : EMPTY))).pipe(filter(notNull));
-    }
-    // Lockstep (RFC 5321 §4.1.1): each command waits for the previous reply.
-    const mail$ = this.request$(mail, 'mail').pipe(
-      map((reply) => this.record(0, reply)),
-      concatMap((event) => (this.mailReply?.code === 250 ? of(event) : this.verdict$())),
-    );
-    const rcpts$ = recipients.map((r, i) =>
-      defer(() => (this.rcptClosing ? EMPTY : this.request$(r.rcpt, 'rcpt').pipe(map((reply) => this.record(i + 1, reply))))),
-    );
-    const data$ = defer(() => {
-      if (this.rcptClosing || this.accepted.length === 0 || !withData) return this.verdict$();
-      this.bodyStarted = true;
-      return this.request$(DATA, 'data').pipe(
-        map((reply) => this.record(recipients.length + 1, reply)),
-        concatMap(() => this.verdict$()),
-      );
+        if (this.closing) this.groupEnded(true);
+        else if (this.groupEnded(false)) this.fail(err);
+      },
     });
-    return concat(mail$, ...rcpts$, data$).pipe(filter(notNull));
+  }
+
+  /** @return whether the transaction still runs (nobody was waiting to clean up after the group). */
+  private groupEnded(answered: boolean): boolean {
+    if (this.groupOver) return false;
+    this.groupOver = true;
+    if (this.afterGroup) {
+      this.afterGroup(answered ? this.groupReplies : null);
+      return false;
+    }
+    if (!answered) return true;
+    if (this.stacked) {
+      this.envelopeOver = true;
+      this.conclude();
+    } else this.envelopeAnswered();
+    return true;
+  }
+
+  /** Lockstep (RFC 5321 §4.1.1): each command waits for the previous reply. */
+  private sendMail(): void {
+    this.request(this.envelope.mail, 'mail', {
+      reply: (reply) => {
+        this.emit(this.record(0, reply));
+        if (this.phase === 'done') return;
+        if (reply.code === 250) this.sendRcpt(0);
+        else this.envelopeAnswered();
+      },
+      error: (err) => this.fail(err),
+    });
+  }
+
+  private sendRcpt(k: number): void {
+    const { recipients } = this.envelope;
+    if (k === recipients.length || this.rcptClosing) return this.sendData();
+    this.request(recipients[k].rcpt, 'rcpt', {
+      reply: (reply) => {
+        this.emit(this.record(k + 1, reply));
+        if (this.phase !== 'done') this.sendRcpt(k + 1);
+      },
+      error: (err) => this.fail(err),
+    });
+  }
+
+  private sendData(): void {
+    if (this.rcptClosing || this.accepted.length === 0 || this.envelope.mode !== 'data') return this.envelopeAnswered();
+    this.bodyStarted = true;
+    this.request(DATA, 'data', {
+      reply: (reply) => {
+        this.record(this.envelope.recipients.length + 1, reply);
+        this.envelopeAnswered();
+      },
+      error: (err) => this.fail(err),
+    });
   }
 
   /** Records the reply to envelope command `i` (0 MAIL, then each RCPT, then DATA). */
@@ -207,13 +258,17 @@ class Transaction {
     return null;
   }
 
-  /** Errors with the envelope's failure, if any; a DATA that got 354 regardless is ended first. */
-  private verdict$(): Observable<never> {
+  /** The envelope is answered (not stacked): fail with its refusal, or go on with the body. */
+  private envelopeAnswered(): void {
+    if (this.phase === 'done') return;
     const failure = this.envelopeFailure();
-    if (!failure) return EMPTY;
+    if (!failure) {
+      this.session.connection.cork();
+      return this.startBody();
+    }
+    if (this.dataReply?.code !== 354) return this.fail(failure);
     // RFC 2920 §3.1: DATA got 354 although no recipient was accepted: end it with a lone dot.
-    const end$ = this.dataReply?.code === 354 ? this.request$(endOfData(0), 'dataEnd') : EMPTY;
-    return concat(end$.pipe(ignoreElements()), throwError(() => failure));
+    this.request(endOfData(0), 'dataEnd', { reply: () => this.fail(failure), error: (err) => this.fail(err) });
   }
 
   private envelopeFailure(): Error | undefined {
@@ -234,60 +289,65 @@ class Transaction {
 
   // ---- the body ----
 
-  private body$(): Observable<SendEvent> {
+  private startBody(): void {
     this.phase = 'body';
     this.bodyStarted = true;
-    return this.envelope.mode === 'data' ? this.dataBody$() : this.bdatBody$();
+    const small = smallBody(this.body);
+    if (this.envelope.mode === 'data') {
+      if (small) return this.sendSmallDataBody(small);
+      this.streamBody(progress$(writeDataBody$(this.session, this.body)), () => [endOfData(this.expectedFinalReplies())]);
+      return;
+    }
+    // BODY=BINARYMIME: the bytes go out untouched; otherwise line ends are canonicalised, no dot-stuffing.
+    if (small) {
+      const encoded = this.envelope.binary ? small : new BodyEncoder({ dotStuff: false, terminate: false }).push(small);
+      this.emit(progressOf(encoded.length));
+      return this.sendFinal(bdat(encoded, true, this.expectedFinalReplies()));
+    }
+    this.streamBdatBody();
   }
 
-  /** DATA: the dot-stuffed body (RFC 5321 §4.5.2), then the final dot. */
-  private dataBody$(): Observable<SendEvent> {
-    const small = smallBody(this.body);
-    if (small) {
-      // The common case, a message in memory: encoded at once, it leaves in the same write as its dot.
-      const encoder = new BodyEncoder({ dotStuff: true, terminate: false, finalCrlf: true });
-      const end = endOfData(this.expectedFinalReplies(), encoder.push(small), encoder.end());
-      return concat(of(progressOf(end.bytes.length - DOT_LINE.length)), defer(() => this.final$([end], [])));
-    }
-    const sizes$ = writeDataBody$(this.session, this.body);
-    return concat(progress$(sizes$), defer(() => this.final$([endOfData(this.expectedFinalReplies())], [])));
+  /** DATA, the common case of a message in memory: encoded at once, it leaves in the same write as its dot. */
+  private sendSmallDataBody(small: Uint8Array): void {
+    const encoder = new BodyEncoder({ dotStuff: true, terminate: false, finalCrlf: true });
+    const end = endOfData(this.expectedFinalReplies(), encoder.push(small), encoder.end());
+    this.emit(progressOf(end.bytes.length - DOT_LINE.length));
+    this.sendFinal([end]);
   }
 
   /**
-   * BDAT (RFC 3030): each chunk as `BDAT n`, the last held back to go as
+   * BDAT (RFC 3030), streamed: each chunk as `BDAT n`, the last held back to go as
    * `BDAT n LAST`. With PIPELINING the chunks do not wait for their replies
    * (RFC 3030 §4.2); every reply is checked once the last one arrives.
    */
-  private bdatBody$(): Observable<SendEvent> {
-    const small = smallBody(this.body);
-    if (small) {
-      const encoded = this.envelope.binary ? small : new BodyEncoder({ dotStuff: false, terminate: false }).push(small);
-      const last = bdat(encoded, true, this.expectedFinalReplies());
-      return concat(of(progressOf(encoded.length)), defer(() => this.final$(last, [])));
-    }
-    const chunkReplies: Reply[] = [];
+  private streamBdatBody(): void {
     let lastChunk: Uint8Array = NO_BYTES;
-    // BODY=BINARYMIME: the bytes go out untouched; otherwise line ends are canonicalised, no dot-stuffing.
     const encode = this.envelope.binary ? identity : encodeBody({ dotStuff: false, terminate: false });
     const sizes$ = bodyChunks$(this.session, this.body, encode).pipe(
       withLast(),
       concatMap(({ value, last }) => {
-        if (last) {
-          lastChunk = value;
-          return of(value.length);
-        }
-        return this.bdatChunk$(value, chunkReplies);
+        if (!last) return this.bdatChunk$(value);
+        lastChunk = value;
+        return of(value.length);
       }),
     );
-    const last$ = defer(() => this.final$(bdat(lastChunk, true, this.expectedFinalReplies()), chunkReplies));
-    return concat(progress$(sizes$), last$);
+    this.streamBody(progress$(sizes$), () => bdat(lastChunk, true, this.expectedFinalReplies()));
   }
 
-  private bdatChunk$(chunk: Uint8Array, replies: Reply[]): Observable<number> {
-    const reply$ = this.request$(bdat(chunk, false, 1), 'dataBlock');
+  /** Relays a streamed body's progress, then sends its end. */
+  private streamBody(progress: Observable<SendEvent>, end: () => Outgoing[]): void {
+    this.bodySubscription = progress.subscribe({
+      next: (event) => this.emit(event),
+      error: (err: unknown) => this.fail(err),
+      complete: () => this.sendFinal(end()),
+    });
+  }
+
+  private bdatChunk$(chunk: Uint8Array): Observable<number> {
+    const reply$ = this.session.connection.request$(bdat(chunk, false, 1), { step: 'dataBlock', timeout: this.session.timeouts.dataBlock });
     if (this.pipelining) {
       // Read in the background; a dead connection fails the final reply anyway.
-      reply$.subscribe({ next: (reply) => replies.push(reply), error: () => undefined });
+      reply$.subscribe({ next: (reply) => this.chunkReplies.push(reply), error: noop });
       return of(chunk.length);
     }
     return reply$.pipe(
@@ -303,27 +363,22 @@ class Transaction {
    * turns the final replies into events: `delivery` per recipient for LMTP
    * (RFC 2033 §4.2), then `sent`. Losing the connection now is "possibly delivered".
    */
-  private final$(group: readonly Outgoing[], chunkReplies: readonly Reply[]): Observable<SendEvent> {
-    const { connection } = this.session;
-    const replies$ = this.request$(group, 'dataEnd');
-    const written$ = new Observable<Reply>((subscriber) => {
-      // A connection already gone takes nothing: the message was certainly not delivered.
-      if (connection.open) this.phase = 'final';
-      const subscription = replies$.subscribe(subscriber);
-      this.released = true;
-      this.lock.release();
-      return subscription;
+  private sendFinal(group: readonly Outgoing[]): void {
+    if (this.phase === 'done') return;
+    // A connection already gone takes nothing: the message was certainly not delivered.
+    if (this.session.connection.open) this.phase = 'final';
+    this.finalsExpected = Math.max(this.expectedFinalReplies(), 1);
+    this.request(group, 'dataEnd', {
+      reply: (reply) => {
+        if (this.phase === 'done') return;
+        this.finals.push(reply);
+        if (this.session.lmtp) this.emit(this.delivery(this.finals.length - 1, reply));
+        this.conclude();
+      },
+      error: (err) => this.fail(err),
     });
-    const finals: Reply[] = [];
-    const events$ = written$.pipe(
-      catchError((err: unknown) => throwError(() => this.afterLastByte(err))),
-      map((reply) => {
-        finals.push(reply);
-        return this.session.lmtp ? this.delivery(finals.length - 1, reply) : null;
-      }),
-      filter(notNull),
-    );
-    return concat(events$, defer(() => of(this.conclusion(finals, chunkReplies))));
+    this.released = true;
+    this.release();
   }
 
   private delivery(i: number, reply: Reply): SendEvent {
@@ -333,14 +388,30 @@ class Transaction {
     return { type: 'delivery', recipient, delivered, reply };
   }
 
+  /** Once every final reply (and, stacked, every envelope reply) is in: `sent`, or the error they amount to. */
+  private conclude(): void {
+    if (this.phase !== 'final' || this.finals.length < this.finalsExpected) return;
+    if (this.stacked && !this.envelopeOver) return;
+    let sent: SendEvent;
+    try {
+      sent = this.conclusion();
+    } catch (err) {
+      return this.fail(err);
+    }
+    this.phase = 'done';
+    this.subscriber.next(sent);
+    this.subscriber.complete();
+  }
+
   /** The `sent` event, or the error the final replies amount to. */
-  private conclusion(finals: readonly Reply[], chunkReplies: readonly Reply[]): SendEvent {
+  private conclusion(): SendEvent {
     const envelopeFailure = this.envelopeFailure();
     if (envelopeFailure) throw envelopeFailure;
+    const finals = this.finals;
     const last = finals[finals.length - 1];
     // SMTP: the one final reply decides; LMTP: only when every recipient's delivery failed.
     const failed = this.session.lmtp ? finals.every((r) => r.code !== 250) : last.code !== 250;
-    const failure = chunkReplies.find((r) => r.code !== 250) ?? (failed ? last : undefined);
+    const failure = this.chunkReplies.find((r) => r.code !== 250) ?? (failed ? last : undefined);
     if (failure) {
       if (failure.code === 421) this.closing = true;
       throw SMTPDataError.fromReply(failure, this.envelope.mode === 'data' ? '.' : 'BDAT LAST');
@@ -355,8 +426,12 @@ class Transaction {
     return this.session.lmtp ? this.accepted.length : 1;
   }
 
-  private request$(out: Outgoing | readonly Outgoing[], step: keyof Timeouts): Observable<Reply> {
-    return this.session.connection.request$(out, { step, timeout: this.session.timeouts[step] });
+  private request(out: Outgoing | readonly Outgoing[], step: keyof Timeouts, handler: ReplyHandler): void {
+    this.session.connection.requestWith(out, { step, timeout: this.session.timeouts[step] }, handler);
+  }
+
+  private emit(event: SendEvent | null): void {
+    if (event && this.phase !== 'done') this.subscriber.next(event);
   }
 
   /**
@@ -369,46 +444,61 @@ class Transaction {
   }
 
   /** smtplib's recovery: a 421 closes the connection; other refusals send RSET and keep it. */
-  private recover$(failure: unknown): Observable<never> {
+  private fail(failure: unknown): void {
+    if (this.phase === 'done') return;
     // Stacked BDAT: the envelope's request may fail first, after the whole message was written.
     const err = isRefusal(failure) ? failure : this.afterLastByte(failure);
     this.phase = 'done';
+    this.bodySubscription?.unsubscribe();
     const { connection, timeouts } = this.session;
-    const failed$ = throwError(() => err);
-    if (!isRefusal(err) || !connection.open) return failed$;
+    const failed = (): void => {
+      this.release();
+      this.subscriber.error(err);
+    };
+    if (!isRefusal(err) || !connection.open) return failed();
     if (this.closing) {
       connection.destroy(err);
-      return failed$;
+      return failed();
     }
-    const rset$ = connection.request$(RSET, { step: 'rset', timeout: timeouts.command }).pipe(
-      // A server that will not reset leaves the connection in an unknown state: never reuse it.
-      tap((reply) => {
-        if (reply.code !== 250) connection.destroy(SMTPResponseException.fromReply(reply, 'RSET'));
+    const rset = (done: () => void): void => {
+      connection.requestWith(RSET, { step: 'rset', timeout: timeouts.command }, {
+        reply: (reply) => {
+          // A server that will not reset leaves the connection in an unknown state: never reuse it.
+          if (reply.code !== 250) connection.destroy(SMTPResponseException.fromReply(reply, 'RSET'));
+          done();
+        },
+        error: done,
+      });
+    };
+    // After the final reply the lock may be with the next transaction: queue behind it.
+    if (!this.released) return rset(failed);
+    connection.writeLock.acquire((release) =>
+      rset(() => {
+        release();
+        failed();
       }),
     );
-    // After the final reply the lock may be with the next transaction: queue behind it.
-    const queued$ = this.released ? connection.writeLock.run$(() => rset$) : rset$;
-    return concat(queued$.pipe(ignoreElements(), catchError(() => EMPTY)), failed$);
   }
 
-  /** Runs however the transaction ends; after an early unsubscribe it cleans up. */
-  private abandon(): void {
+  /** The teardown: runs however the transaction ends; after an early unsubscribe it cleans up. */
+  abandon(): void {
+    this.cancelWait();
+    this.bodySubscription?.unsubscribe();
     const phase = this.phase;
     this.phase = 'done';
     const { connection } = this.session;
-    if (phase === 'done' || phase === 'final' || !connection.open) return;
-    if (phase === 'envelope' && this.groupReplies && this.envelope.mode === 'data' && !this.dataReply) {
-      this.abandonPipelinedGroup(this.groupReplies);
-      return;
+    if (phase === 'envelope' && this.pipelining && this.envelope.mode === 'data' && !this.groupOver && connection.open) {
+      return this.abandonPipelinedGroup();
     }
-    if (this.bodyStarted) {
+    if ((phase === 'envelope' || phase === 'body') && connection.open) {
       // The server is reading a body that will never end: the connection cannot be saved.
-      connection.destroy();
-    } else {
+      if (this.bodyStarted) connection.destroy();
       // RFC 5321 §4.1.1.5: RSET aborts the transaction and keeps the connection.
-      connection.commands.next(RSET);
+      else connection.commands.next(RSET);
     }
+    if (!this.kept) this.release();
   }
+
   /**
    * Left while MAIL..DATA are out unanswered (PIPELINING): the server may be about to read a
    * body, so nothing else may be written yet. Keep the write lock, read the group's replies (the
@@ -416,22 +506,23 @@ class Transaction {
    * RSET; DATA accepted with no recipient, a lone dot (RFC 2920 §3.1) and RSET; DATA accepted
    * for some recipient, close, since a dot would deliver an empty message.
    */
-  private abandonPipelinedGroup(replies$: Observable<Reply>): void {
+  private abandonPipelinedGroup(): void {
     const { connection } = this.session;
-    this.lock.keep();
-    replies$.pipe(toArray()).subscribe({
-      next: (replies) => {
+    this.kept = true;
+    this.afterGroup = (replies) => {
+      if (replies) {
         const data = replies[replies.length - 1];
         const anyAccepted = replies.slice(1, -1).some(isAccepted);
-        if (data.code === 354 && anyAccepted) return connection.destroy();
-        if (data.code === 354) connection.commands.next(LONE_DOT);
-        connection.commands.next(RSET);
-      },
-      error: () => this.lock.release(),
-      complete: () => this.lock.release(),
-    });
+        if (data.code === 354 && anyAccepted) connection.destroy();
+        else {
+          if (data.code === 354) connection.commands.next(LONE_DOT);
+          connection.commands.next(RSET);
+        }
+      }
+      // Only now may the next transaction write.
+      this.release();
+    };
   }
-
 }
 
 /** smtplib: 250 and 251 accept a recipient; anything else refuses it. */

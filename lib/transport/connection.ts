@@ -35,6 +35,12 @@ export interface Payload {
 /** Something a request writes: a command (one reply) or a payload. */
 export type Outgoing = Command | Payload;
 
+/** Where `requestWith` delivers: each reply in order, or the failure that ends them. */
+export interface ReplyHandler {
+  reply(reply: Reply): void;
+  error(err: unknown): void;
+}
+
 export interface RequestOptions {
   /** Name of the step, for the timeout error (`mail`, `rcpt`, `dataEnd`, …). */
   readonly step?: string;
@@ -109,7 +115,7 @@ export class SmtpConnection {
    * `complete()` closes the connection gracefully; `error(e)` destroys it.
    */
   readonly commands: Observer<Command> = {
-    next: (cmd) => this.send([cmd], [{ deliver: noop, fail: noop, upgrade: false }]),
+    next: (cmd) => this.send([cmd], { deliver: noop, fail: noop, upgrade: false }, 1),
     error: (err: unknown) => this.destroy(err),
     complete: () => this.end(),
   };
@@ -179,28 +185,50 @@ export class SmtpConnection {
    * @return the replies, one per command and per payload that expects one.
    */
   request$(out: Outgoing | readonly Outgoing[], options: RequestOptions = {}): Observable<Reply> {
-    const group = Array.isArray(out) ? (out as readonly Outgoing[]) : [out as Outgoing];
-    const replies$ = new Observable<Reply>((subscriber) => {
-      const expected = group.reduce((n, o) => n + (isCommand(o) ? 1 : o.replies), 0);
+    return new Observable<Reply>((subscriber) => {
       let received = 0;
       let active = true;
-      const slots: Slot[] = Array.from({ length: expected }, () => ({
-        deliver: (reply: Reply) => {
+      const expected = this.requestWith(out, options, {
+        reply: (reply) => {
           if (!active) return;
           subscriber.next(reply);
           if (++received === expected) subscriber.complete();
         },
-        fail: (err: unknown) => active && subscriber.error(err),
-        upgrade: options.upgrade === true,
-        timer: options.timeout ? { step: options.step ?? 'reply', ms: options.timeout } : undefined,
-      }));
-      this.send(group, slots);
+        error: (err) => active && subscriber.error(err),
+      });
       if (expected === 0) subscriber.complete();
       return () => {
         active = false;
       };
     });
-    return replies$;
+  }
+
+  /**
+   * `request$` for hot paths: writes at once and calls `handler.reply` per reply,
+   * or `handler.error` once if the connection fails first (synchronously when it
+   * is already gone). A transaction spends one call here per round trip instead
+   * of an Observable.
+   *
+   * @return how many replies the group draws.
+   */
+  requestWith(out: Outgoing | readonly Outgoing[], options: RequestOptions, handler: ReplyHandler): number {
+    const group = Array.isArray(out) ? (out as readonly Outgoing[]) : [out as Outgoing];
+    let expected = 0;
+    for (const o of group) expected += isCommand(o) ? 1 : o.replies;
+    let failed = false;
+    // One slot object, queued once per reply owed: every reply of the group goes to the same handler.
+    const slot: Slot = {
+      deliver: handler.reply,
+      fail: (err) => {
+        if (failed) return;
+        failed = true;
+        handler.error(err);
+      },
+      upgrade: options.upgrade === true,
+      timer: options.timeout ? { step: options.step ?? 'reply', ms: options.timeout } : undefined,
+    };
+    this.send(group, slot, expected);
+    return expected;
   }
 
   /**
@@ -219,16 +247,13 @@ export class SmtpConnection {
   }
 
   /**
-   * Subscribes to `source$` with the socket corked until the next tick, so the
-   * writes it makes at once leave together (a transaction's envelope and its first BDAT chunk).
+   * Holds writes until the next tick, so that what is written now leaves in one
+   * segment (a body, its final dot and the next transaction's envelope).
    */
-  corked$<T>(source$: Observable<T>): Observable<T> {
-    return new Observable<T>((subscriber) => {
-      const socket = this.socket;
-      socket.cork();
-      process.nextTick(() => socket.uncork());
-      return source$.subscribe(subscriber);
-    });
+  cork(): void {
+    const socket = this.socket;
+    socket.cork();
+    process.nextTick(() => socket.uncork());
   }
 
   /**
@@ -318,9 +343,9 @@ export class SmtpConnection {
     this.socket.destroy();
   }
 
-  private send(group: readonly Outgoing[], slots: readonly Slot[]): void {
+  private send(group: readonly Outgoing[], slot: Slot, replies: number): void {
     if (this.ended !== undefined) {
-      for (const slot of slots) slot.fail(this.disconnectedError());
+      slot.fail(this.disconnectedError());
       return;
     }
     const chunks: Uint8Array[] = [];
@@ -334,7 +359,7 @@ export class SmtpConnection {
       }
     }
     const wasIdle = this.pending.length === 0;
-    for (const slot of slots) this.pending.push(slot);
+    for (let i = 0; i < replies; i++) this.pending.push(slot);
     if (wasIdle) this.armHeadTimer();
     this.socket.write(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
   }

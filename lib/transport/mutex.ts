@@ -24,37 +24,55 @@ export class Mutex {
    */
   run$<T>(work: (lock: Lock) => Observable<T>): Observable<T> {
     return new Observable<T>((subscriber) => {
-      let released = false;
       let kept = false;
       let inner: Subscription | undefined;
-      const release = (): void => {
-        if (released) return;
-        released = true;
-        if (started) this.handOver();
-      };
+      let release: (() => void) | undefined;
       const endOfWork = (): void => {
-        if (!kept) release();
+        if (!kept) release?.();
       };
-      const lock: Lock = { release, keep: () => (kept = true) };
-      let started = false;
-      const start = (): void => {
-        started = true;
-        if (subscriber.closed) return release();
-        inner = work(lock).subscribe(subscriber);
+      const cancel = this.acquire((granted) => {
+        release = granted;
+        if (subscriber.closed) return granted();
+        inner = work({ release: granted, keep: () => (kept = true) }).subscribe(subscriber);
         inner.add(endOfWork);
-      };
-      if (this.held) this.waiters.push(start);
-      else {
-        this.held = true;
-        start();
-      }
+      });
       return () => {
-        const waiting = this.waiters.indexOf(start);
-        if (waiting >= 0) this.waiters.splice(waiting, 1);
+        cancel();
         inner?.unsubscribe();
-        if (started) endOfWork();
+        endOfWork();
       };
     });
+  }
+
+  /**
+   * The callback form of `run$`, for hot paths: calls `onAcquired` once every
+   * earlier holder has released the lock (at once when it is free). The holder
+   * must call the `release` it is given (idempotent).
+   *
+   * @return cancels the wait if the lock was not granted yet; does nothing after.
+   */
+  acquire(onAcquired: (release: () => void) => void): () => void {
+    let granted = false;
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      this.handOver();
+    };
+    const grant = (): void => {
+      granted = true;
+      onAcquired(release);
+    };
+    if (this.held) this.waiters.push(grant);
+    else {
+      this.held = true;
+      grant();
+    }
+    return () => {
+      if (granted) return;
+      const waiting = this.waiters.indexOf(grant);
+      if (waiting >= 0) this.waiters.splice(waiting, 1);
+    };
   }
 
   private handOver(): void {
