@@ -1,15 +1,13 @@
 import { Observable, OperatorFunction } from 'rxjs';
 import { SMTPInvalidArgumentError } from '../errors';
+import { encodeSpan, MAX_SPAN } from './encoder-kernel';
 
 const CR = 0x0d;
 const LF = 0x0a;
-const DOT = 0x2e;
 const CRLF = Buffer.from('\r\n');
 // RFC 5321 §4.1.1.4: the data ends with a line holding a single ".".
 const TERMINATOR = Buffer.from('.\r\n');
 const EMPTY = Buffer.alloc(0);
-// Measured on Node 20: below this many bytes a loop moves a run faster than `copyWithin`.
-const SHORT_RUN = 16;
 
 /** Options of `encodeBody` and `BodyEncoder`. */
 export interface EncodeBodyOptions {
@@ -33,7 +31,9 @@ export interface EncodeBodyOptions {
  * together; a lone one is what SMTP smuggling exploits), and with `dotStuff` a line-leading "."
  * is doubled. Chunk boundaries may fall anywhere: the only state carried from one chunk to the
  * next is "the last chunk ended in CR" and "the next byte starts a line", so each input chunk
- * yields exactly one output buffer and nothing is held back.
+ * yields exactly one output buffer and nothing is held back. The bytes are moved by a small
+ * WebAssembly kernel (encoder.wat): a JS encoder pays a native call per line end, and text has
+ * one every few dozen bytes.
  *
  * Output buffers may share memory with the input (when a chunk needs no change it is returned
  * as is), so a chunk must not be modified after it was pushed.
@@ -46,11 +46,6 @@ export class BodyEncoder {
   private skipLF = false;
   /** The next byte starts a line. */
   private atLineStart = true;
-  /** Insertions planned for the current chunk: `insertByte[k]` goes before input offset `insertAt[k]`. */
-  // Small at first (most messages are short); doubled on demand.
-  private insertAt = new Int32Array(32);
-  private insertByte = new Uint8Array(32);
-  private inserts = 0;
 
   constructor(options: EncodeBodyOptions = {}) {
     this.dotStuff = options.dotStuff ?? true;
@@ -64,16 +59,19 @@ export class BodyEncoder {
   /** Encodes one chunk; the result may be empty (an empty chunk, or the LF of a split CRLF). */
   push(chunk: Uint8Array): Buffer {
     const input = asBuffer(chunk);
-    const n = input.length;
-    if (n === 0) return EMPTY;
+    if (input.length <= MAX_SPAN) return this.pushSpan(input);
+    // The kernel's memory is sized for MAX_SPAN: a bigger chunk goes as consecutive spans, which
+    // encode as it would whole since chunk boundaries may fall anywhere.
     const start = this.skipLF && input[0] === LF ? 1 : 0;
-    // A CR ending the chunk goes out as CRLF now; an LF opening the next chunk belongs to it.
-    this.skipLF = input[n - 1] === CR;
-    if (start === n) return EMPTY;
-    this.inserts = 0;
-    this.planInserts(input, start);
-    this.atLineStart = input[n - 1] === CR || input[n - 1] === LF;
-    return this.inserts === 0 ? input.subarray(start) : this.applyInserts(input, start);
+    const parts: Buffer[] = [];
+    let length = 0;
+    for (let from = 0; from < input.length; from += MAX_SPAN) {
+      const part = this.pushSpan(input.subarray(from, from + MAX_SPAN));
+      parts.push(part);
+      length += part.length;
+    }
+    // The encoding only ever adds bytes to what follows `start`: the same length is the same bytes.
+    return length === input.length - start ? input.subarray(start) : Buffer.concat(parts, length);
   }
 
   /** Ends the body: closes its last line if needed, then appends the terminator if asked to. */
@@ -84,77 +82,18 @@ export class BodyEncoder {
     return this.terminate ? Buffer.from(TERMINATOR) : EMPTY;
   }
 
-  /**
-   * Walks the line ends of `input[start..]`. Each LF is looked up once; CRs are looked up only
-   * when the chunk has one, so LF-only text costs a single LF scan.
-   */
-  private planInserts(input: Buffer, start: number): void {
+  /** Encodes a chunk of at most MAX_SPAN bytes. */
+  private pushSpan(input: Buffer): Buffer {
     const n = input.length;
-    if (this.atLineStart) this.lineStart(input, start);
-    let cr = input.indexOf(CR, start);
-    let lf = input.indexOf(LF, start);
-    for (;;) {
-      // A CR right before the LF is the first half of a CRLF; every other CR is bare.
-      const bareLimit = lf === -1 ? n : lf - 1;
-      while (cr !== -1 && cr < bareLimit) {
-        this.insert(cr + 1, LF);
-        this.lineStart(input, cr + 1);
-        cr = input.indexOf(CR, cr + 1);
-      }
-      if (lf === -1) break;
-      if (cr !== -1 && cr === lf - 1) cr = input.indexOf(CR, lf + 1);
-      else this.insert(lf, CR);
-      this.lineStart(input, lf + 1);
-      lf = input.indexOf(LF, lf + 1);
-    }
-  }
-
-  /** RFC 5321 §4.5.2: a line starting with "." gets one more. */
-  private lineStart(input: Buffer, at: number): void {
-    if (this.dotStuff && at < input.length && input[at] === DOT) this.insert(at, DOT);
-  }
-
-  private insert(at: number, byte: number): void {
-    if (this.inserts === this.insertAt.length) this.growInserts();
-    this.insertAt[this.inserts] = at;
-    this.insertByte[this.inserts++] = byte;
-  }
-
-  private growInserts(): void {
-    const at = new Int32Array(this.insertAt.length * 2);
-    const byte = new Uint8Array(this.insertByte.length * 2);
-    at.set(this.insertAt);
-    byte.set(this.insertByte);
-    this.insertAt = at;
-    this.insertByte = byte;
-  }
-
-  /**
-   * Builds the output in one exactly-sized buffer: one bulk copy of the input, then, from the
-   * last insertion back to the first, each run is moved right by the bytes inserted before it.
-   * `copyWithin` is a memmove on the same buffer, so no per-run view or allocation is made.
-   */
-  private applyInserts(input: Buffer, start: number): Buffer {
-    const out = Buffer.allocUnsafe(input.length - start + this.inserts);
-    input.copy(out, 0, start);
-    let runEnd = input.length - start;
-    for (let k = this.inserts - 1; k >= 0; k--) {
-      const at = this.insertAt[k] - start;
-      moveRun(out, at, runEnd, k + 1);
-      out[at + k] = this.insertByte[k];
-      runEnd = at;
-    }
+    if (n === 0) return EMPTY;
+    const start = this.skipLF && input[0] === LF ? 1 : 0;
+    // A CR ending the chunk goes out as CRLF now; an LF opening the next chunk belongs to it.
+    this.skipLF = input[n - 1] === CR;
+    if (start === n) return EMPTY;
+    const out = encodeSpan(input, start, this.dotStuff, this.atLineStart);
+    this.atLineStart = input[n - 1] === CR || input[n - 1] === LF;
     return out;
   }
-}
-
-/** Moves `out[from..to)` right by `by` bytes; a JS loop beats the builtin's call cost on short runs. */
-function moveRun(out: Buffer, from: number, to: number, by: number): void {
-  if (to - from > SHORT_RUN) {
-    out.copyWithin(from + by, from, to);
-    return;
-  }
-  for (let i = to - 1; i >= from; i--) out[i + by] = out[i];
 }
 
 function asBuffer(chunk: Uint8Array): Buffer {

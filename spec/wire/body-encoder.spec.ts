@@ -1,5 +1,6 @@
 import { from, lastValueFrom, NEVER, Observable, Subject, toArray } from 'rxjs';
 import { BodyEncoder, encodeBody, EncodeBodyOptions } from '../../lib/wire/body-encoder';
+import { MAX_SPAN } from '../../lib/wire/encoder-kernel';
 
 const bytes = (text: string): Buffer => Buffer.from(text, 'latin1');
 
@@ -41,6 +42,38 @@ function prng(seed: number): () => number {
     t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/**
+ * The encoding written the obvious way, on the whole body as a string: the reference the
+ * encoder must match byte for byte, whatever the chunking.
+ */
+function reference(body: string, options: EncodeBodyOptions): string {
+  const { dotStuff = true, terminate = true, finalCrlf = terminate } = options;
+  let wire = canonical(body);
+  if (dotStuff) wire = wire.replace(/(^|\r\n)\./g, '$1..');
+  if (finalCrlf && wire !== '' && !wire.endsWith('\r\n')) wire += '\r\n';
+  return terminate ? `${wire}.\r\n` : wire;
+}
+
+/** Every valid combination of the options, defaults included. */
+const allOptions: EncodeBodyOptions[] = [true, false].flatMap((dotStuff) => [
+  { dotStuff },
+  { dotStuff, finalCrlf: true },
+  { dotStuff, terminate: false },
+  { dotStuff, terminate: false, finalCrlf: true },
+  { dotStuff, terminate: false, finalCrlf: false },
+]);
+
+/** Pushes `chunks` through a `BodyEncoder`, some as plain Uint8Array views at an offset. */
+function pushAll(chunks: readonly string[], options: EncodeBodyOptions, random: () => number): string {
+  const encoder = new BodyEncoder(options);
+  const out = chunks.map((chunk) => {
+    if (random() < 0.5) return encoder.push(bytes(chunk));
+    const padded = bytes(`xx${chunk}`);
+    return encoder.push(new Uint8Array(padded.buffer, padded.byteOffset + 2, chunk.length));
+  });
+  return Buffer.concat([...out, encoder.end()]).toString('latin1');
 }
 
 function randomBody(random: () => number): string {
@@ -140,6 +173,31 @@ describe('encodeBody', () => {
     });
   });
 
+  describe('against a reference implementation (differential, seeded)', () => {
+    it('matches it for random bodies, chunkings and options', () => {
+      const random = prng(0xd1ff);
+      // 0xC3 opens a UTF-8 sequence: a high byte must pass through as it is. Runs of "a" make
+      // bodies with lines long enough to cross the kernel's 16-byte blocks.
+      const symbols = ['.', '\r', '\n', '\xc3'];
+      for (let run = 0; run < 3000; run++) {
+        const length = Math.floor(random() * (run % 10 === 0 ? 400 : 60));
+        let body = '';
+        while (body.length < length) {
+          body += random() < 0.3 ? 'a'.repeat(Math.floor(random() * 40)) : symbols[Math.floor(random() * symbols.length)];
+        }
+        const cuts = Array.from({ length: Math.floor(random() * 6) }, () => Math.floor(random() * (body.length + 1)));
+        const points = [0, ...cuts.sort((a, b) => a - b), body.length];
+        const chunks = points.slice(1).map((end, i) => body.slice(points[i], end));
+        const options = allOptions[run % allOptions.length];
+        expect({ chunks, options, wire: pushAll(chunks, options, random) }).toEqual({
+          chunks,
+          options,
+          wire: reference(body, options),
+        });
+      }
+    });
+  });
+
   describe('as an operator', () => {
     it('emits at most one chunk per input chunk, then the terminator', async () => {
       const out = await lastValueFrom(from([bytes('a\n.b'), bytes('\r'), bytes('\n'), bytes('c')]).pipe(encodeBody(), toArray()));
@@ -205,5 +263,25 @@ describe('BodyEncoder', () => {
     const encoder = new BodyEncoder();
     const wire = Buffer.concat([encoder.push(bytes(body)), encoder.end()]).toString('latin1');
     expect(wire).toBe(`${line}\r\n..${line}\r\n`.repeat(2000) + '.\r\n');
+  });
+
+  it('encodes a chunk bigger than the kernel takes at once as it would in small chunks', () => {
+    // A CRLF and a line-leading dot on each side of every span boundary.
+    const filler = 'a'.repeat(MAX_SPAN - 2);
+    const body = `${filler}\r\n.${filler}\r\r.${filler}\n\n.${filler}.\r`;
+    for (const options of allOptions) {
+      const encoder = new BodyEncoder(options);
+      const wire = Buffer.concat([encoder.push(bytes(body)), encoder.end()]).toString('latin1');
+      expect(wire === reference(body, options)).toBe(true);
+    }
+  });
+
+  it('returns a big chunk that needs no change without copying it', () => {
+    const chunk = bytes('ab\r\n'.repeat(MAX_SPAN));
+    const encoder = new BodyEncoder();
+    encoder.push(bytes('a\r'));
+    const out = encoder.push(chunk);
+    expect(out.buffer).toBe(chunk.buffer);
+    expect(out.equals(chunk)).toBe(true);
   });
 });
