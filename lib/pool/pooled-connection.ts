@@ -37,6 +37,8 @@ export class PooledConnection {
   private running = 0;
   private started = 0;
   private idleTimer?: Subscription;
+  /** When the last transaction ended, while none runs; undefined while busy. */
+  private idleSince?: number;
   private quitting?: Subscription;
   private subscription?: Subscription;
 
@@ -74,8 +76,8 @@ export class PooledConnection {
   run(job: Job): void {
     this.running++;
     this.started++;
-    this.idleTimer?.unsubscribe();
-    this.idleTimer = undefined;
+    // The idle timer is left running: it checks `idleSince` when it fires (no timer churn per message).
+    this.idleSince = undefined;
     job.start(this.session as Session, (err) => this.settle(err));
   }
 
@@ -85,10 +87,20 @@ export class PooledConnection {
    */
   rest(closing: boolean): void {
     if (this.state !== 'ready' || this.running > 0) return;
-    if (closing || this.started >= this.limits.maxMessages) this.retire();
-    else if (!this.idleTimer && Number.isFinite(this.limits.idleTimeout)) {
-      this.idleTimer = this.scheduler.schedule(() => this.retire(), this.limits.idleTimeout);
-    }
+    if (closing || this.started >= this.limits.maxMessages) return this.retire();
+    this.idleSince ??= this.scheduler.now();
+    if (!this.idleTimer && Number.isFinite(this.limits.idleTimeout)) this.armIdleTimer(this.limits.idleTimeout);
+  }
+
+  /** QUIT once `idleTimeout` has passed since the connection last had work; else wait for the rest. */
+  private armIdleTimer(ms: number): void {
+    this.idleTimer = this.scheduler.schedule(() => {
+      this.idleTimer = undefined;
+      if (this.idleSince === undefined) return;
+      const left = this.idleSince + this.limits.idleTimeout - this.scheduler.now();
+      if (left > 0) this.armIdleTimer(left);
+      else this.retire();
+    }, ms);
   }
 
   /** Closes at once; transactions on it fail with `err`. */

@@ -100,28 +100,52 @@ export class ReplyParser {
 
   private addLine(raw: Buffer): Reply | undefined {
     const line = raw.toString('utf8');
-    const match = /^(\d{3})(?:([ -])(.*))?$/s.exec(line);
-    if (!match) {
+    const code = replyCode(line);
+    if (code < 0) {
       throw new SMTPProtocolError(`Malformed reply line: ${JSON.stringify(line.slice(0, 80))}`);
     }
-    const code = Number(match[1]);
     if (this.lines.length > 0 && code !== this.code) {
       throw new SMTPProtocolError(`Reply code changed inside a multi-line reply: ${this.code} then ${code}`);
     }
     this.code = code;
     this.replyBytes += raw.length;
-    this.lines.push((match[3] ?? '').replace(/^[ \t]+|[ \t]+$/g, ''));
+    this.lines.push(line.length > 4 ? trimBlanks(line.slice(4)) : '');
     if (this.lines.length > this.limits.maxLines || this.replyBytes > this.limits.maxReplyBytes) {
       throw new SMTPProtocolError(
         `Reply too large (over ${this.limits.maxLines} lines or ${this.limits.maxReplyBytes} bytes)`,
       );
     }
-    if (match[2] === '-') return undefined;
+    if (line.charCodeAt(3) === DASH) return undefined;
     const reply = makeReply(code, this.lines);
     this.lines = [];
     this.replyBytes = 0;
     return reply;
   }
+}
+
+const DASH = 0x2d;
+const SPACE = 0x20;
+const TAB = 0x09;
+const isDigit = (c: number): boolean => c >= 0x30 && c <= 0x39;
+const isBlank = (c: number): boolean => c === SPACE || c === TAB;
+
+/** The code of a reply line (`ddd`, `ddd text` or `ddd-text`), or -1 when the line is malformed. */
+function replyCode(line: string): number {
+  const a = line.charCodeAt(0);
+  const b = line.charCodeAt(1);
+  const c = line.charCodeAt(2);
+  if (!(isDigit(a) && isDigit(b) && isDigit(c))) return -1;
+  if (line.length > 3 && line.charCodeAt(3) !== SPACE && line.charCodeAt(3) !== DASH) return -1;
+  return (a - 0x30) * 100 + (b - 0x30) * 10 + (c - 0x30);
+}
+
+/** Strips leading and trailing spaces and tabs from a line's text (its CRLF is already gone). */
+function trimBlanks(text: string): string {
+  let start = 0;
+  let end = text.length;
+  while (start < end && isBlank(text.charCodeAt(start))) start++;
+  while (end > start && isBlank(text.charCodeAt(end - 1))) end--;
+  return start === 0 && end === text.length ? text : text.slice(start, end);
 }
 
 /** Builds a `Reply`, picking up the enhanced status code when the first line has one. */
