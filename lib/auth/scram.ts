@@ -1,5 +1,4 @@
 import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from 'crypto';
-import saslprep from '@mongodb-js/saslprep';
 import { SMTPInvalidArgumentError } from '../errors';
 import { escapeSaslName, gs2Header } from './gs2';
 import { authFailure, printable, type TextMechanism } from './mechanism';
@@ -155,10 +154,16 @@ function scramMechanism(
   };
 }
 
+type Saslprep = typeof import('@mongodb-js/saslprep').saslprep;
+let loadedSaslprep: Saslprep | undefined;
+
 /** SASLprep (RFC 4013), with the library's reason (which never quotes the input). */
 function prepare(name: string, what: string, value: string, allowUnassigned: boolean): string {
+  // Loaded on first use: its code point tables add about 5 MiB to every process that imports
+  // rx-smtp, and only SCRAM needs them.
+  loadedSaslprep ??= (require('@mongodb-js/saslprep') as { saslprep: Saslprep }).saslprep;
   try {
-    return saslprep(value, { allowUnassigned });
+    return loadedSaslprep(value, { allowUnassigned });
   } catch (err) {
     throw new SMTPInvalidArgumentError(`${name}: the ${what} is not valid under SASLprep: ${(err as Error).message}`, {
       cause: err,
