@@ -33,7 +33,8 @@ export interface EncodeBodyOptions {
  * next is "the last chunk ended in CR" and "the next byte starts a line", so each input chunk
  * yields exactly one output buffer and nothing is held back. The bytes are moved by a small
  * WebAssembly kernel (encoder.wat): a JS encoder pays a native call per line end, and text has
- * one every few dozen bytes.
+ * one every few dozen bytes. Where WebAssembly or its SIMD is unavailable (`node --jitless`), a
+ * plain JS loop with the same output takes over (encoder-kernel.ts).
  *
  * Output buffers may share memory with the input (when a chunk needs no change it is returned
  * as is), so a chunk must not be modified after it was pushed.

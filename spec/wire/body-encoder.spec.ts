@@ -1,6 +1,6 @@
 import { from, lastValueFrom, NEVER, Observable, Subject, toArray } from 'rxjs';
 import { BodyEncoder, encodeBody, EncodeBodyOptions } from '../../lib/wire/body-encoder';
-import { MAX_SPAN } from '../../lib/wire/encoder-kernel';
+import { kernels, MAX_SPAN } from '../../lib/wire/encoder-kernel';
 
 const bytes = (text: string): Buffer => Buffer.from(text, 'latin1');
 
@@ -65,9 +65,28 @@ const allOptions: EncodeBodyOptions[] = [true, false].flatMap((dotStuff) => [
   { dotStuff, terminate: false, finalCrlf: false },
 ]);
 
+/**
+ * `BodyEncoder` as loaded where the wasm kernel does not compile (no wasm SIMD): on the JS
+ * fallback of encoder-kernel.ts.
+ */
+function loadJsBodyEncoder(): typeof BodyEncoder {
+  let loaded: typeof import('../../lib/wire/body-encoder') | undefined;
+  jest.isolateModules(() => {
+    jest.doMock('../../lib/wire/encoder-wasm', () => ({ ENCODER_WASM: '' }));
+    expect(require('../../lib/wire/encoder-kernel').ENCODER_IMPLEMENTATION).toBe('js');
+    loaded = require('../../lib/wire/body-encoder');
+  });
+  return loaded!.BodyEncoder;
+}
+
 /** Pushes `chunks` through a `BodyEncoder`, some as plain Uint8Array views at an offset. */
-function pushAll(chunks: readonly string[], options: EncodeBodyOptions, random: () => number): string {
-  const encoder = new BodyEncoder(options);
+function pushAll(
+  chunks: readonly string[],
+  options: EncodeBodyOptions,
+  random: () => number,
+  Encoder: typeof BodyEncoder = BodyEncoder,
+): string {
+  const encoder = new Encoder(options);
   const out = chunks.map((chunk) => {
     if (random() < 0.5) return encoder.push(bytes(chunk));
     const padded = bytes(`xx${chunk}`);
@@ -174,7 +193,8 @@ describe('encodeBody', () => {
   });
 
   describe('against a reference implementation (differential, seeded)', () => {
-    it('matches it for random bodies, chunkings and options', () => {
+    it('matches it for random bodies, chunkings and options, with the wasm kernel and the JS fallback', () => {
+      const JsBodyEncoder = loadJsBodyEncoder();
       const random = prng(0xd1ff);
       // 0xC3 opens a UTF-8 sequence: a high byte must pass through as it is. Runs of "a" make
       // bodies with lines long enough to cross the kernel's 16-byte blocks.
@@ -189,11 +209,25 @@ describe('encodeBody', () => {
         const points = [0, ...cuts.sort((a, b) => a - b), body.length];
         const chunks = points.slice(1).map((end, i) => body.slice(points[i], end));
         const options = allOptions[run % allOptions.length];
-        expect({ chunks, options, wire: pushAll(chunks, options, random) }).toEqual({
-          chunks,
-          options,
-          wire: reference(body, options),
-        });
+        const wire = reference(body, options);
+        expect({ chunks, options, wire: pushAll(chunks, options, random) }).toEqual({ chunks, options, wire });
+        // Its own PRNG, so the cases above stay those of the wasm-only version of this test.
+        const more = prng(run);
+        expect({ chunks, options, js: pushAll(chunks, options, more, JsBodyEncoder) }).toEqual({ chunks, options, js: wire });
+
+        // Both implementations of encodeSpan directly, from a random start, at a line start or not.
+        const start = Math.floor(more() * (body.length + 1));
+        const atLineStart = more() < 0.5;
+        const dotStuff = options.dotStuff ?? true;
+        const span = { dotStuff, terminate: false, finalCrlf: false };
+        const rest = body.slice(start);
+        // Not at a line start: as if a byte that ends no line came before.
+        const expected = atLineStart ? reference(rest, span) : reference(`x${rest}`, span).slice(1);
+        const input = bytes(body);
+        const spanCase = { body, start, atLineStart, dotStuff };
+        const js = kernels.js(input, start, dotStuff, atLineStart).toString('latin1');
+        const wasm = kernels.wasm!(input, start, dotStuff, atLineStart).toString('latin1');
+        expect({ ...spanCase, js, wasm }).toEqual({ ...spanCase, js: expected, wasm: expected });
       }
     });
   });
@@ -269,10 +303,12 @@ describe('BodyEncoder', () => {
     // A CRLF and a line-leading dot on each side of every span boundary.
     const filler = 'a'.repeat(MAX_SPAN - 2);
     const body = `${filler}\r\n.${filler}\r\r.${filler}\n\n.${filler}.\r`;
-    for (const options of allOptions) {
-      const encoder = new BodyEncoder(options);
-      const wire = Buffer.concat([encoder.push(bytes(body)), encoder.end()]).toString('latin1');
-      expect(wire === reference(body, options)).toBe(true);
+    for (const Encoder of [BodyEncoder, loadJsBodyEncoder()]) {
+      for (const options of allOptions) {
+        const encoder = new Encoder(options);
+        const wire = Buffer.concat([encoder.push(bytes(body)), encoder.end()]).toString('latin1');
+        expect(wire === reference(body, options)).toBe(true);
+      }
     }
   });
 
