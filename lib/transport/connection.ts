@@ -15,7 +15,7 @@ import {
   SMTPServerDisconnected,
   SMTPTimeoutError,
 } from '../errors';
-import { Command, encodeCommand } from '../wire/command';
+import { Command, encodeCommands } from '../wire/command';
 import { DEFAULT_REPLY_LIMITS, Reply, ReplyParser } from '../wire/reply';
 import { DebugEvent } from './debug';
 import { Mutex } from './mutex';
@@ -90,9 +90,11 @@ export class SmtpConnection {
   private quitting = false;
   private upgrading = false;
   private secureFlag: boolean;
-  private headTimer?: NodeJS.Timeout;
-  private headTimerMs = 0;
+  /** The reply timer of the head slot: its step, when it expires, and the Node timer that checks. */
   private headStep?: ReplyTimer;
+  private headDeadline = 0;
+  private headTimer?: NodeJS.Timeout;
+  private headTimerDue = 0;
 
   /**
    * Serialises transactions' writes: each holds it from its first byte to its
@@ -348,16 +350,20 @@ export class SmtpConnection {
       slot.fail(this.disconnectedError());
       return;
     }
+    // Runs of commands are encoded together; payloads go as they are.
     const chunks: Uint8Array[] = [];
+    let commands: Command[] = [];
     for (const out of group) {
+      this.emitDebug('send', out.debugText);
       if (isCommand(out)) {
-        chunks.push(encodeCommand(out));
-        this.emitDebug('send', out.debugText);
-      } else {
-        chunks.push(out.bytes);
-        this.emitDebug('send', out.debugText);
+        commands.push(out);
+        continue;
       }
+      if (commands.length > 0) chunks.push(encodeCommands(commands));
+      commands = [];
+      chunks.push(out.bytes);
     }
+    if (commands.length > 0) chunks.push(encodeCommands(commands));
     const wasIdle = this.pending.length === 0;
     for (let i = 0; i < replies; i++) this.pending.push(slot);
     if (wasIdle) this.armHeadTimer();
@@ -434,7 +440,11 @@ export class SmtpConnection {
     else this.repliesSubject.error(err);
   }
 
-  /** Runs the timer of the reply awaited now, if its request set one; reuses the timer when it can. */
+  /**
+   * Starts the timer of the reply awaited now, if its request set one. The Node timer is not
+   * re-armed per reply (a bulk run reads thousands a second): it fires at the earliest deadline
+   * it was set for and, if the head's deadline moved since, waits for the rest.
+   */
   private armHeadTimer(): void {
     const timer = this.pending[0]?.timer;
     if (!timer || this.ended !== undefined) {
@@ -443,16 +453,22 @@ export class SmtpConnection {
       return;
     }
     this.headStep = timer;
-    if (this.headTimer && this.headTimerMs === timer.ms) {
-      this.headTimer.refresh();
-      return;
-    }
+    this.headDeadline = performance.now() + timer.ms;
+    if (this.headTimer && this.headTimerDue <= this.headDeadline) return;
     clearTimeout(this.headTimer);
-    this.headTimerMs = timer.ms;
+    this.scheduleHeadCheck(timer.ms);
+  }
+
+  private scheduleHeadCheck(ms: number): void {
+    this.headTimerDue = performance.now() + ms;
     this.headTimer = setTimeout(() => {
-      const { step, ms } = this.headStep!;
-      this.destroy(new SMTPTimeoutError(step, ms));
-    }, timer.ms);
+      this.headTimer = undefined;
+      if (this.ended !== undefined || !this.pending[0]?.timer) return;
+      const left = this.headDeadline - performance.now();
+      if (left > 0) return this.scheduleHeadCheck(left);
+      const { step, ms: limit } = this.headStep!;
+      this.destroy(new SMTPTimeoutError(step, limit));
+    }, ms);
   }
 
   private disconnectedError(): SMTPServerDisconnected {

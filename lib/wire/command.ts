@@ -50,13 +50,20 @@ export function checkArgument(value: string, what: string): string {
  */
 export function command(verb: string, args: readonly string[] = [], options: { secret?: boolean } = {}): Command {
   checkArgument(verb, 'command verb');
-  if (!/^[A-Za-z][A-Za-z0-9-]*$/.test(verb)) {
+  if (!VERB.test(verb)) {
     throw new SMTPInvalidArgumentError(`Not a command verb: ${JSON.stringify(verb)}`);
   }
-  const parts = args.filter((arg, i) => checkArgument(arg, `argument ${i + 1} of ${verb}`) !== '');
-  const line = [verb, ...parts].join(' ');
+  let line = verb;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    // The argument's description is only built for the error (commands are built per message).
+    if (typeof arg !== 'string' || FORBIDDEN.test(arg)) checkArgument(arg, `argument ${i + 1} of ${verb}`);
+    if (arg !== '') line += ` ${arg}`;
+  }
   return { verb: verb.toUpperCase(), line, debugText: options.secret ? `${verb} ****` : line };
 }
+
+const VERB = /^[A-Za-z][A-Za-z0-9-]*$/;
 
 /** A raw line (an AUTH response, say), validated; `secret` redacts it in `debug$`. */
 export function rawLine(verb: string, line: string, options: { secret?: boolean } = {}): Command {
@@ -64,7 +71,9 @@ export function rawLine(verb: string, line: string, options: { secret?: boolean 
   return { verb, line, debugText: options.secret ? '****' : line };
 }
 
-/** The bytes of a command on the wire. */
-export function encodeCommand(cmd: Command): Buffer {
-  return Buffer.from(`${cmd.line}\r\n`, 'utf8');
+/** The bytes of commands on the wire, in one buffer (a pipelined group leaves in one write). */
+export function encodeCommands(commands: readonly Command[]): Buffer {
+  let text = '';
+  for (const cmd of commands) text += `${cmd.line}\r\n`;
+  return Buffer.from(text, 'utf8');
 }

@@ -1,11 +1,16 @@
 import { SMTPInvalidArgumentError } from '../../lib/errors';
-import { checkArgument, command, encodeCommand, rawLine } from '../../lib/wire/command';
+import { checkArgument, command, encodeCommands, rawLine } from '../../lib/wire/command';
 
 describe('command', () => {
   it('joins the verb and its arguments with single spaces', () => {
     const cmd = command('MAIL', ['FROM:<a@example.com>', '', 'SIZE=10']);
     expect(cmd.line).toBe('MAIL FROM:<a@example.com> SIZE=10');
-    expect(encodeCommand(cmd).toString()).toBe('MAIL FROM:<a@example.com> SIZE=10\r\n');
+    expect(encodeCommands([cmd]).toString()).toBe('MAIL FROM:<a@example.com> SIZE=10\r\n');
+  });
+
+  it('encodes a group of commands into one buffer, each line ended by CRLF', () => {
+    const group = [command('MAIL', ['FROM:<a@example.com>']), command('RCPT', ['TO:<b@example.com>']), command('DATA')];
+    expect(encodeCommands(group).toString()).toBe('MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n');
   });
 
   it.each([
