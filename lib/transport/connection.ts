@@ -442,16 +442,14 @@ export class SmtpConnection {
 
   /**
    * Starts the timer of the reply awaited now, if its request set one. The Node timer is not
-   * re-armed per reply (a bulk run reads thousands a second): it fires at the earliest deadline
-   * it was set for and, if the head's deadline moved since, waits for the rest.
+   * re-armed per reply, nor cleared when nothing is awaited (a bulk run reads thousands of replies
+   * a second): it fires at the earliest deadline it was set for and, if the head's deadline
+   * moved since, waits for the rest.
    */
   private armHeadTimer(): void {
     const timer = this.pending[0]?.timer;
-    if (!timer || this.ended !== undefined) {
-      clearTimeout(this.headTimer);
-      this.headTimer = undefined;
-      return;
-    }
+    // Nothing awaited: a running timer is left to find that out (finish() clears it on close).
+    if (!timer || this.ended !== undefined) return;
     this.headStep = timer;
     this.headDeadline = performance.now() + timer.ms;
     if (this.headTimer && this.headTimerDue <= this.headDeadline) return;
