@@ -13,13 +13,20 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ClientArgs, Report, seconds, wholeLines } from './common';
 import { summarise } from './profile-summary';
-import { REPO, drainPostfix, startPostfix, startProxy, startSink, stopAll } from './servers';
+import { PINNING, REPO, drainPostfix, onClientCore, startPostfix, startProxy, startSink, stopAll } from './servers';
 
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
 const ONLY = (process.env.BENCH_ONLY ?? 'w1,w2,w3,w4,w5').split(',');
 const PROFILE = process.env.BENCH_PROFILE === '1';
 /** The whole run must end within 10 minutes: rows that would start after this are skipped. */
 const BUDGET_S = 540;
+/**
+ * W1 and W5 are bound by loopback round trips on a shared 2-core VM, where one run can be twice
+ * as fast as the next: there every client runs `ROUNDS` times, the rounds one after the other,
+ * and keeps its best rate (every rate is in the row's note and the JSON).
+ */
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 2));
+const REPEATED = ['W1', 'W5'];
 const MiB = 1024 * 1024;
 const RESULTS = path.join(REPO, 'bench', 'results');
 const OUT = path.join(REPO, 'build', 'bench', 'bench');
@@ -34,6 +41,8 @@ interface Row {
   readonly setup: string;
   readonly unit: 'msg/s' | 'MB/s';
   rate?: number;
+  /** Every run's rate, when the row ran more than once (the best is `rate`). */
+  rates?: number[];
   /** This row's rate divided by the reference rx-smtp row's rate in the same workload. */
   ratio?: number;
   peakRssMiB?: number;
@@ -70,7 +79,7 @@ async function runJob(job: Job): Promise<void> {
   if (!job.command) return;
   const timeFile = path.join(os.tmpdir(), `rx-smtp-bench-time-${process.pid}`);
   const t0 = seconds();
-  const child = spawn('/usr/bin/time', ['-f', '%M %e', '-o', timeFile, ...job.command], {
+  const child = spawn('/usr/bin/time', ['-f', '%M %e', '-o', timeFile, ...onClientCore(job.command)], {
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
@@ -88,18 +97,24 @@ async function runJob(job: Job): Promise<void> {
   rmSync(timeFile, { force: true });
   const [maxKb] = (timeLines[timeLines.length - 1] ?? '').split(' ').map(Number);
   if (code !== 0) {
-    row.status = 'failed';
-    row.reason = wall >= job.timeoutS ? `killed after ${job.timeoutS} s` : `exit ${code}: ${firstError(stderr)}`;
+    const reason = wall >= job.timeoutS ? `killed after ${job.timeoutS} s` : `exit ${code}: ${firstError(stderr)}`;
+    // A row that already ran keeps its figures; the failed rerun is noted.
+    if (row.status === 'ok') row.reason = `a rerun failed: ${reason}`;
+    else [row.status, row.reason] = ['failed', reason];
     return;
   }
   const report: Report = job.external
     ? { messages: job.external.messages, failed: 0, bytes: 0, seconds: wall, truncated: false, note: 'wall time of the process' }
     : (JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as Report);
-  row.report = report;
-  row.peakRssMiB = maxKb / 1024;
-  row.rate = row.unit === 'MB/s' ? report.bytes / report.seconds / 1e6 : report.messages / report.seconds;
+  const rate = row.unit === 'MB/s' ? report.bytes / report.seconds / 1e6 : report.messages / report.seconds;
+  row.rates = [...(row.rates ?? []), rate];
+  row.peakRssMiB = Math.max(row.peakRssMiB ?? 0, maxKb / 1024);
+  if (row.rate === undefined || rate > row.rate) {
+    row.report = report;
+    row.rate = rate;
+    row.reason = report.failed > 0 ? `${report.failed} failed` : undefined;
+  }
   row.status = 'ok';
-  if (report.failed > 0) row.reason = `${report.failed} failed`;
 }
 
 /** The jobs of every workload, given the servers' ports. */
@@ -157,6 +172,7 @@ function plan(ports: { sink: number; postfix?: number; proxy?: number; postfixEr
   const w5n = scaled(100_000);
   const w5 = { ...base, workload: 'w5' as const, port: ports.sink, count: w5n, maxSeconds: 60 };
   add('W5', 'rx-smtp', `SMTPPool of 8, mergeMap(pool.sendmail$, 8), ${w5n} msgs`, 'msg/s', { command: node('rx-smtp.js', { ...w5, concurrency: 8 }), timeoutS: 90 }, true);
+  add('W5', 'rx-smtp', `SMTPPool of 2, mergeMap 8 (4 stacked per connection), ${w5n} msgs`, 'msg/s', { command: node('rx-smtp.js', { ...w5, concurrency: 8, variant: '2x4' }), timeoutS: 90 });
   add('W5', 'rx-smtp', `SMTPPool of 8, mergeMap 32 (4 stacked per connection), ${w5n} msgs`, 'msg/s', { command: node('rx-smtp.js', { ...w5, concurrency: 32 }), timeoutS: 90 });
   add('W5', 'smtp-source', `-s 8 -d, lockstep, ${w5n} msgs`, 'msg/s', { command: smtpSource(ports.sink, 8, w5n, 1), external: { messages: w5n }, timeoutS: 90 });
   add('W5', 'nodemailer', `pool, maxConnections 8, 64 sendMail outstanding, ≤${w5n} msgs / 40 s`, 'msg/s', { command: node('nodemailer.js', { ...w5, concurrency: 64, maxSeconds: 40 }), timeoutS: 90 });
@@ -220,7 +236,14 @@ function table(rows: Row[]): string {
     r.unit,
     r.status === 'ok' ? fmt(r.ratio, 2) : '–',
     r.status === 'ok' ? fmt(r.peakRssMiB) : '–',
-    [r.setup, r.report?.truncated ? `time bound hit: ${r.report.messages} msgs` : '', r.reason ?? ''].filter(Boolean).join('; '),
+    [
+      r.setup,
+      r.report?.truncated ? `time bound hit: ${r.report.messages} msgs` : '',
+      (r.rates?.length ?? 0) > 1 ? `best of ${r.rates!.map((x) => fmt(x)).join(', ')}` : '',
+      r.reason ?? '',
+    ]
+      .filter(Boolean)
+      .join('; '),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const line = (cells: string[]): string => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
@@ -279,23 +302,28 @@ async function main(): Promise<void> {
       postfixError = err instanceof Error ? err.message : String(err);
     }
   }
-  console.log(`bench: scale ${SCALE}; smtp-sink :${sink}; Postfix :${postfix ?? '–'}; proxy (5 ms each way) :${proxy ?? '–'}`);
+  const cores = PINNING ? `; smtp-sink on CPU ${PINNING.sink}, clients on CPU ${PINNING.clients}` : '';
+  console.log(`bench: scale ${SCALE}; smtp-sink :${sink}; Postfix :${postfix ?? '–'}; proxy (5 ms each way) :${proxy ?? '–'}${cores}`);
   const jobs = plan({ sink, postfix, proxy, postfixError });
   const profiles: string[] = [];
-  for (const job of jobs) {
-    const { row } = job;
-    if (row.status === 'skipped' || !job.command) continue;
-    if (seconds() - started > BUDGET_S) {
-      row.status = 'skipped';
-      row.reason = 'over the 10-minute budget';
-      continue;
-    }
-    if (row.workload === 'W2' && postfix !== undefined) await drainPostfix(postfixDir);
-    process.stdout.write(`  ${row.workload} ${row.client.padEnd(11)} ${row.setup} … `);
-    await runJob(job);
-    console.log(row.status === 'ok' ? `${fmt(row.rate)} ${row.unit}, ${fmt(row.peakRssMiB)} MiB` : `${row.status}: ${row.reason}`);
-    if (PROFILE && row.client === 'rx-smtp' && row.reference && ['W1', 'W3', 'W4', 'W5'].includes(row.workload)) {
-      profiles.push(`${row.workload}:\n${await profile(job, path.join(RESULTS, `profile-${stamp}`, row.workload))}`);
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const job of jobs) {
+      const { row } = job;
+      if (row.status === 'skipped' || !job.command) continue;
+      if (round > 1 && !REPEATED.includes(row.workload)) continue;
+      if (seconds() - started > BUDGET_S) {
+        if (row.status === 'pending') [row.status, row.reason] = ['skipped', 'over the 10-minute budget'];
+        continue;
+      }
+      if (row.workload === 'W2' && postfix !== undefined) await drainPostfix(postfixDir);
+      process.stdout.write(`  ${round > 1 ? `(run ${round}) ` : ''}${row.workload} ${row.client.padEnd(11)} ${row.setup} … `);
+      const before = row.rates?.length ?? 0;
+      await runJob(job);
+      const rate = row.rates && row.rates.length > before ? row.rates[row.rates.length - 1] : undefined;
+      console.log(rate !== undefined ? `${fmt(rate)} ${row.unit}, ${fmt(row.peakRssMiB)} MiB` : `${row.status}: ${row.reason}`);
+      if (round === 1 && PROFILE && row.client === 'rx-smtp' && row.reference && ['W1', 'W3', 'W4', 'W5'].includes(row.workload)) {
+        profiles.push(`${row.workload}:\n${await profile(job, path.join(RESULTS, `profile-${stamp}`, row.workload))}`);
+      }
     }
   }
   stopAll();
@@ -312,6 +340,8 @@ async function main(): Promise<void> {
     scale: SCALE,
     wallSeconds: elapsed,
     machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version, memMiB: Math.round(os.totalmem() / MiB) },
+    pinning: PINNING ?? null,
+    rounds: { count: ROUNDS, workloads: REPEATED },
     versions: {
       smtpSource: spawnSync('postconf', ['-dh', 'mail_version'], { encoding: 'utf8' }).stdout?.trim(),
       python: spawnSync('python3', ['--version'], { encoding: 'utf8' }).stdout?.trim(),

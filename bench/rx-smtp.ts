@@ -2,26 +2,9 @@
  * The rx-smtp client of the bench, one workload per run (see README.md). Runs compiled, in its
  * own process, so its peak RSS is its own.
  */
-import { EMPTY, Observable, asapScheduler, catchError, filter, lastValueFrom, mergeMap, observeOn, range, tap } from 'rxjs';
+import { EMPTY, Observable, catchError, filter, finalize, lastValueFrom, mergeMap, tap } from 'rxjs';
 import { BodyEncoder, SMTPPool, SendEvent, Session, SessionConfig, sendmail$, withSession$ } from '../lib/index';
 import { ClientArgs, FROM, Report, canonicalText, cycle, main, message1k, mixedChunks, recipients, seconds } from './common';
-
-/** Completes on the microtask queue: skipping thousands of buffered messages must not recurse. */
-const SKIP$: Observable<never> = EMPTY.pipe(observeOn(asapScheduler));
-
-/**
- * The time bound: an empty stream (and `onLate`) once past the deadline, else undefined. Checked
- * when mergeMap starts a message, not when `range` emits: `range` is synchronous, so every value
- * is already in mergeMap's buffer before the first message is sent. The skip completes
- * asynchronously: a synchronous EMPTY here makes mergeMap start the next buffered message inside
- * the previous completion, thousands deep, until the stack overflows inside a transaction's
- * callbacks and the run hangs (see README, "Findings").
- */
-function withinTime(deadline: number, onLate: () => void): Observable<never> | undefined {
-  if (seconds() < deadline) return undefined;
-  onLate();
-  return SKIP$;
-}
 
 /** What a timed run of sends counted: messages sent, sends that failed, and whether time ran out. */
 interface Tally {
@@ -30,12 +13,29 @@ interface Tally {
   truncated: boolean;
 }
 
-/** `count` sends through mergeMap under the time bound; `tally` fills in as they end. */
+/**
+ * `count` sends through `mergeMap(…, concurrency)`, fed as a queue consumer is fed: the next
+ * message is emitted when one ends, as the nodemailer harness's workers take the next message
+ * when one resolves. A synchronous `range(0, count)` would put every message in mergeMap's
+ * buffer at once, and RxJS takes each one out with `Array.prototype.shift`, which is O(n) on an
+ * array that size: 9 µs per message at 100,000 (see README). The time bound is checked when a
+ * message is emitted; past it the source completes and the messages in flight finish.
+ */
 function countedSends(args: ClientArgs, deadline: number, tally: Tally, send$: () => Observable<SendEvent>): Observable<unknown> {
-  return range(0, args.count).pipe(
+  let emitted = 0;
+  let next = (): void => undefined;
+  const messages$ = new Observable<number>((subscriber) => {
+    next = () => {
+      if (subscriber.closed) return;
+      if (emitted < args.count && seconds() >= deadline) tally.truncated = true;
+      if (emitted === args.count || tally.truncated) return subscriber.complete();
+      subscriber.next(emitted++);
+    };
+    for (let i = 0; i < args.concurrency; i++) next();
+  });
+  return messages$.pipe(
     mergeMap(
       () =>
-        withinTime(deadline, () => (tally.truncated = true)) ??
         send$().pipe(
           filter((event) => event.type === 'sent'),
           tap(() => tally.messages++),
@@ -43,6 +43,8 @@ function countedSends(args: ClientArgs, deadline: number, tally: Tally, send$: (
             tally.failed++;
             return EMPTY;
           }),
+          // Emitted while the finished send still counts as active: it waits in mergeMap's buffer, one deep.
+          finalize(() => next()),
         ),
       args.concurrency,
     ),
@@ -83,18 +85,21 @@ async function encoder(args: ClientArgs): Promise<Report> {
 }
 
 /**
- * W5: `count` messages through the pool, `mergeMap(…, concurrency)`; 8 connections kept for the
- * whole run (no per-connection message cap), as smtp-source -d and nodemailer's pool do.
+ * W5: `count` messages through the pool, `mergeMap(…, concurrency)`; the connections are kept for
+ * the whole run (no per-connection message cap), as smtp-source -d and nodemailer's pool do.
+ * `variant` is `CxT`: C connections with up to T transactions stacked on each (default: 8
+ * connections sharing the concurrency).
  */
 async function pooled(args: ClientArgs): Promise<Report> {
+  const [connections, stacked] = (args.variant ?? `8x${Math.ceil(args.concurrency / 8)}`).split('x').map(Number);
   const pool = new SMTPPool({
     host: args.host,
     port: args.port,
     starttls: 'never',
     localHostname: 'bench.test',
-    maxConnections: 8,
+    maxConnections: connections,
     maxMessagesPerConnection: Number.MAX_SAFE_INTEGER,
-    maxInFlightPerConnection: Math.max(1, Math.ceil(args.concurrency / 8)),
+    maxInFlightPerConnection: stacked,
   });
   const body = message1k();
   const to = recipients(args.rcpts);

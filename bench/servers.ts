@@ -3,6 +3,7 @@
  * Postfix (bench/postfix.sh) and the delaying proxy. `stopAll` ends exactly what was started.
  */
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import * as os from 'node:os';
 import * as net from 'node:net';
 import * as path from 'node:path';
 
@@ -44,11 +45,26 @@ function own(child: ChildProcess): void {
   });
 }
 
-/** `smtp-sink -u nobody -c 127.0.0.1:PORT 256` (its running counter goes nowhere). */
+/**
+ * Where the sink and the clients run. Left to the scheduler, a client and smtp-sink sometimes
+ * share a core and sometimes not, and a lockstep client's rate then differs by 5× between runs
+ * (a wake-up on the other core costs tens of µs on this VM; on the same core it is a context
+ * switch). With two or more cores the sink gets the last one and every client the first, as if
+ * on two machines; with one core nothing is pinned.
+ */
+export const PINNING = os.cpus().length >= 2 ? { sink: String(os.cpus().length - 1), clients: '0' } : undefined;
+
+/** Prefixes a command with `taskset` for the clients' core (see PINNING). */
+export const onClientCore = (command: readonly string[]): string[] =>
+  PINNING ? ['taskset', '-c', PINNING.clients, ...command] : [...command];
+
+/** `smtp-sink -u nobody -c 127.0.0.1:PORT 256` (its running counter goes nowhere), on its own core. */
 export async function startSink(): Promise<number> {
   const port = await freePort();
   const user = process.getuid?.() === 0 ? ['-u', 'nobody'] : [];
-  const child = spawn('smtp-sink', [...user, '-c', `127.0.0.1:${port}`, '256'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const sink = ['smtp-sink', ...user, '-c', `127.0.0.1:${port}`, '256'];
+  const [exe, ...args] = PINNING ? ['taskset', '-c', PINNING.sink, ...sink] : sink;
+  const child = spawn(exe, args, { stdio: ['ignore', 'ignore', 'inherit'] });
   own(child);
   await listening(port);
   return port;
