@@ -1,4 +1,4 @@
-import { Observable, Subscriber, Subscription } from 'rxjs';
+import { Observable, Subscriber, Subscription, tap } from 'rxjs';
 import { SendEvent } from '../session/sendmail';
 import { Session } from '../session/session';
 
@@ -33,17 +33,11 @@ export class Job {
       this.state = 'done';
       settle(err);
     };
-    this.running = this.transaction$(session).subscribe({
-      next: (event) => this.subscriber.next(event),
-      error: (err: unknown) => {
-        this.settle(err);
-        this.subscriber.error(err);
-      },
-      complete: () => {
-        this.settle();
-        this.subscriber.complete();
-      },
-    });
+    // Subscribed with the caller's subscriber at the end of the chain, so that a caller leaving
+    // during a synchronous event stops the transaction at once (before its body is written).
+    this.running = this.transaction$(session)
+      .pipe(tap({ error: (err: unknown) => this.settle(err), complete: () => this.settle() }))
+      .subscribe(this.subscriber);
   }
 
   /** Fails it before it started (the pool is destroyed, the server refuses connections). */

@@ -70,6 +70,13 @@ export function sendmail$(
   const list = typeof recipients === 'string' ? [recipients] : recipients;
   return new Observable<SendEvent>((subscriber) => {
     let transaction: Transaction | undefined;
+    let greeting: Subscription | undefined;
+    // Registered before anything is written: a subscriber may leave during a synchronous event
+    // (a stacked BDAT emits `progress` before its body is written), and must stop the rest.
+    subscriber.add(() => {
+      greeting?.unsubscribe();
+      transaction?.abandon();
+    });
     const begin = (greeted: Session): void => {
       try {
         if (list.length === 0) throw new SMTPRecipientsRefused({});
@@ -80,16 +87,11 @@ export function sendmail$(
         subscriber.error(err);
         return;
       }
-      transaction.enqueue();
+      if (!subscriber.closed) transaction.enqueue();
     };
     // smtplib's ehlo_or_helo_if_needed; a greeted session (the common case) goes straight on.
-    const greeting = isGreeted(session)
-      ? (begin(session), undefined)
-      : ehlo$(session).subscribe({ next: (step) => begin(step.session), error: (err: unknown) => subscriber.error(err) });
-    return () => {
-      greeting?.unsubscribe();
-      transaction?.abandon();
-    };
+    if (isGreeted(session)) begin(session);
+    else greeting = ehlo$(session).subscribe({ next: (step) => begin(step.session), error: (err: unknown) => subscriber.error(err) });
   });
 }
 
@@ -445,17 +447,27 @@ class Transaction {
 
   /** smtplib's recovery: a 421 closes the connection; other refusals send RSET and keep it. */
   private fail(failure: unknown): void {
-    if (this.phase === 'done') return;
+    const phase = this.phase;
+    if (phase === 'done') return;
     // Stacked BDAT: the envelope's request may fail first, after the whole message was written.
     const err = isRefusal(failure) ? failure : this.afterLastByte(failure);
     this.phase = 'done';
     this.bodySubscription?.unsubscribe();
     const { connection, timeouts } = this.session;
+    // The outcome first, then the lock, so outcomes come in the order the transactions were
+    // queued: a downstream catchError tears this transaction down before it passes the outcome
+    // on, and a hand-over from that teardown would let the next one fail and report first.
     const failed = (): void => {
-      this.release();
+      this.kept = true;
       this.subscriber.error(err);
+      this.release();
     };
-    if (!isRefusal(err) || !connection.open) return failed();
+    if (!isRefusal(err) || !connection.open) {
+      // A body cut off midway (its source failed, say): the server still reads it, so nothing
+      // else may be written on this connection.
+      if (phase === 'body' && connection.open) connection.destroy(err);
+      return failed();
+    }
     if (this.closing) {
       connection.destroy(err);
       return failed();
@@ -472,12 +484,16 @@ class Transaction {
     };
     // After the final reply the lock may be with the next transaction: queue behind it.
     if (!this.released) return rset(failed);
-    connection.writeLock.acquire((release) =>
-      rset(() => {
+    this.cancelWait = connection.writeLock.acquire((release) => {
+      if (!connection.open) {
         release();
+        return failed();
+      }
+      rset(() => {
         failed();
-      }),
-    );
+        release();
+      });
+    });
   }
 
   /** The teardown: runs however the transaction ends; after an early unsubscribe it cleans up. */

@@ -67,6 +67,8 @@ interface ReplyTimer {
 }
 
 const noop = (): void => undefined;
+/** The longest delay Node's setTimeout honours (2^31 - 1 ms). */
+const MAX_TIMER_MS = 2_147_483_647;
 /** How long a graceful close waits for the server's side before destroying the socket. */
 const END_GRACE_MS = 5_000;
 const isCommand = (out: Outgoing): out is Command => 'line' in out;
@@ -459,6 +461,7 @@ export class SmtpConnection {
 
   private scheduleHeadCheck(ms: number): void {
     this.headTimerDue = performance.now() + ms;
+    // Node fires a longer timeout after 1 ms; a longer deadline is checked again when this fires.
     this.headTimer = setTimeout(() => {
       this.headTimer = undefined;
       if (this.ended !== undefined || !this.pending[0]?.timer) return;
@@ -466,7 +469,7 @@ export class SmtpConnection {
       if (left > 0) return this.scheduleHeadCheck(left);
       const { step, ms: limit } = this.headStep!;
       this.destroy(new SMTPTimeoutError(step, limit));
-    }, ms);
+    }, Math.min(ms, MAX_TIMER_MS));
   }
 
   private disconnectedError(): SMTPServerDisconnected {

@@ -17,6 +17,8 @@ export interface Lock {
 export class Mutex {
   private held = false;
   private readonly waiters: Array<() => void> = [];
+  private handingOver = false;
+  private handOversDue = 0;
 
   /**
    * @param work builds the work; call `lock.release()` once the lock is no longer needed.
@@ -75,9 +77,24 @@ export class Mutex {
     };
   }
 
+  /**
+   * Gives the lock to the next waiter. A holder that releases at once (a transaction failing on
+   * a dead connection, say) re-enters here; those hand-overs are counted and done by the outer
+   * call's loop, so a long queue does not become a deep stack.
+   */
   private handOver(): void {
-    const next = this.waiters.shift();
-    if (next) next();
-    else this.held = false;
+    this.handOversDue++;
+    if (this.handingOver) return;
+    this.handingOver = true;
+    try {
+      while (this.handOversDue > 0) {
+        this.handOversDue--;
+        const next = this.waiters.shift();
+        if (next) next();
+        else this.held = false;
+      }
+    } finally {
+      this.handingOver = false;
+    }
   }
 }

@@ -1,4 +1,4 @@
-import { Observable, Subscription, concatMap, from, lastValueFrom, mergeMap, range, tap, toArray } from 'rxjs';
+import { Observable, Subscription, concatMap, from, lastValueFrom, mergeMap, range, take, tap, toArray } from 'rxjs';
 import {
   SMTPConnectError,
   SMTPInvalidArgumentError,
@@ -193,6 +193,15 @@ describe('SMTPPool', () => {
       expect(fake.sessions).toHaveLength(1);
       expect(fake.session.messages).toHaveLength(1);
       expect(verbs(fake.session.commands).slice(4)).toEqual(['RSET', 'MAIL', 'RCPT', 'DATA']);
+    });
+
+    it('stops a stacked BDAT whose caller leaves in its first progress event: nothing is delivered', async () => {
+      const fake = await bench.fake({ extensions: ['PIPELINING', 'CHUNKING'] });
+      const pool = bench.pool(fake.port, { maxConnections: 1 });
+      const first = await lastValueFrom(pool.sendmail$('a@x.test', 'b@x.test', BODY).pipe(take(1)));
+      expect(first).toMatchObject({ type: 'progress' });
+      await fake.closedSession();
+      expect(fake.session.messages).toEqual([]);
     });
 
     it('takes a queued message off the queue when it is unsubscribed', async () => {

@@ -1,4 +1,4 @@
-import { Observable, firstValueFrom, lastValueFrom } from 'rxjs';
+import { Observable, catchError, firstValueFrom, lastValueFrom, mergeMap, of, range, take, toArray } from 'rxjs';
 import {
   SMTPDataError,
   SMTPNotSupportedError,
@@ -6,6 +6,7 @@ import {
   SMTPRecipientsRefused,
   SMTPSenderRefused,
   SMTPServerDisconnected,
+  SMTPTimeoutError,
 } from '../../lib/errors';
 import { Session } from '../../lib/session/session';
 import { SendEvent, sendmail$ } from '../../lib/session/sendmail';
@@ -344,6 +345,21 @@ describe('sendmail$', () => {
       await fake.until(() => fake.session.bytes.map(String).join('').includes('RSET'));
     });
 
+    it('closes the connection when a streamed body fails midway: nothing more goes inside the DATA', async () => {
+      const session = await sessionWith({});
+      async function* failing(): AsyncGenerator<Uint8Array> {
+        yield Buffer.from('part\r\n');
+        throw new Error('source broke');
+      }
+      const [broken, next] = await Promise.all([send(session, 'b@x.test', failing()), send(session, 'c@x.test')]);
+      expect(broken.error).toMatchObject({ message: 'source broke' });
+      expect(next.error).toBeInstanceOf(SMTPServerDisconnected);
+      expect(next.error).not.toBeInstanceOf(SMTPTimeoutError);
+      await fake.closedSession();
+      expect(fake.session.messages).toEqual([]);
+      expect(fake.session.bytes.map(String).join('')).not.toContain('c@x.test');
+    });
+
     it('destroys the connection when unsubscribed during the body', async () => {
       const session = await sessionWith({});
       const endless = new Observable<Uint8Array>((subscriber) => {
@@ -355,6 +371,57 @@ describe('sendmail$', () => {
       sub.unsubscribe();
       expect(session.connection.open).toBe(false);
       await fake.closedSession();
+    });
+  });
+
+  describe('cancellation in a synchronous event', () => {
+    it('stops a stacked BDAT whose subscriber leaves in its first progress event: nothing is delivered', async () => {
+      const session = await sessionWith({ extensions: ['PIPELINING', 'CHUNKING'] });
+      const first = await lastValueFrom(sendmail$(session, 'a@x.test', 'b@x.test', 'taken body\r\n').pipe(take(1)));
+      expect(first).toMatchObject({ type: 'progress' });
+      // Its envelope had left and the server may read the BDAT: only closing stops it.
+      await fake.closedSession();
+      expect(fake.session.messages).toEqual([]);
+      expect(fake.session.commands.some((c) => c.startsWith('BDAT'))).toBe(false);
+    });
+  });
+
+  describe('a refused final reply', () => {
+    it('sends no RSET for a transaction whose subscriber left while the RSET waited for the lock', async () => {
+      let dots = 0;
+      const session = await sessionWith({ handlers: { '.': () => (++dots === 1 ? '552 5.3.4 too big' : '250 2.0.0 queued') } });
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      async function* heldBody(): AsyncGenerator<Uint8Array> {
+        yield Buffer.from('held\r\n');
+        await gate;
+      }
+      const first = sendmail$(session, 'a@x.test', 'b@x.test', 'one').subscribe({ error: () => undefined });
+      // The second holds the write lock in its body, so the first one's RSET has to wait for it.
+      const second = collect(sendmail$(session, 'a@x.test', 'c@x.test', heldBody()));
+      await fake.until(() => dots === 1 && fake.session.bytes.map(String).join('').includes('held'));
+      first.unsubscribe();
+      release();
+      expect((await second).error).toBeUndefined();
+      expect(fake.session.commands).not.toContain('RSET');
+    });
+  });
+
+  describe('a connection lost with many transactions queued', () => {
+    it('gives each its own outcome, in the order they were queued, without a deep stack', async () => {
+      const session = await sessionWith({ handlers: { MAIL: { reply: '421 4.3.2 shutting down', close: true } } });
+      const count = 3000;
+      const outcomes: number[] = [];
+      const failures = await lastValueFrom(
+        range(0, count).pipe(
+          mergeMap((i) => sendmail$(session, 'a@x.test', `r${i}@x.test`, 'x').pipe(catchError((err: unknown) => (outcomes.push(i), of(err)))), count),
+          toArray(),
+        ),
+      );
+      expect(failures).toHaveLength(count);
+      expect(outcomes).toEqual(Array.from({ length: count }, (_, i) => i));
+      expect(failures[0]).toBeInstanceOf(SMTPSenderRefused);
+      expect(failures.slice(1).every((err) => err instanceof SMTPServerDisconnected)).toBe(true);
     });
   });
 
