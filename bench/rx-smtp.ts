@@ -2,7 +2,7 @@
  * The rx-smtp client of the bench, one workload per run (see README.md). Runs compiled, in its
  * own process, so its peak RSS is its own.
  */
-import { EMPTY, Observable, catchError, filter, finalize, lastValueFrom, mergeMap, tap } from 'rxjs';
+import { Observable, lastValueFrom, mergeMap } from 'rxjs';
 import { BodyEncoder, SMTPPool, SendEvent, Session, SessionConfig, sendmail$, withSession$ } from '../lib/index';
 import { ClientArgs, FROM, Report, canonicalText, cycle, main, message1k, mixedChunks, recipients, seconds } from './common';
 
@@ -33,22 +33,29 @@ function countedSends(args: ClientArgs, deadline: number, tally: Tally, send$: (
     };
     for (let i = 0; i < args.concurrency; i++) next();
   });
-  return messages$.pipe(
-    mergeMap(
-      () =>
-        send$().pipe(
-          filter((event) => event.type === 'sent'),
-          tap(() => tally.messages++),
-          catchError(() => {
-            tally.failed++;
-            return EMPTY;
-          }),
-          // Emitted while the finished send still counts as active: it waits in mergeMap's buffer, one deep.
-          finalize(() => next()),
-        ),
-      args.concurrency,
-    ),
-  );
+  return messages$.pipe(mergeMap(() => counted(send$(), tally, () => next()), args.concurrency));
+}
+
+/**
+ * One send as mergeMap's inner Observable: counts its outcome, turns a failure into completion,
+ * and asks for the next message when it ends. One Observable where filter + tap + catchError +
+ * finalize would be four: those cost ~20 µs a message here, a quarter of the client's CPU in W5.
+ */
+function counted(send$: Observable<SendEvent>, tally: Tally, ended: () => void): Observable<never> {
+  return new Observable<never>((subscriber) => {
+    // Emitted while this send still counts as active: the next message waits in mergeMap's buffer, one deep.
+    subscriber.add(ended);
+    return send$.subscribe({
+      next: (event) => {
+        if (event.type === 'sent') tally.messages++;
+      },
+      error: () => {
+        tally.failed++;
+        subscriber.complete();
+      },
+      complete: () => subscriber.complete(),
+    });
+  });
 }
 
 /** W1, W2: `count` messages stacked with mergeMap on one pipelined session. */

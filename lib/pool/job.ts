@@ -21,6 +21,11 @@ export class Job {
     return this.state === 'queued';
   }
 
+  /** Whether it has ended (its outcome was delivered, or it was cancelled). */
+  get done(): boolean {
+    return this.state === 'done';
+  }
+
   /**
    * Runs the transaction. `settle` hears how it ended (an error, or nothing)
    * before the subscriber does, so the pool's books are right when the

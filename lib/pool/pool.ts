@@ -300,6 +300,8 @@ export class SMTPPool {
   }
 
   private cancel(job: Job): void {
+    // The teardown after an outcome: the pool already took note when the job settled.
+    if (job.done) return;
     if (job.queued) this.queue.splice(this.queue.indexOf(job), 1);
     else job.cancel();
     this.dispatch();

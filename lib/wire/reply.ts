@@ -116,7 +116,7 @@ export class ReplyParser {
       );
     }
     if (line.charCodeAt(3) === DASH) return undefined;
-    const reply = makeReply(code, this.lines);
+    const reply = replyOf(code, this.lines);
     this.lines = [];
     this.replyBytes = 0;
     return reply;
@@ -150,11 +150,18 @@ function trimBlanks(text: string): string {
 
 /** Builds a `Reply`, picking up the enhanced status code when the first line has one. */
 export function makeReply(code: number, lines: readonly string[]): Reply {
+  return replyOf(code, [...lines]);
+}
+
+/** `makeReply` for a lines array the reply may keep (the parser's, which starts a new one). */
+function replyOf(code: number, lines: readonly string[]): Reply {
   const message = lines.length === 1 ? lines[0] : lines.join('\n');
-  const status = ENHANCED_STATUS.exec(lines[0] ?? '');
+  const first = lines[0] ?? '';
+  // "d." opens every enhanced status code: most lines are ruled out without the regex.
+  const status = first.charCodeAt(1) === 0x2e ? ENHANCED_STATUS.exec(first) : null;
   return status && Number(status[1]) === Math.floor(code / 100)
-    ? { code, message, lines: [...lines], enhancedStatus: status[0] }
-    : { code, message, lines: [...lines] };
+    ? { code, message, lines, enhancedStatus: status[0] }
+    : { code, message, lines };
 }
 
 /**
