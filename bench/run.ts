@@ -133,6 +133,7 @@ function plan(ports: { sink: number; postfix?: number; proxy?: number; postfixEr
   add('W1', 'smtp-source', `-s 1 -d, lockstep, ${w1n} msgs`, 'msg/s', { command: smtpSource(ports.sink, 1, w1n, 1), external: { messages: w1n }, timeoutS: 60 });
   add('W1', 'nodemailer', `pool, maxConnections 1, 16 sendMail outstanding, ${w1n} msgs`, 'msg/s', { command: node('nodemailer.js', { ...w1, concurrency: 16 }), timeoutS: 60 });
   add('W1', 'smtplib', `sendmail() in a loop, ${w1n} msgs`, 'msg/s', { command: python(w1), timeoutS: 60 });
+  add('W1', 'raw socket', `bare socket loop, no checks, envelope stacked with each body, ${w1n} msgs`, 'msg/s', { command: node('raw-socket.js', { ...w1, variant: 'stacked' }), timeoutS: 60 });
 
   // W2: ten recipients per message to Postfix, through the 10 ms round-trip proxy.
   const w2n = scaled(20_000);
@@ -176,6 +177,7 @@ function plan(ports: { sink: number; postfix?: number; proxy?: number; postfixEr
   add('W5', 'rx-smtp', `SMTPPool of 8, mergeMap 32 (4 stacked per connection), ${w5n} msgs`, 'msg/s', { command: node('rx-smtp.js', { ...w5, concurrency: 32 }), timeoutS: 90 });
   add('W5', 'smtp-source', `-s 8 -d, lockstep, ${w5n} msgs`, 'msg/s', { command: smtpSource(ports.sink, 8, w5n, 1), external: { messages: w5n }, timeoutS: 90 });
   add('W5', 'nodemailer', `pool, maxConnections 8, 64 sendMail outstanding, ≤${w5n} msgs / 40 s`, 'msg/s', { command: node('nodemailer.js', { ...w5, concurrency: 64, maxSeconds: 40 }), timeoutS: 90 });
+  add('W5', 'raw socket', `bare socket loop on 8 connections, no checks, ${w5n} msgs`, 'msg/s', { command: node('raw-socket.js', { ...w5, concurrency: 8 }), timeoutS: 90 });
   return jobs;
 }
 
@@ -223,6 +225,23 @@ function goals(rows: Row[]): Goal[] {
     out.push({ goal: 'W5 rx-smtp outcomes = messages', measured: outcomes, target: scaled(100_000), pass: outcomes === scaled(100_000) });
   }
   return out;
+}
+
+/**
+ * No goal, but the yardstick for the message-rate goals: each client's rate over the bare socket
+ * loop's, the most any Node client could get from the sink here.
+ */
+function context(rows: Row[]): string {
+  const lines: string[] = [];
+  for (const workload of ['W1', 'W5']) {
+    const floor = rows.find((r) => r.workload === workload && r.client === 'raw socket' && r.status === 'ok')?.rate;
+    if (!floor) continue;
+    const others = rows.filter((r) => r.workload === workload && r.client !== 'raw socket' && r.status === 'ok' && r.rate !== undefined);
+    const first = new Map<Client, Row>();
+    for (const r of others) if (!first.has(r.client)) first.set(r.client, r);
+    lines.push(`  ${workload} ÷ bare socket loop: ${[...first.values()].map((r) => `${r.client} ${fmt(r.rate! / floor, 2)}`).join(', ')}`);
+  }
+  return lines.join('\n');
 }
 
 const fmt = (n: number | undefined, digits = 1): string => (n === undefined ? '–' : n >= 100 ? n.toFixed(0) : n.toFixed(digits));
@@ -333,7 +352,7 @@ async function main(): Promise<void> {
   const elapsed = seconds() - started;
   const idle = idleRss();
   const idleText = Object.entries(idle).map(([k, v]) => `${k} ${v.toFixed(1)} MiB`).join(', ');
-  console.log(`\n${table(rows)}\n\nPeak RSS of a process that only loads the client: ${idleText}\n\nGoals (issue 7):\n${goalTable(goalList)}\n\nwall time ${elapsed.toFixed(0)} s`);
+  console.log(`\n${table(rows)}\n\nPeak RSS of a process that only loads the client: ${idleText}\n\nGoals (issue 7):\n${goalTable(goalList)}\n\nContext (no goal):\n${context(rows)}\n\nwall time ${elapsed.toFixed(0)} s`);
   if (profiles.length > 0) console.log(`\nProfiles (reruns under --cpu-prof, not in the table):\n${profiles.join('\n')}`);
   const result = {
     date: new Date().toISOString(),
