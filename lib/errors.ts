@@ -91,6 +91,12 @@ export class SMTPPoolClosedError extends SMTPServerDisconnected {
 /** The server broke the protocol: a malformed or unsolicited reply, STARTTLS injection. */
 export class SMTPProtocolError extends SMTPException {
   override readonly code = 'ERR_SMTP_PROTOCOL';
+  /** The reply nothing had asked for, when that was the breach. */
+  readonly reply?: Reply;
+  constructor(message: string, options?: { cause?: unknown; reply?: Reply }) {
+    super(message, options);
+    this.reply = options?.reply;
+  }
 }
 
 /**

@@ -2,6 +2,7 @@ import { Observable, OperatorFunction, Subscriber, Subscription, concatMap, iden
 import {
   SMTPDataError,
   SMTPPossiblyDeliveredError,
+  SMTPProtocolError,
   SMTPRecipientsRefused,
   SMTPResponseException,
   SMTPSenderRefused,
@@ -445,12 +446,23 @@ class Transaction {
     return this.envelopeFailure() ?? possiblyDelivered(err);
   }
 
+  /**
+   * A server may refuse a message while its body is still being written (a size limit, a content
+   * filter: smtp-sink -A) and close. Its reply, unasked for, ended the connection; it is this
+   * transaction's verdict, and a refusal, not a connection lost (which a pool would retry).
+   */
+  private refusedMidBody(phase: Phase): SMTPDataError | undefined {
+    const why = this.session.connection.failure;
+    if (phase !== 'body' || !(why instanceof SMTPProtocolError) || !why.reply || why.reply.code < 400) return undefined;
+    return SMTPDataError.fromReply(why.reply, this.envelope.mode === 'data' ? 'DATA' : 'BDAT');
+  }
+
   /** smtplib's recovery: a 421 closes the connection; other refusals send RSET and keep it. */
   private fail(failure: unknown): void {
     const phase = this.phase;
     if (phase === 'done') return;
     // Stacked BDAT: the envelope's request may fail first, after the whole message was written.
-    const err = isRefusal(failure) ? failure : this.afterLastByte(failure);
+    const err = isRefusal(failure) ? failure : (this.refusedMidBody(phase) ?? this.afterLastByte(failure));
     this.phase = 'done';
     this.bodySubscription?.unsubscribe();
     const { connection, timeouts } = this.session;

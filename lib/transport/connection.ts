@@ -158,6 +158,11 @@ export class SmtpConnection {
     return this.quitting && this.ended === undefined;
   }
 
+  /** Why the connection ended: undefined while it is open, null after a graceful close. */
+  get failure(): unknown {
+    return this.ended;
+  }
+
   /** Replies still owed by the server. */
   get inFlight(): number {
     return this.pending.length;
@@ -401,7 +406,7 @@ export class SmtpConnection {
       this.destroy(
         reply.code === 421
           ? new SMTPServerDisconnected(`Server closing the connection: ${reply.code} ${reply.message}`)
-          : new SMTPProtocolError(`Unsolicited reply from the server: ${reply.code} ${reply.message}`),
+          : new SMTPProtocolError(`Unsolicited reply from the server: ${reply.code} ${reply.message}`, { reply }),
       );
       return;
     }

@@ -328,6 +328,19 @@ describe('sendmail$', () => {
       expect(error).not.toBeInstanceOf(SMTPPossiblyDeliveredError);
     });
 
+    it('is not the outcome when the server refuses in the middle of the body: that refusal is', async () => {
+      const session = await sessionWith({ handlers: { 'DATA-LINE': { close: true, reply: '552 5.3.4 Message too big' } } });
+      async function* slowBody(): AsyncGenerator<Uint8Array> {
+        yield Buffer.from('first line\r\n');
+        await fake.closedSession();
+        await new Promise((r) => setImmediate(r));
+        yield Buffer.from('second line\r\n');
+      }
+      const { error } = await send(session, ['b@x.test'], slowBody());
+      expect(error).toBeInstanceOf(SMTPDataError);
+      expect(error).toMatchObject({ smtpCode: 552, code: 'ERR_SMTP_DATA' });
+    });
+
     it('is not the outcome when the connection drops before the body', async () => {
       const session = await sessionWith({ handlers: { MAIL: { close: true } } });
       const { error } = await send(session, ['b@x.test']);
