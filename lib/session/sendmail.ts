@@ -376,7 +376,10 @@ class Transaction {
         if (this.phase === 'done') return;
         this.finals.push(reply);
         if (this.session.lmtp) this.emit(this.delivery(this.finals.length - 1, reply));
-        this.conclude();
+        // Concluded once the rest of this read is handled and written: a stacked transaction's 354
+        // often comes in the same segment, and its body should not wait for this one's subscribers
+        // (and what they start). The reply is in, so nothing can fail this transaction any more.
+        if (this.finals.length === this.finalsExpected) queueMicrotask(() => this.conclude());
       },
       error: (err) => this.fail(err),
     });
