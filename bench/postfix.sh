@@ -54,24 +54,8 @@ postconf -c "$ETC" -e \
   "maximal_queue_lifetime = 10m" "bounce_queue_lifetime = 10m" "default_process_limit = 100"
 cat >"$ETC/master.cf" <<MASTER
 127.0.0.1:$PORT inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
 MASTER
+cat "$(dirname "${BASH_SOURCE[0]}")/../mta/master-services.cf" >>"$ETC/master.cf"
 if [ ! -d "$SPOOL/private" ] || [ "$(stat -c %U "$DATA")" != postfix ]; then
   postfix -c "$ETC" set-permissions >"$LOG/set-permissions.log" 2>&1 || die "set-permissions failed ($LOG)"
 fi
