@@ -131,7 +131,7 @@ class Transaction {
   private envelopeOver = false;
   private readonly finals: Reply[] = [];
   private finalsExpected = 0;
-  private chunkReplies: Reply[] = [];
+  private readonly chunkReplies: Reply[] = [];
   private bodySubscription?: Subscription;
   private readonly pipelining: boolean;
   /** Pipelined BDAT, SMTP: the body follows the envelope without waiting (RFC 3030 §4.2). */
