@@ -267,6 +267,7 @@ export class SMTPPool {
 
   /** Opens connections while the queue is longer than the room in those open or opening. */
   private openAsNeeded(): void {
+    if (this.queue.length === 0) return;
     let room = 0;
     for (const connection of this.connections) room += connection.connecting ? 1 : connection.free;
     const now = this.scheduler.now();
