@@ -12,10 +12,9 @@ import * as net from 'node:net';
 import { ClientArgs, FROM, Report, canonicalText, main, message1k, recipients, seconds } from './common';
 
 /** Resolves with the next `count` complete replies' last lines. */
-function replies(socket: net.Socket): (count: number) => Promise<string[]> {
+/** Calls `onLast` with the last line of each reply as it arrives, then `after` once per chunk. */
+function onReplies(socket: net.Socket, onLast: (line: string) => void, after: () => void = () => undefined): void {
   let buffered = '';
-  const lines: string[] = [];
-  let waiter: (() => void) | undefined;
   socket.setEncoding('latin1');
   socket.on('data', (text: string) => {
     buffered += text;
@@ -23,10 +22,16 @@ function replies(socket: net.Socket): (count: number) => Promise<string[]> {
     while ((at = buffered.indexOf('\r\n')) !== -1) {
       const line = buffered.slice(0, at);
       buffered = buffered.slice(at + 2);
-      if (line[3] !== '-') lines.push(line);
+      if (line[3] !== '-') onLast(line);
     }
-    waiter?.();
+    after();
   });
+}
+
+function replies(socket: net.Socket): (count: number) => Promise<string[]> {
+  const lines: string[] = [];
+  let waiter: (() => void) | undefined;
+  onReplies(socket, (line) => lines.push(line), () => waiter?.());
   return async (count) => {
     while (lines.length < count) await new Promise<void>((resolve) => (waiter = resolve));
     return lines.splice(0, count);
@@ -80,7 +85,6 @@ function rawMessages(args: ClientArgs): Promise<Report> {
     const connection = (): void => {
       const socket = net.connect({ host: args.host, port: args.port });
       socket.setNoDelay(true);
-      socket.setEncoding('latin1');
       const owed: Owed[] = ['greeting'];
       const sendEnvelope = (): void => {
         owed.push(...rcpts.map((): Owed => 'envelope'), 'envelope', 'data');
@@ -90,7 +94,6 @@ function rawMessages(args: ClientArgs): Promise<Report> {
         sendEnvelope();
         socket.write(envelope);
       };
-      let text = '';
       const onReply = (code: string): void => {
         switch (owed.shift()) {
           case 'greeting':
@@ -115,20 +118,12 @@ function rawMessages(args: ClientArgs): Promise<Report> {
           default:
         }
       };
-      socket.on('data', (chunk: string) => {
-        text += chunk;
-        let at: number;
-        while ((at = text.indexOf('\r\n')) !== -1) {
-          const line = text.slice(0, at);
-          text = text.slice(at + 2);
-          if (line[3] === '-') continue;
-          const kind = owed[0];
-          if (kind === 'dot') {
-            ended++;
-            if (line.startsWith('250')) sent++;
-          }
-          onReply(line.slice(0, 3));
+      onReplies(socket, (line) => {
+        if (owed[0] === 'dot') {
+          ended++;
+          if (line.startsWith('250')) sent++;
         }
+        onReply(line.slice(0, 3));
       });
       socket.on('close', () => {
         if (ended === started && (started === args.count || truncated)) {

@@ -315,28 +315,24 @@ describe('sendmail$', () => {
       expect(error).toBeInstanceOf(SMTPPossiblyDeliveredError);
     });
 
+    /** A body whose second line is only offered once the server has closed the connection. */
+    async function* outlivingTheServer(): AsyncGenerator<Uint8Array> {
+      yield Buffer.from('first line\r\n');
+      await fake.closedSession();
+      await new Promise((r) => setImmediate(r));
+      yield Buffer.from('second line\r\n');
+    }
+
     it('is not the outcome when the connection dropped before the final dot was written', async () => {
       const session = await sessionWith({ handlers: { 'DATA-LINE': { close: true } } });
-      async function* slowBody(): AsyncGenerator<Uint8Array> {
-        yield Buffer.from('first line\r\n');
-        await fake.closedSession();
-        await new Promise((r) => setImmediate(r));
-        yield Buffer.from('second line\r\n');
-      }
-      const { error } = await send(session, ['b@x.test'], slowBody());
+      const { error } = await send(session, ['b@x.test'], outlivingTheServer());
       expect(error).toBeInstanceOf(SMTPServerDisconnected);
       expect(error).not.toBeInstanceOf(SMTPPossiblyDeliveredError);
     });
 
     it('is not the outcome when the server refuses in the middle of the body: that refusal is', async () => {
       const session = await sessionWith({ handlers: { 'DATA-LINE': { close: true, reply: '552 5.3.4 Message too big' } } });
-      async function* slowBody(): AsyncGenerator<Uint8Array> {
-        yield Buffer.from('first line\r\n');
-        await fake.closedSession();
-        await new Promise((r) => setImmediate(r));
-        yield Buffer.from('second line\r\n');
-      }
-      const { error } = await send(session, ['b@x.test'], slowBody());
+      const { error } = await send(session, ['b@x.test'], outlivingTheServer());
       expect(error).toBeInstanceOf(SMTPDataError);
       expect(error).toMatchObject({ smtpCode: 552, code: 'ERR_SMTP_DATA' });
     });
