@@ -116,7 +116,7 @@ export class ReplyParser {
       );
     }
     if (line.charCodeAt(3) === DASH) return undefined;
-    const reply = replyOf(code, this.lines);
+    const reply = makeReply(code, this.lines);
     this.lines = [];
     this.replyBytes = 0;
     return reply;
@@ -148,13 +148,11 @@ function trimBlanks(text: string): string {
   return start === 0 && end === text.length ? text : text.slice(start, end);
 }
 
-/** Builds a `Reply`, picking up the enhanced status code when the first line has one. */
-export function makeReply(code: number, lines: readonly string[]): Reply {
-  return replyOf(code, [...lines]);
-}
-
-/** `makeReply` for a lines array the reply may keep (the parser's, which starts a new one). */
-function replyOf(code: number, lines: readonly string[]): Reply {
+/**
+ * Builds a `Reply`, picking up the enhanced status code when the first line has one. The reply
+ * keeps `lines` (the parser starts a new array for the next reply).
+ */
+function makeReply(code: number, lines: readonly string[]): Reply {
   const message = lines.length === 1 ? lines[0] : lines.join('\n');
   const first = lines[0] ?? '';
   // "d." opens every enhanced status code: most lines are ruled out without the regex.

@@ -100,6 +100,26 @@ describe('SMTPPool', () => {
       expect(fake.sessions).toHaveLength(2);
     });
 
+    it('counts idleTimeout from the end of the last transaction, not from the first idle moment', async () => {
+      const fake = await bench.fake();
+      const clock = new ManualClock();
+      const pool = bench.pool(fake.port, { idleTimeout: 1_000, scheduler: clock });
+      await sendOne(pool);
+      clock.advance(600);
+      await sendOne(pool);
+      // The timer armed at 0 fires at 1,000, finds 400 ms of idleness, and waits for the rest:
+      // the connection is still there for the next message.
+      clock.advance(400);
+      await sendOne(pool);
+      expect(fake.sessions).toHaveLength(1);
+      clock.advance(999);
+      expect(pool.stats.connections).toBe(1);
+      clock.advance(1);
+      await fake.closedSession(0);
+      expect(verbs(fake.session.commands).slice(-1)).toEqual(['QUIT']);
+      expect(mails(fake.session)).toBe(3);
+    });
+
     it('reuses the connection after a refused transaction, which the session ended with RSET', async () => {
       const fake = await bench.fake({ handlers: { RCPT: (l) => (l.includes('bad@') ? '550 5.1.1 no' : '250 2.1.5 ok') } });
       const pool = bench.pool(fake.port, { maxConnections: 1 });

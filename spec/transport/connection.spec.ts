@@ -104,6 +104,35 @@ describe('SmtpConnection', () => {
     await fake.closedSession();
   });
 
+  it('times a reply from when it is awaited, even when an earlier reply had a longer timer', async () => {
+    const { connection } = await open({ handlers: { NOOP: { stall: true } } });
+    await greetingOf(held!);
+    // The first reply's 10 s timer is still armed when the second reply, with 100 ms, becomes the one awaited.
+    await firstValueFrom(connection.request$(command('RSET'), { step: 'rset', timeout: 10_000 }));
+    const started = Date.now();
+    const err = await firstValueFrom(connection.request$(command('NOOP'), { step: 'noop', timeout: 100 })).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toMatchObject({ step: 'noop', code: 'ERR_SMTP_TIMEOUT' });
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
+  it('accepts a reply timeout longer than Node timers allow, without spinning', async () => {
+    const { connection } = await open({ handlers: { NOOP: { delayMs: 50, reply: '250 2.0.0 Ok' } } });
+    await greetingOf(held!);
+    // Node runs a longer setTimeout after 1 ms, which would re-check the deadline every millisecond.
+    const setTimeoutSpy = jest.spyOn(global, 'setTimeout');
+    try {
+      const reply = await firstValueFrom(connection.request$(command('NOOP'), { step: 'noop', timeout: 3_000_000_000 }));
+      expect(reply.code).toBe(250);
+      const delays = setTimeoutSpy.mock.calls.map(([, ms]) => ms ?? 0);
+      expect(delays.length).toBeGreaterThan(0);
+      expect(delays.every((ms) => ms <= 2_147_483_647)).toBe(true);
+    } finally {
+      setTimeoutSpy.mockRestore();
+    }
+  });
+
   it('fails a request made after the connection closed, without writing', async () => {
     const { connection } = await open();
     await greetingOf(held!);
