@@ -90,20 +90,13 @@ describe('starttls', () => {
     );
   });
 
-  it('times out a server that never answers STARTTLS', async () => {
-    fake = await FakeServer.start({ extensions: TLS_EXTENSIONS, handlers: { STARTTLS: { stall: true } } });
+  it.each([
+    ['never answers STARTTLS', { stall: true } as const, 50],
+    ['says 220 and never starts the TLS handshake', { raw: '220 go ahead\r\n' }, 100],
+  ])('times out a server that %s', async (_name, handler, ms) => {
+    fake = await FakeServer.start({ extensions: TLS_EXTENSIONS, handlers: { STARTTLS: handler } });
     const err = await firstValueFrom(
-      sessionOn(fake, { timeouts: { command: 50 } }).pipe(greeting(), ehlo(), starttls()),
-    ).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(SMTPTimeoutError);
-    expect(err).toMatchObject({ step: 'starttls' });
-    await fake.closedSession();
-  });
-
-  it('times out a server that says 220 and never starts the TLS handshake', async () => {
-    fake = await FakeServer.start({ extensions: TLS_EXTENSIONS, handlers: { STARTTLS: { raw: '220 go ahead\r\n' } } });
-    const err = await firstValueFrom(
-      sessionOn(fake, { timeouts: { command: 100 } }).pipe(greeting(), ehlo(), starttls()),
+      sessionOn(fake, { timeouts: { command: ms } }).pipe(greeting(), ehlo(), starttls()),
     ).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SMTPTimeoutError);
     expect(err).toMatchObject({ step: 'starttls' });
