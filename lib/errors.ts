@@ -28,7 +28,8 @@ export type SMTPErrorCode =
   | 'ERR_SMTP_DATA'
   | 'ERR_SMTP_CONNECT'
   | 'ERR_SMTP_HELO'
-  | 'ERR_SMTP_AUTHENTICATION';
+  | 'ERR_SMTP_AUTHENTICATION'
+  | 'ERR_SMTP_TLS_CERTIFICATE';
 
 /** Base class of every error rx-smtp raises (smtplib's `SMTPException`). */
 export class SMTPException extends Error {
@@ -86,6 +87,20 @@ export class SMTPTimeoutError extends SMTPServerDisconnected {
 /** The pool is closing or was destroyed: it takes no new message. */
 export class SMTPPoolClosedError extends SMTPServerDisconnected {
   override readonly code = 'ERR_SMTP_POOL_CLOSED';
+}
+
+/**
+ * The server's certificate failed verification (untrusted, expired, wrong host name). Permanent:
+ * trying again reaches the same certificate, so a pool does not retry it. `tlsCode` is Node's
+ * `code` (`DEPTH_ZERO_SELF_SIGNED_CERT`, `ERR_TLS_CERT_ALTNAME_INVALID`, `CERT_HAS_EXPIRED`, …).
+ */
+export class SMTPCertificateError extends SMTPException {
+  override readonly code = 'ERR_SMTP_TLS_CERTIFICATE';
+  readonly tlsCode: string;
+  constructor(message: string, options: { cause: Error & { code?: string } }) {
+    super(message, options);
+    this.tlsCode = options.cause.code ?? 'UNKNOWN';
+  }
 }
 
 /** The server broke the protocol: a malformed or unsolicited reply, STARTTLS injection. */

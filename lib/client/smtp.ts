@@ -4,7 +4,7 @@ import { SMTPServerDisconnected } from '../errors';
 import { ehlo$, sendEhlo$, sendHelo$ } from '../session/ehlo';
 import { greeting$ } from '../session/greeting';
 import { quit$ } from '../session/quit';
-import { Session, Step, Timeouts, exchange$, hasExtension, newSession } from '../session/session';
+import { Session, Step, Timeouts, exchange$, hasExtension, newSession, resolveTimeouts } from '../session/session';
 import { starttls$ } from '../session/starttls';
 import { MailOptions, RcptOptions, Recipient, mailOptionsOf, rcptOptionsOf } from '../session/envelope';
 import { data$, mail$, rcpt$ } from '../session/mail';
@@ -132,6 +132,7 @@ export class SMTP {
         lmtp: this.lmtp,
         defaultPort: (this.constructor as typeof SMTP).defaultPort,
         connectTimeout: this.options.timeout,
+        replyTimeout: resolveTimeouts(this.options.timeout, this.options.timeouts).command,
       })
         .pipe(
           tap((connection) => this.watch(connection.debug$)),
@@ -200,9 +201,18 @@ export class SMTP {
     return this.docmd$('RSET');
   }
 
-  /** smtplib's `docmd()`: sends any command and emits the reply, whatever its code. */
-  docmd$(cmd: string, args?: string): Observable<Reply> {
-    return this.step$((s) => exchange$(s, command(cmd, args ? [args] : [])).pipe(map((reply) => ({ session: s, reply }))));
+  /**
+   * smtplib's `docmd()`: sends `cmd args` and emits the reply, whatever its code.
+   * `docmd$('XFOO', 'a b')` and `docmd$('XFOO a b')` both send `XFOO a b`; CR, LF and NUL
+   * are refused before anything is written.
+   */
+  docmd$(cmd: string, args = ''): Observable<Reply> {
+    return this.step$((s) => {
+      const space = cmd.indexOf(' ');
+      const verb = space < 0 ? cmd : cmd.slice(0, space);
+      const line = [space < 0 ? '' : cmd.slice(space + 1), args].filter((part) => part !== '');
+      return exchange$(s, command(verb, line)).pipe(map((reply) => ({ session: s, reply })));
+    });
   }
 
   /**

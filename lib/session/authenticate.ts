@@ -18,6 +18,8 @@ import {
 } from '../auth';
 import { authMechanisms } from '../wire/capabilities';
 import { Command, checkArgument } from '../wire/command';
+import { Turn } from '../transport/connection';
+import { redactSecrets } from '../transport/debug';
 import { Reply } from '../wire/reply';
 import { ehlo$ } from './ehlo';
 import { Session, Step, hasExtension } from './session';
@@ -165,19 +167,38 @@ class Exchange {
     private readonly initialResponseOk: boolean,
   ) {}
 
+  /** Every response sent so far, base64 and decoded: a server that echoes one must not leak it. */
+  private readonly secrets: string[] = [];
+  private turn?: Turn;
+
+  /** The whole exchange holds one turn: no other command may land between a challenge and its answer. */
   run$(): Observable<Step> {
-    const initial = this.initialResponseOk ? this.mechanism.initialResponse() : null;
-    const name = this.mechanism.name;
-    const line = initial === null ? `AUTH ${name}` : `AUTH ${name} ${encode(initial) || '='}`;
-    if (initial !== null) this.challenges = 1;
-    // The mechanism name stays visible in debug$; the response never does.
-    const cmd: Command = { verb: 'AUTH', line: checkArgument(line, 'AUTH command'), debugText: initial === null ? line : `AUTH ${name} ****` };
-    return this.send$(cmd);
+    return this.session.connection.withTurn$((turn) => {
+      this.turn = turn;
+      const initial = this.initialResponseOk ? this.mechanism.initialResponse() : null;
+      const name = this.mechanism.name;
+      const line = initial === null ? `AUTH ${name}` : `AUTH ${name} ${this.encodeSecret(initial) || '='}`;
+      if (initial !== null) this.challenges = 1;
+      // The mechanism name stays visible in debug$; the response never does.
+      const cmd: Command = { verb: 'AUTH', line: checkArgument(line, 'AUTH command'), debugText: initial === null ? line : `AUTH ${name} ****` };
+      return this.send$(cmd);
+    });
   }
 
   private send$(cmd: Command): Observable<Step> {
-    const { connection, timeouts } = this.session;
-    return connection.request$(cmd, { step: 'auth', timeout: timeouts.command }).pipe(concatMap((reply) => this.onReply$(reply)));
+    const { timeouts } = this.session;
+    return this.turn!
+      .request$(cmd, { step: 'auth', timeout: timeouts.command, secrets: this.secrets })
+      .pipe(concatMap((reply) => this.onReply$(reply)));
+  }
+
+  /** Encodes a response and remembers it (and its printable parts) as secrets. */
+  private encodeSecret(response: Uint8Array | string): string {
+    const encoded = encode(response);
+    this.secrets.push(encoded);
+    // PLAIN's user and password, LOGIN's password: a server may echo the decoded text too.
+    for (const part of Buffer.from(response).toString('latin1').split('\0')) if (part.length >= 4) this.secrets.push(part);
+    return encoded;
   }
 
   private onReply$(reply: Reply): Observable<Step> {
@@ -197,8 +218,10 @@ class Exchange {
       return of({ session: { ...this.session, authenticatedAs: this.mechanism.name }, reply });
     }
     const serverError = (this.mechanism as { serverError?: string }).serverError;
-    throw new SMTPAuthenticationError(reply.code, serverError ? `${reply.message} (${serverError})` : reply.message, {
-      reply,
+    const message = redactSecrets(reply.message, this.secrets);
+    const redacted: Reply = { ...reply, message, lines: reply.lines.map((l) => redactSecrets(l, this.secrets)) };
+    throw new SMTPAuthenticationError(reply.code, serverError ? `${message} (${serverError})` : message, {
+      reply: redacted,
       command: `AUTH ${this.mechanism.name}`,
     });
   }
@@ -206,11 +229,11 @@ class Exchange {
   private answer$(challenge: Buffer): Observable<Step> {
     let response: string;
     try {
-      response = encode(this.mechanism.respond(challenge));
+      response = this.encodeSecret(this.mechanism.respond(challenge));
     } catch (err) {
       // RFC 4954 §4: "*" cancels the exchange; the server answers 501, and the mechanism's reason wins.
       const cancel: Command = { verb: 'AUTH', line: '*', debugText: '*' };
-      return this.session.connection
+      return this.turn!
         .request$(cancel, { step: 'auth', timeout: this.session.timeouts.command })
         .pipe(concatMap(() => throwError(() => err)));
     }

@@ -1,5 +1,5 @@
 import { Observable, OperatorFunction, filter, map } from 'rxjs';
-import { Payload } from '../transport/connection';
+import { Payload, Turn } from '../transport/connection';
 import { Body, toChunks$ } from '../wire/body-source';
 import { encodeBody } from '../wire/body-encoder';
 import { Session } from './session';
@@ -27,10 +27,10 @@ export function bodyChunks$(
  * §4.5.2), the last line closed; the final dot is the caller's. Emits the size
  * of each chunk written.
  */
-export function writeDataBody$(session: Session, body: Body): Observable<number> {
+export function writeDataBody$(session: Session, turn: Turn, body: Body): Observable<number> {
   return bodyChunks$(session, body, encodeBody({ dotStuff: true, terminate: false, finalCrlf: true })).pipe(
     map((chunk) => {
-      session.connection.write(chunk);
+      turn.write(chunk);
       return chunk.length;
     }),
   );

@@ -17,8 +17,11 @@ export function sendEhlo$(session: Session, name?: string): Observable<Step> {
   return exchange$(session, cmd).pipe(
     map((reply) => {
       const base = { ...session, ...forgetCapabilities(), ehloResp: reply.message };
+      const esmtpFeatures = reply.code === 250 ? parseCapabilities(reply.message) : {};
+      // RFC 2920: the connection groups and stacks writes only for a server that offered it.
+      session.connection.allowPipelining(Object.prototype.hasOwnProperty.call(esmtpFeatures, 'pipelining'));
       if (reply.code !== 250) return { session: base, reply };
-      return { session: { ...base, doesEsmtp: true, esmtpFeatures: parseCapabilities(reply.message) }, reply };
+      return { session: { ...base, doesEsmtp: true, esmtpFeatures }, reply };
     }),
   );
 }

@@ -1,6 +1,7 @@
-import { Observable, concat, concatMap, defer, ignoreElements, last, map } from 'rxjs';
+import { Observable, concat, concatMap, defer, finalize, ignoreElements, last, map } from 'rxjs';
 import { SMTPDataError, SMTPNotSupportedError } from '../errors';
 import { mailboxForWire, reversePathForWire } from '../message/mailbox';
+import { lastRequest$ } from '../transport/connection';
 import { Body } from '../wire/body-source';
 import { Command, command } from '../wire/command';
 import { Reply } from '../wire/reply';
@@ -37,16 +38,24 @@ export function rcpt$(session: Session, recipient: string, options: readonly str
  */
 export function data$(session: Session, body: Body, replies = 1): Observable<Step> {
   const { connection, timeouts } = session;
-  return send$(session, command('DATA'), 'data').pipe(
-    concatMap(({ reply }) => {
-      if (reply.code !== 354) throw SMTPDataError.fromReply(reply, 'DATA');
-      const end$ = defer(() =>
-        connection.request$(endOfData(replies), { step: 'dataEnd', timeout: timeouts.dataEnd }),
-      );
-      return concat(writeDataBody$(session, body).pipe(ignoreElements()), end$).pipe(last());
-    }),
-    map((reply: Reply) => ({ session, reply })),
-  );
+  // One turn from DATA to the final dot: nothing else may be written inside the message.
+  return connection.withTurn$((turn) => {
+    let inBody = false;
+    return turn.request$(command('DATA'), { step: 'data', timeout: timeouts.data }).pipe(
+      concatMap((reply) => {
+        if (reply.code !== 354) throw SMTPDataError.fromReply(reply, 'DATA');
+        inBody = true;
+        const end$ = defer(() => {
+          inBody = false;
+          return lastRequest$(turn, endOfData(replies), { step: 'dataEnd', timeout: timeouts.dataEnd });
+        });
+        return concat(writeDataBody$(session, turn, body).pipe(ignoreElements()), end$).pipe(last());
+      }),
+      map((reply: Reply) => ({ session, reply })),
+      // Left (or failed) mid-body: the server is reading a message that will never end.
+      finalize(() => inBody && connection.destroy()),
+    );
+  });
 }
 
 function send$(session: Session, cmd: Command, step: keyof Timeouts): Observable<Step> {

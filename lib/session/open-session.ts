@@ -1,10 +1,9 @@
 import { Observable, OperatorFunction, concat, identity, ignoreElements, map, switchMap } from 'rxjs';
 import { connect$ } from '../transport/connect';
 import { ConnectOptions } from '../transport/options';
-import { command } from '../wire/command';
 import { ehlo } from './ehlo';
 import { greeting } from './greeting';
-import { Session, SessionOptions, newSession } from './session';
+import { Session, SessionOptions, newSession, resolveTimeouts } from './session';
 import { starttls } from './starttls';
 import { quit$ } from './quit';
 import { Credentials, authenticate } from './authenticate';
@@ -34,15 +33,18 @@ export interface SessionConfig extends ConnectOptions, SessionOptions {
  * unsubscribe:                                          ^ QUIT, then close
  * ```
  *
- * Unsubscribing sends QUIT when the connection is idle and closes it; with a
- * command in flight the socket is destroyed instead (its state is unknown).
+ * Unsubscribing sends QUIT in turn (after a transaction still writing, never inside
+ * its body), under the command deadline, and closes our side once it is answered;
+ * before the session is ready it destroys the socket.
  *
  * @param config where to connect and how to greet.
  * @return a cold Observable of the ready `Session`.
  */
 export function session$(config: SessionConfig = {}): Observable<Session> {
   const policy = config.secure ? 'never' : (config.starttls ?? 'opportunistic');
-  const greeted$ = connect$(config).pipe(
+  // A reply no step names (a fire-and-forget command, say) still has the session's deadline.
+  const replyTimeout = resolveTimeouts(config.timeout, config.timeouts).command;
+  const greeted$ = connect$({ replyTimeout, ...config }).pipe(
     map((connection) => newSession(connection, config)),
     greeting(),
     ehlo(),
@@ -67,11 +69,13 @@ export function session$(config: SessionConfig = {}): Observable<Session> {
   });
 }
 
-/** QUIT without waiting for the reply: our side is ended, the server closes after its 221. */
-function sayGoodbye({ connection }: Session): void {
-  if (!connection.open || connection.inFlight > 0) return;
-  connection.commands.next(command('QUIT'));
-  connection.commands.complete();
+/**
+ * QUIT without waiting for the reply, in turn: after a transaction still writing its body, never
+ * inside it. The QUIT has its deadline; our side is ended once it is answered.
+ */
+function sayGoodbye({ connection, timeouts }: Session): void {
+  if (!connection.open) return;
+  connection.quit$({ timeout: timeouts.command }).subscribe({ error: () => undefined });
 }
 
 /**

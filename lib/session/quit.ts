@@ -1,10 +1,10 @@
-import { Observable, OperatorFunction, concatMap, defer, finalize, last, map, merge } from 'rxjs';
-import { command } from '../wire/command';
+import { Observable, OperatorFunction, concatMap, finalize, last, map, merge } from 'rxjs';
 import { Session, Step, forgetCapabilities } from './session';
 
 /**
  * Sends QUIT, then closes the connection (RFC 5321 §4.1.1.10); the reply is
- * whatever the server said, and the socket is released either way.
+ * whatever the server said, and the socket is released either way. QUIT takes its
+ * turn on the connection: it goes after a body being written, never inside it.
  *
  * ```
  * quit$(s):  --QUIT→221--{session}|   (socket closed)
@@ -12,11 +12,7 @@ import { Session, Step, forgetCapabilities } from './session';
  */
 export function quit$(session: Session): Observable<Step> {
   const { connection } = session;
-  return defer(() => {
-    // The server closes after its 221: from now on that close is expected, not a failure.
-    connection.markQuitting();
-    return connection.request$(command('QUIT'), { step: 'quit', timeout: session.timeouts.command });
-  }).pipe(
+  return connection.quit$({ timeout: session.timeouts.command }).pipe(
     map((reply) => ({ session: { ...session, ...forgetCapabilities() }, reply })),
     finalize(() => connection.end()),
   );

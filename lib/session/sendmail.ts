@@ -1,4 +1,4 @@
-import { Observable, OperatorFunction, Subscriber, Subscription, concatMap, identity, map, of } from 'rxjs';
+import { Observable, OperatorFunction, Subscriber, Subscription, concatMap, identity, of } from 'rxjs';
 import {
   SMTPDataError,
   SMTPPossiblyDeliveredError,
@@ -7,7 +7,7 @@ import {
   SMTPResponseException,
   SMTPSenderRefused,
 } from '../errors';
-import { Outgoing, ReplyHandler } from '../transport/connection';
+import { Outgoing, ReplyHandler, Turn } from '../transport/connection';
 import { BodyEncoder, encodeBody } from '../wire/body-encoder';
 import { Body, has8bit, knownSize } from '../wire/body-source';
 import { Command, command } from '../wire/command';
@@ -28,10 +28,12 @@ export type SendEvent =
 const PROGRESS_STEP = 256 * 1024;
 const DATA = command('DATA');
 const RSET = command('RSET');
-/** The end of a DATA that carried nothing (RFC 2920 §3.1), as a fire-and-forget line. */
+/** The end of a DATA that carried nothing (RFC 2920 §3.1). */
 const LONE_DOT: Command = { verb: '.', line: '.', debugText: '.' };
 const NO_BYTES = new Uint8Array(0);
 const noop = (): void => undefined;
+/** The replies of cleanup commands: only their deadline matters (an unanswered one ends the connection). */
+const IGNORE: ReplyHandler = { reply: noop, error: noop };
 
 /**
  * Sends one message: smtplib's `sendmail` algorithm, streamed. Emits a
@@ -117,8 +119,8 @@ class Transaction {
   /** RCPT replies read so far, and whether one of them was 421 (smtplib stops there). */
   private rcptReplies = 0;
   private rcptClosing = false;
-  /** The write lock: how to give it back, whether it went to the next transaction, and whether cleanup keeps it. */
-  private release: () => void = noop;
+  /** The connection's write channel while this transaction holds it; whether it went to the next one; whether cleanup keeps it. */
+  private turn?: Turn;
   private released = false;
   private kept = false;
   private cancelWait: () => void = noop;
@@ -148,19 +150,23 @@ class Transaction {
     this.stacked = this.pipelining && envelope.mode === 'bdat' && !session.lmtp;
   }
 
-  /** Waits for the write lock; transactions on one connection write one after another. */
+  /** Waits for the connection's write channel; transactions on one connection write one after another. */
   enqueue(): void {
-    this.cancelWait = this.session.connection.writeLock.acquire((release) => {
-      this.release = release;
+    this.cancelWait = this.session.connection.turn((turn) => {
+      this.turn = turn;
       this.start();
     });
+  }
+
+  private release(): void {
+    this.turn?.release();
   }
 
   private start(): void {
     this.phase = 'envelope';
     if (!this.stacked) return this.pipelining ? this.sendGroup() : this.sendMail();
     // Corked: the envelope and a small body leave in one segment.
-    this.session.connection.cork();
+    this.turn!.cork();
     this.sendGroup();
     if (this.phase === 'envelope') this.startBody();
   }
@@ -266,7 +272,7 @@ class Transaction {
     if (this.phase === 'done') return;
     const failure = this.envelopeFailure();
     if (!failure) {
-      this.session.connection.cork();
+      this.turn!.cork();
       return this.startBody();
     }
     if (this.dataReply?.code !== 354) return this.fail(failure);
@@ -298,7 +304,7 @@ class Transaction {
     const small = smallBody(this.body);
     if (this.envelope.mode === 'data') {
       if (small) return this.sendSmallDataBody(small);
-      this.streamBody(progress$(writeDataBody$(this.session, this.body)), () => [endOfData(this.expectedFinalReplies())]);
+      this.streamBody(progress$(writeDataBody$(this.session, this.turn!, this.body)), () => [endOfData(this.expectedFinalReplies())]);
       return;
     }
     // BODY=BINARYMIME: the bytes go out untouched; otherwise line ends are canonicalised, no dot-stuffing.
@@ -347,18 +353,22 @@ class Transaction {
   }
 
   private bdatChunk$(chunk: Uint8Array): Observable<number> {
-    const reply$ = this.session.connection.request$(bdat(chunk, false, 1), { step: 'dataBlock', timeout: this.session.timeouts.dataBlock });
+    const out = bdat(chunk, false, 1);
     if (this.pipelining) {
-      // Read in the background; a dead connection fails the final reply anyway.
-      reply$.subscribe({ next: (reply) => this.chunkReplies.push(reply), error: noop });
+      // RFC 3030 §4.2: read in the background; a dead connection fails the final reply anyway.
+      this.request(out, 'dataBlock', { reply: (reply) => this.chunkReplies.push(reply), error: noop });
       return of(chunk.length);
     }
-    return reply$.pipe(
-      map((reply) => {
-        if (reply.code !== 250) throw SMTPDataError.fromReply(reply, 'BDAT');
-        return chunk.length;
-      }),
-    );
+    return new Observable<number>((subscriber) => {
+      this.request(out, 'dataBlock', {
+        reply: (reply) => {
+          if (reply.code !== 250) return subscriber.error(SMTPDataError.fromReply(reply, 'BDAT'));
+          subscriber.next(chunk.length);
+          subscriber.complete();
+        },
+        error: (err) => subscriber.error(err),
+      });
+    });
   }
 
   /**
@@ -369,7 +379,7 @@ class Transaction {
   private sendFinal(group: readonly Outgoing[]): void {
     if (this.phase === 'done') return;
     // A connection already gone takes nothing: the message was certainly not delivered.
-    if (this.session.connection.open) this.phase = 'final';
+    if (this.session.connection.alive) this.phase = 'final';
     this.finalsExpected = Math.max(this.expectedFinalReplies(), 1);
     this.request(group, 'dataEnd', {
       reply: (reply) => {
@@ -432,8 +442,10 @@ class Transaction {
     return this.session.lmtp ? this.accepted.length : 1;
   }
 
-  private request(out: Outgoing | readonly Outgoing[], step: keyof Timeouts, handler: ReplyHandler): void {
-    this.session.connection.requestWith(out, { step, timeout: this.session.timeouts[step] }, handler);
+  /** Writes with this transaction's turn, under the step's reply deadline. */
+  private request(out: Outgoing | readonly Outgoing[], step: keyof Timeouts | 'rset', handler: ReplyHandler, turn = this.turn!): void {
+    const timeouts = this.session.timeouts;
+    turn.request(out, { step, timeout: step === 'rset' ? timeouts.command : timeouts[step] }, handler);
   }
 
   private emit(event: SendEvent | null): void {
@@ -468,7 +480,7 @@ class Transaction {
     const err = isRefusal(failure) ? failure : (this.refusedMidBody(phase) ?? this.afterLastByte(failure));
     this.phase = 'done';
     this.bodySubscription?.unsubscribe();
-    const { connection, timeouts } = this.session;
+    const { connection } = this.session;
     // The outcome first, then the lock, so outcomes come in the order the transactions were
     // queued: a downstream catchError tears this transaction down before it passes the outcome
     // on, and a hand-over from that teardown would let the next one fail and report first.
@@ -477,36 +489,36 @@ class Transaction {
       this.subscriber.error(err);
       this.release();
     };
-    if (!isRefusal(err) || !connection.open) {
+    if (!isRefusal(err) || !connection.alive) {
       // A body cut off midway (its source failed, say): the server still reads it, so nothing
       // else may be written on this connection.
-      if (phase === 'body' && connection.open) connection.destroy(err);
+      if (phase === 'body' && connection.alive) connection.destroy(err);
       return failed();
     }
     if (this.closing) {
       connection.destroy(err);
       return failed();
     }
-    const rset = (done: () => void): void => {
-      connection.requestWith(RSET, { step: 'rset', timeout: timeouts.command }, {
+    const rset = (turn: Turn, done: () => void): void => {
+      this.request(RSET, 'rset', {
         reply: (reply) => {
           // A server that will not reset leaves the connection in an unknown state: never reuse it.
           if (reply.code !== 250) connection.destroy(SMTPResponseException.fromReply(reply, 'RSET'));
           done();
         },
         error: done,
-      });
+      }, turn);
     };
-    // After the final reply the lock may be with the next transaction: queue behind it.
-    if (!this.released) return rset(failed);
-    this.cancelWait = connection.writeLock.acquire((release) => {
-      if (!connection.open) {
-        release();
+    // After the final reply the channel may be with the next transaction: queue behind it.
+    if (!this.released) return rset(this.turn!, failed);
+    this.cancelWait = connection.turn((turn) => {
+      if (!connection.alive) {
+        turn.release();
         return failed();
       }
-      rset(() => {
+      rset(turn, () => {
         failed();
-        release();
+        turn.release();
       });
     });
   }
@@ -518,14 +530,16 @@ class Transaction {
     const phase = this.phase;
     this.phase = 'done';
     const { connection } = this.session;
-    if (phase === 'envelope' && this.pipelining && this.envelope.mode === 'data' && !this.groupOver && connection.open) {
+    if (phase === 'envelope' && this.pipelining && this.envelope.mode === 'data' && !this.groupOver && connection.alive) {
       return this.abandonPipelinedGroup();
     }
-    if ((phase === 'envelope' || phase === 'body') && connection.open) {
+    if ((phase === 'envelope' || phase === 'body') && connection.alive) {
       // The server is reading a body that will never end: the connection cannot be saved.
       if (this.bodyStarted) connection.destroy();
-      // RFC 5321 §4.1.1.5: RSET aborts the transaction and keeps the connection.
-      else connection.commands.next(RSET);
+      // RFC 5321 §4.1.1.5: RSET aborts the transaction and keeps the connection. It goes in this
+      // transaction's turn (so before the next one's MAIL) and, without PIPELINING, only once the
+      // replies still owed are in; it has its own deadline.
+      else this.request(RSET, 'rset', IGNORE);
     }
     if (!this.kept) this.release();
   }
@@ -546,8 +560,8 @@ class Transaction {
         const anyAccepted = replies.slice(1, -1).some(isAccepted);
         if (data.code === 354 && anyAccepted) connection.destroy();
         else {
-          if (data.code === 354) connection.commands.next(LONE_DOT);
-          connection.commands.next(RSET);
+          if (data.code === 354) this.request(LONE_DOT, 'dataEnd', IGNORE);
+          this.request(RSET, 'rset', IGNORE);
         }
       }
       // Only now may the next transaction write.

@@ -1,7 +1,6 @@
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import { Observable, OperatorFunction, concatMap, map, throwError } from 'rxjs';
 import { SMTPNotSupportedError, SMTPResponseException } from '../errors';
-import { command } from '../wire/command';
 import { ehlo$ } from './ehlo';
 import { Session, Step, forgetCapabilities, hasExtension } from './session';
 
@@ -24,16 +23,10 @@ export function starttls$(session: Session, tls: TlsConnectionOptions = {}): Obs
   if (!hasExtension(session, 'starttls')) {
     return throwError(() => new SMTPNotSupportedError('STARTTLS extension not supported by server.'));
   }
-  const cmd = command('STARTTLS');
-  const { connection } = session;
-  return connection.request$(cmd, { step: 'starttls', timeout: session.timeouts.command, upgrade: true }).pipe(
-    concatMap((reply) => {
-      if (reply.code !== 220) throw SMTPResponseException.fromReply(reply, cmd.debugText);
-      // A server that says 220 and never shakes hands must not hang us: the handshake has the step's timer.
-      return connection.upgrade$({ ...session.tls, ...tls }).pipe(
-        connection.timeoutAfter<void>('starttls', session.timeouts.command),
-        map(() => ({ session: { ...session, ...forgetCapabilities() }, reply })),
-      );
+  return session.connection.starttls$({ ...session.tls, ...tls }, session.timeouts.command).pipe(
+    map((reply) => {
+      if (reply.code !== 220) throw SMTPResponseException.fromReply(reply, 'STARTTLS');
+      return { session: { ...session, ...forgetCapabilities() }, reply };
     }),
   );
 }

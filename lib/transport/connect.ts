@@ -1,8 +1,9 @@
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { Observable } from 'rxjs';
-import { SMTPServerDisconnected, SMTPTimeoutError } from '../errors';
+import { SMTPTimeoutError } from '../errors';
 import { SmtpConnection } from './connection';
+import { socketFailure } from './tls-upgrade';
 import { ConnectOptions, Endpoint, isIpLiteral, resolveEndpoint, SMTP_PORT, SMTP_SSL_PORT } from './options';
 
 /** RFC 5321 §4.5.3.2 has no figure for the TCP connect; smtplib uses the socket default. */
@@ -41,7 +42,7 @@ export function connect$(
     let connection: SmtpConnection | undefined;
     const onError = (err: Error): void => {
       clearTimeout(timer);
-      subscriber.error(new SMTPServerDisconnected(`Could not connect to ${describe(endpoint)}: ${err.message}`, { cause: err }));
+      subscriber.error(socketFailure(err, `Could not connect to ${describe(endpoint)}`));
     };
     socket.once('error', onError);
     socket.once(options.secure ? 'secureConnect' : 'connect', () => {
@@ -50,7 +51,12 @@ export function connect$(
       // SMTP writes small, dependent pieces (a body's tail, then its dot): Nagle plus the peer's
       // delayed ACK would hold each second piece ~40 ms. Writes are already batched per group.
       socket.setNoDelay(true);
-      connection = new SmtpConnection(socket, { replyLimits: options.replyLimits, servername });
+      connection = new SmtpConnection(socket, {
+        replyLimits: options.replyLimits,
+        replyTimeout: options.replyTimeout,
+        servername,
+        host: 'host' in endpoint ? endpoint.host : undefined,
+      });
       const closed = connection.replies$.subscribe({
         error: (err: unknown) => subscriber.error(err),
         complete: () => subscriber.complete(),

@@ -9,16 +9,13 @@ import {
   throwError,
   timeout as rxTimeout,
 } from 'rxjs';
-import {
-  SMTPException,
-  SMTPProtocolError,
-  SMTPServerDisconnected,
-  SMTPTimeoutError,
-} from '../errors';
-import { Command, encodeCommands } from '../wire/command';
+import { SMTPException, SMTPProtocolError, SMTPServerDisconnected, SMTPTimeoutError } from '../errors';
+import { Command, command, encodeCommands } from '../wire/command';
 import { DEFAULT_REPLY_LIMITS, Reply, ReplyParser } from '../wire/reply';
-import { DebugEvent } from './debug';
+import { DebugEvent, redactSecrets } from './debug';
 import { Mutex } from './mutex';
+import { ReplyDeadline, ReplyTimer } from './reply-deadline';
+import { TlsIdentity, injectionError, socketFailure, startTls } from './tls-upgrade';
 
 /** Raw bytes sent as part of a request (a BDAT chunk, the end-of-data dot). */
 export interface Payload {
@@ -35,7 +32,7 @@ export interface Payload {
 /** Something a request writes: a command (one reply) or a payload. */
 export type Outgoing = Command | Payload;
 
-/** Where `requestWith` delivers: each reply in order, or the failure that ends them. */
+/** Where a request delivers: each reply in order, or the failure that ends them (once). */
 export interface ReplyHandler {
   reply(reply: Reply): void;
   error(err: unknown): void;
@@ -44,40 +41,73 @@ export interface ReplyHandler {
 export interface RequestOptions {
   /** Name of the step, for the timeout error (`mail`, `rcpt`, `dataEnd`, …). */
   readonly step?: string;
-  /** How long to wait for each reply, in ms; unset: no timer. */
+  /** How long to wait for each reply, in ms; default the connection's `replyTimeout`. */
   readonly timeout?: number;
   /**
    * Set on STARTTLS: on a 220 the connection must be upgraded before anything else
    * is read, and any byte that came with or after the 220 is an injection (CVE-2011-0411).
    */
   readonly upgrade?: boolean;
+  /** What the server must not be seen echoing (AUTH responses): hidden in `debug$`. */
+  readonly secrets?: readonly string[];
+}
+
+/** How a connection is built (by `connect$`). */
+export interface ConnectionOptions extends TlsIdentity {
+  readonly replyLimits?: Partial<typeof DEFAULT_REPLY_LIMITS>;
+  /** The deadline of a reply whose request names none (the greeting, fire-and-forget commands), in ms. */
+  readonly replyTimeout?: number;
+}
+
+/**
+ * A turn on the connection's one ordered write channel. Only the holder of the turn writes; the
+ * next caller's bytes wait until it is released. A transaction holds one from its first byte to
+ * its last, so a NOOP, a QUIT or another transaction can never land inside its body.
+ */
+export interface Turn {
+  /** Writes commands (and payloads) in one write; `handler` gets their replies in order. @return how many replies the group draws. */
+  request(out: Outgoing | readonly Outgoing[], options: RequestOptions, handler: ReplyHandler): number;
+  /** `request` as a cold Observable: written when subscribed, emits each reply, completes after the last. */
+  request$(out: Outgoing | readonly Outgoing[], options: RequestOptions): Observable<Reply>;
+  /** Writes body bytes that draw no reply of their own. @return false when the socket's buffer is full. */
+  write(bytes: Uint8Array): boolean;
+  /** Holds writes until the next tick, so that what is written now leaves in one segment. */
+  cork(): void;
+  /** Lets the next caller write (idempotent). */
+  release(): void;
 }
 
 interface Slot {
   deliver: (reply: Reply) => void;
   fail: (err: unknown) => void;
   readonly upgrade: boolean;
-  /** The reply timer, started when this slot is next in line (not when its command was written). */
-  readonly timer?: ReplyTimer;
+  readonly timer: ReplyTimer;
+  readonly secrets?: readonly string[];
 }
 
-interface ReplyTimer {
-  readonly step: string;
-  readonly ms: number;
+/** A group held back because the server does not pipeline and replies are still owed. */
+interface HeldWrite {
+  readonly group: readonly Outgoing[];
+  readonly slot: Slot;
+  readonly replies: number;
 }
 
 const noop = (): void => undefined;
-/** The longest delay Node's setTimeout honours (2^31 - 1 ms). */
-const MAX_TIMER_MS = 2_147_483_647;
+const QUIT = command('QUIT');
+/** RFC 5321 §4.5.3.2's figure for commands the RFC does not name. */
+export const DEFAULT_REPLY_TIMEOUT = 5 * 60_000;
 /** How long a graceful close waits for the server's side before destroying the socket. */
 const END_GRACE_MS = 5_000;
 const isCommand = (out: Outgoing): out is Command => 'line' in out;
 
 /**
- * One SMTP connection as streams: the replies the server sends (`replies$`),
- * the commands we send (`commands`), and `request$`, which pairs replies with
- * commands strictly first-in first-out so that several commands may be in
- * flight at once (RFC 2920 PIPELINING rests on this).
+ * One SMTP connection as streams: the replies the server sends (`replies$`), the commands we
+ * send (`commands`), and `request$`, which pairs replies with commands strictly first-in
+ * first-out so that several commands may be in flight at once (RFC 2920 PIPELINING rests on this).
+ *
+ * The connection owns order and time: every write goes through its one ordered channel (`turn`),
+ * nothing is pipelined to a server that did not offer PIPELINING (`allowPipelining`), every reply
+ * awaited has a deadline, and a failure settles every outstanding request.
  *
  * Built by `connect$`; the session operators in `lib/session/` drive it.
  */
@@ -87,22 +117,22 @@ export class SmtpConnection {
   private readonly greetingSubject = new ReplaySubject<Reply>(1);
   private readonly closedSubject = new AsyncSubject<void>();
   private readonly pending: Slot[] = [];
+  private readonly held: HeldWrite[] = [];
+  private readonly lock = new Mutex();
+  private readonly deadline = new ReplyDeadline(
+    () => this.pending[0]?.timer,
+    ({ step, ms }) => this.destroy(new SMTPTimeoutError(step, ms)),
+  );
+  private readonly replyTimeout: number;
   private parser: ReplyParser;
   private ended?: unknown;
+  /** A graceful close was asked for (QUIT or `end()`): nothing new is accepted. */
+  private closeRequested = false;
+  /** QUIT went out or our side was ended: the server's close is expected, not a failure. */
   private quitting = false;
   private upgrading = false;
+  private pipelined = false;
   private secureFlag: boolean;
-  /** The reply timer of the head slot: its step, when it expires, and the Node timer that checks. */
-  private headStep?: ReplyTimer;
-  private headDeadline = 0;
-  private headTimer?: NodeJS.Timeout;
-  private headTimerDue = 0;
-
-  /**
-   * Serialises transactions' writes: each holds it from its first byte to its
-   * last, and releases it before its final reply arrives, so transactions stack.
-   */
-  readonly writeLock = new Mutex();
 
   /** Every reply, in arrival order (hot). Completes on a graceful close, errors on a failure. */
   readonly replies$: Observable<Reply> = this.repliesSubject.asObservable();
@@ -114,20 +144,26 @@ export class SmtpConnection {
   readonly closed$: Observable<void> = this.closedSubject.asObservable();
 
   /**
-   * Fire-and-forget commands: each one is written at once and its reply is
-   * paired FIFO like any other, but only shows up on `replies$`.
-   * `complete()` closes the connection gracefully; `error(e)` destroys it.
+   * Fire-and-forget commands: each takes its turn on the ordered channel like any other, with
+   * the connection's reply deadline; its reply only shows up on `replies$`.
+   * `complete()` closes the connection gracefully (after what is queued); `error(e)` destroys it.
    */
   readonly commands: Observer<Command> = {
-    next: (cmd) => this.send([cmd], { deliver: noop, fail: noop, upgrade: false }, 1),
+    next: (cmd) => {
+      this.turn((turn) => {
+        turn.request(cmd, {}, { reply: noop, error: noop });
+        turn.release();
+      });
+    },
     error: (err: unknown) => this.destroy(err),
     complete: () => this.end(),
   };
 
   constructor(
     private socket: net.Socket,
-    private readonly options: { readonly replyLimits?: Partial<typeof DEFAULT_REPLY_LIMITS>; readonly servername?: string } = {},
+    private readonly options: ConnectionOptions = {},
   ) {
+    this.replyTimeout = options.replyTimeout ?? DEFAULT_REPLY_TIMEOUT;
     this.parser = this.newParser();
     this.secureFlag = socket instanceof tls.TLSSocket;
     // The greeting is the reply to the connection itself: it owns the first slot.
@@ -138,8 +174,10 @@ export class SmtpConnection {
       },
       fail: (err) => this.greetingSubject.error(err),
       upgrade: false,
+      timer: { step: 'greeting', ms: this.replyTimeout },
     });
     this.attach(socket);
+    this.deadline.arm();
     this.info(`connected to ${this.remote()}${this.secureFlag ? ' (TLS)' : ''}`);
   }
 
@@ -148,14 +186,19 @@ export class SmtpConnection {
     return this.secureFlag;
   }
 
-  /** Whether the connection can still carry commands. */
+  /** Whether the connection takes new work: not failed, and no graceful close asked for. */
   get open(): boolean {
-    return this.ended === undefined && !this.quitting;
+    return this.ended === undefined && !this.closeRequested;
   }
 
-  /** Whether a graceful close (QUIT, `end()`) is under way. */
+  /** Whether the socket is still up (a transaction under way may finish even while a close is queued). */
+  get alive(): boolean {
+    return this.ended === undefined;
+  }
+
+  /** Whether a graceful close (QUIT, `end()`) is asked for or under way. */
   get closing(): boolean {
-    return this.quitting && this.ended === undefined;
+    return this.closeRequested && this.ended === undefined;
   }
 
   /** Why the connection ended: undefined while it is open, null after a graceful close. */
@@ -163,9 +206,14 @@ export class SmtpConnection {
     return this.ended;
   }
 
-  /** Replies still owed by the server. */
+  /** Replies still owed by the server, and requests held back for them. */
   get inFlight(): number {
-    return this.pending.length;
+    return this.pending.length + this.held.length;
+  }
+
+  /** Whether the server pipelines (RFC 2920): groups and stacked writes are allowed. */
+  get pipelining(): boolean {
+    return this.pipelined;
   }
 
   /** The local address of the socket (for the default EHLO name). */
@@ -173,71 +221,101 @@ export class SmtpConnection {
     return this.socket.localAddress;
   }
 
-  /** The host name TLS verifies against (the one connected to). */
+  /** The host name TLS verifies against (the one connected to), when it is a name. */
   get servername(): string | undefined {
     return this.options.servername;
   }
 
   /**
-   * Writes commands (and payloads) in one write and emits their replies in order.
+   * Records whether the server offered PIPELINING (from EHLO). Until then, and after STARTTLS,
+   * each write waits until every reply owed has arrived (RFC 5321 §4.1.1 lockstep).
+   */
+  allowPipelining(on: boolean): void {
+    this.pipelined = on;
+    if (!on) return;
+    while (this.held.length > 0) {
+      const { group, slot, replies } = this.held.shift()!;
+      this.writeGroup(group, slot, replies);
+    }
+  }
+
+  /**
+   * Waits for the connection's ordered write channel. `onTurn` runs once every earlier holder has
+   * released it (at once when it is free); it must call `turn.release()`. On a connection that
+   * already failed, the turn is still given, and every request made with it fails at once.
+   *
+   * @return cancels the wait if the turn was not given yet; does nothing after.
+   */
+  turn(onTurn: (turn: Turn) => void): () => void {
+    return this.lock.acquire((release) => onTurn(new ConnectionTurn(this, release)));
+  }
+
+  /**
+   * Writes commands (and payloads) in one write, in turn, and emits their replies in order.
    *
    * ```
    * request$([MAIL, RCPT, DATA]):  --250--250--354|
    * ```
    *
-   * Cold: nothing is written until subscribed. Unsubscribing early does not
-   * unpair anything: the replies still owed are read and dropped.
-   * A reply timer that expires destroys the connection (its state is unknown).
+   * Cold: nothing is written until subscribed, and then only once the channel is free.
+   * Unsubscribing before the write takes it back; after, it does not unpair anything: the replies
+   * still owed are read and dropped. A reply whose deadline expires destroys the connection
+   * (its state is unknown).
    *
    * @param out a command, a payload, or a group written in one go.
-   * @param options step name, reply timeout, STARTTLS upgrade flag.
+   * @param options step name, reply deadline, STARTTLS upgrade flag.
    * @return the replies, one per command and per payload that expects one.
    */
   request$(out: Outgoing | readonly Outgoing[], options: RequestOptions = {}): Observable<Reply> {
-    return new Observable<Reply>((subscriber) => {
-      let received = 0;
-      let active = true;
-      const expected = this.requestWith(out, options, {
-        reply: (reply) => {
-          if (!active) return;
-          subscriber.next(reply);
-          if (++received === expected) subscriber.complete();
-        },
-        error: (err) => active && subscriber.error(err),
-      });
-      if (expected === 0) subscriber.complete();
-      return () => {
-        active = false;
-      };
-    });
+    // The turn goes back as soon as the bytes are written: pipelined callers need not wait.
+    return this.withTurn$((turn) => lastRequest$(turn, out, options));
   }
 
   /**
-   * `request$` for hot paths: writes at once and calls `handler.reply` per reply,
-   * or `handler.error` once if the connection fails first (synchronously when it
-   * is already gone). A transaction spends one call here per round trip instead
-   * of an Observable.
+   * Runs `work` while holding the connection's write channel: subscribed once every earlier
+   * holder has let go, and the channel is released when the work ends (or earlier, by the work).
    *
-   * @return how many replies the group draws.
+   * ```
+   * withTurn$(t => DATA, body, dot):  ------(turn)--354--250|
+   * ```
+   *
+   * @param work what to write; it may call `turn.release()` once its last byte is written.
+   * @return the work's notifications.
    */
-  requestWith(out: Outgoing | readonly Outgoing[], options: RequestOptions, handler: ReplyHandler): number {
-    const group = Array.isArray(out) ? (out as readonly Outgoing[]) : [out as Outgoing];
-    let expected = 0;
-    for (const o of group) expected += isCommand(o) ? 1 : o.replies;
-    let failed = false;
-    // One slot object, queued once per reply owed: every reply of the group goes to the same handler.
-    const slot: Slot = {
-      deliver: handler.reply,
-      fail: (err) => {
-        if (failed) return;
-        failed = true;
-        handler.error(err);
-      },
-      upgrade: options.upgrade === true,
-      timer: options.timeout ? { step: options.step ?? 'reply', ms: options.timeout } : undefined,
-    };
-    this.send(group, slot, expected);
-    return expected;
+  withTurn$<T>(work: (turn: Turn) => Observable<T>): Observable<T> {
+    return this.lock.run$((lock) => work(new ConnectionTurn(this, lock.release)));
+  }
+
+  /**
+   * smtplib's `quit()` at the connection: QUIT in turn (after whatever is queued), then our side
+   * of the socket is closed once the reply is in (or its deadline expired).
+   *
+   * @return the reply to QUIT.
+   */
+  quit$(options: RequestOptions = {}): Observable<Reply> {
+    return new Observable<Reply>((subscriber) => {
+      this.closeRequested = true;
+      let active = true;
+      const cancel = this.turn((turn) => {
+        // The server closes after its 221: from now on that close is expected, not a failure.
+        if (this.ended === undefined) this.quitting = true;
+        turn.request(QUIT, { step: 'quit', ...options }, {
+          reply: (reply) => {
+            this.end();
+            if (active) {
+              subscriber.next(reply);
+              subscriber.complete();
+            }
+          },
+          error: (err) => active && subscriber.error(err),
+        });
+        turn.release();
+      });
+      return () => {
+        active = false;
+        cancel();
+      };
+    });
   }
 
   /**
@@ -255,26 +333,7 @@ export class SmtpConnection {
     });
   }
 
-  /**
-   * Holds writes until the next tick, so that what is written now leaves in one
-   * segment (a body, its final dot and the next transaction's envelope).
-   */
-  cork(): void {
-    const socket = this.socket;
-    socket.cork();
-    process.nextTick(() => socket.uncork());
-  }
-
-  /**
-   * Writes body bytes that draw no reply of their own.
-   * @return false when the socket's buffer is full: wait for `whenWritable()`.
-   */
-  write(bytes: Uint8Array): boolean {
-    this.assertOpen();
-    return this.socket.write(bytes);
-  }
-
-  /** Resolves when the socket can take more bytes (at once if it can now); undefined when it can now. */
+  /** Resolves when the socket can take more bytes; undefined when it can now. */
   whenWritable(): Promise<void> | undefined {
     if (!this.socket.writableNeedDrain || this.ended !== undefined) return undefined;
     return new Promise((resolve) => {
@@ -289,62 +348,70 @@ export class SmtpConnection {
   }
 
   /**
-   * Wraps the socket in TLS after a 220 to STARTTLS (RFC 3207 §4.2). Emits once
-   * the handshake succeeded; a certificate that fails verification errors.
+   * smtplib's `starttls()` at the connection: STARTTLS in turn, and on 220 the socket is wrapped
+   * in TLS (RFC 3207 §4.2) before anyone else may write. The certificate is verified against the
+   * host connected to. Emits the reply once the handshake succeeded, or a refusal as it is; any
+   * byte that came with or after the 220 aborts the connection (CVE-2011-0411). Capabilities
+   * must be learnt again: pipelining is off until the next EHLO.
+   *
+   * @param tlsOptions Node TLS options (`ca`, `rejectUnauthorized`, …).
+   * @param timeout the deadline of the reply and of the handshake, in ms.
+   * @return the reply to STARTTLS.
    */
-  upgrade$(options: tls.ConnectionOptions = {}): Observable<void> {
-    return new Observable<void>((subscriber) => {
-      if (!this.upgrading) {
-        subscriber.error(new SMTPException('upgrade$ called without a 220 reply to STARTTLS'));
-        return;
-      }
-      const raw = this.socket;
-      this.detach(raw);
-      const servername = options.servername ?? this.options.servername;
-      const secure = tls.connect({
-        ...options,
-        socket: raw,
-        ...(servername ? { servername } : {}),
+  starttls$(tlsOptions: tls.ConnectionOptions, timeout: number): Observable<Reply> {
+    return new Observable<Reply>((subscriber) => {
+      let handshake: (() => void) | undefined;
+      const cancel = this.turn((turn) => {
+        turn.request(command('STARTTLS'), { step: 'starttls', timeout, upgrade: true }, {
+          reply: (reply) => {
+            if (reply.code !== 220) {
+              turn.release();
+              subscriber.next(reply);
+              subscriber.complete();
+              return;
+            }
+            handshake = this.upgrade(tlsOptions, timeout, (err) => {
+              turn.release();
+              if (err !== undefined) return subscriber.error(err);
+              subscriber.next(reply);
+              subscriber.complete();
+            });
+          },
+          error: (err) => {
+            turn.release();
+            subscriber.error(err);
+          },
+        });
       });
-      this.socket = secure;
-      this.parser = this.newParser();
-      this.attach(secure);
-      const onSecure = (): void => {
-        this.upgrading = false;
-        this.secureFlag = true;
-        this.info(`TLS established (${secure.getProtocol() ?? 'unknown protocol'})`);
-        subscriber.next();
-        subscriber.complete();
-      };
-      const onFailure = (): void => subscriber.error(this.disconnectedError());
-      secure.once('secureConnect', onSecure);
-      // The connection's own listeners record why (a certificate error, say); the upgrade fails with that.
-      secure.once('close', onFailure);
       return () => {
-        secure.off('secureConnect', onSecure);
-        secure.off('close', onFailure);
+        cancel();
+        // Left mid-handshake: the connection is neither plaintext nor TLS any more.
+        if (handshake) {
+          handshake();
+          if (this.upgrading) this.destroy();
+        }
       };
     });
   }
 
-  /** Marks the connection as closing after QUIT: the server's close is then expected. */
-  markQuitting(): void {
-    this.quitting = true;
-  }
-
-  /** Half-closes the socket gracefully (after QUIT); the server's close completes the streams. */
+  /** Half-closes the socket gracefully, in turn (never inside a body); the server's close completes the streams. */
   end(): void {
     if (this.ended !== undefined) return;
-    this.quitting = true;
-    this.info('closing');
-    this.socket.end();
-    // A server that never closes its side must not keep the socket (and the process) alive.
-    const fallback = setTimeout(() => this.socket.destroy(), END_GRACE_MS);
-    fallback.unref();
-    this.socket.once('close', () => clearTimeout(fallback));
+    this.closeRequested = true;
+    this.turn((turn) => {
+      turn.release();
+      if (this.ended !== undefined || this.socket.writableEnded) return;
+      this.quitting = true;
+      this.info('closing');
+      this.socket.end();
+      // A server that never closes its side must not keep the socket (and the process) alive.
+      const fallback = setTimeout(() => this.socket.destroy(), END_GRACE_MS);
+      fallback.unref();
+      this.socket.once('close', () => clearTimeout(fallback));
+    });
   }
 
-  /** Closes the socket at once. Pending requests error with `err` (or SMTPServerDisconnected). */
+  /** Closes the socket at once. Every outstanding request errors with `err` (or SMTPServerDisconnected). */
   destroy(err?: unknown): void {
     if (this.ended === undefined) {
       this.finish(err ?? new SMTPServerDisconnected('Connection closed by the client'));
@@ -352,11 +419,45 @@ export class SmtpConnection {
     this.socket.destroy();
   }
 
-  private send(group: readonly Outgoing[], slot: Slot, replies: number): void {
-    if (this.ended !== undefined) {
-      slot.fail(this.disconnectedError());
-      return;
-    }
+  /** @internal The turn's request: writes now, or holds the group back for lockstep. */
+  send(out: Outgoing | readonly Outgoing[], options: RequestOptions, handler: ReplyHandler): number {
+    const group = Array.isArray(out) ? (out as readonly Outgoing[]) : [out as Outgoing];
+    let replies = 0;
+    for (const o of group) replies += isCommand(o) ? 1 : o.replies;
+    let failed = false;
+    // One slot object, queued once per reply owed: every reply of the group goes to the same handler.
+    const slot: Slot = {
+      deliver: handler.reply,
+      fail: (err) => {
+        if (failed) return;
+        failed = true;
+        handler.error(err);
+      },
+      upgrade: options.upgrade === true,
+      timer: { step: options.step ?? 'reply', ms: options.timeout ?? this.replyTimeout },
+      secrets: options.secrets,
+    };
+    if (this.ended !== undefined) slot.fail(this.disconnectedError());
+    // RFC 5321 §4.1.1 / RFC 2920: without PIPELINING, a command waits for every reply owed.
+    else if (!this.pipelined && (this.pending.length > 0 || this.held.length > 0)) this.held.push({ group, slot, replies });
+    else this.writeGroup(group, slot, replies);
+    return replies;
+  }
+
+  /** @internal The turn's raw write (body bytes). */
+  write(bytes: Uint8Array): boolean {
+    if (this.ended !== undefined) throw this.disconnectedError();
+    return this.socket.write(bytes);
+  }
+
+  /** @internal The turn's cork: what is written before the next tick leaves in one segment. */
+  cork(): void {
+    const socket = this.socket;
+    socket.cork();
+    process.nextTick(() => socket.uncork());
+  }
+
+  private writeGroup(group: readonly Outgoing[], slot: Slot, replies: number): void {
     // Runs of commands are encoded together; payloads go as they are.
     const chunks: Uint8Array[] = [];
     let commands: Command[] = [];
@@ -373,14 +474,50 @@ export class SmtpConnection {
     if (commands.length > 0) chunks.push(encodeCommands(commands));
     const wasIdle = this.pending.length === 0;
     for (let i = 0; i < replies; i++) this.pending.push(slot);
-    if (wasIdle) this.armHeadTimer();
+    if (wasIdle) this.deadline.arm();
     this.socket.write(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
+  }
+
+  /** Wraps the socket in TLS after a 220; `done` gets undefined on success, else the failure. */
+  private upgrade(options: tls.ConnectionOptions, timeout: number, done: (err?: unknown) => void): () => void {
+    if (!this.upgrading) {
+      done(new SMTPException('STARTTLS upgrade without a 220 reply'));
+      return noop;
+    }
+    const raw = this.socket;
+    this.detach(raw);
+    const secure = startTls(raw, options, this.options);
+    this.socket = secure;
+    this.parser = this.newParser();
+    this.pipelined = false;
+    this.attach(secure);
+    // A server that says 220 and never shakes hands must not hang us.
+    const timer = setTimeout(() => this.destroy(new SMTPTimeoutError('starttls', timeout)), timeout);
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      secure.off('secureConnect', onSecure);
+      secure.off('close', onFailure);
+    };
+    const onSecure = (): void => {
+      cleanup();
+      this.upgrading = false;
+      this.secureFlag = true;
+      this.info(`TLS established (${secure.getProtocol() ?? 'unknown protocol'})`);
+      done();
+    };
+    // The connection's own listeners record why (a certificate error, say); the upgrade fails with that.
+    const onFailure = (): void => {
+      cleanup();
+      done(this.disconnectedError());
+    };
+    secure.once('secureConnect', onSecure);
+    secure.once('close', onFailure);
+    return cleanup;
   }
 
   private onData = (chunk: Buffer): void => {
     if (this.upgrading) {
-      // RFC 3207 §4.2 / CVE-2011-0411: nothing may arrive between the 220 and the handshake.
-      this.destroy(new SMTPProtocolError('Data received after the STARTTLS 220 reply (possible injection); aborting'));
+      this.destroy(injectionError());
       return;
     }
     let replies: Reply[];
@@ -396,11 +533,10 @@ export class SmtpConnection {
   };
 
   private dispatch(reply: Reply, moreBytes: boolean): void {
-    for (const line of reply.lines) this.emitDebug('receive', `${reply.code} ${line}`);
-    const slot = this.pending.shift();
-    // RFC 5321 §4.5.3.2: each reply has its own timer, running from when it is the one awaited.
-    // A transaction stacked behind another's final dot does not pay for that wait.
-    this.armHeadTimer();
+    const slot = this.pending[0];
+    if (this.debugSubject.observed) {
+      for (const line of reply.lines) this.emitDebug('receive', redactSecrets(`${reply.code} ${line}`, slot?.secrets ?? []));
+    }
     if (!slot) {
       // RFC 5321 §3.8: a server may announce its shutdown with an unsolicited 421.
       this.destroy(
@@ -411,19 +547,26 @@ export class SmtpConnection {
       return;
     }
     if (slot.upgrade && reply.code === 220) {
-      if (moreBytes) {
-        const err = new SMTPProtocolError('Data received after the STARTTLS 220 reply (possible injection); aborting');
-        this.destroy(err);
-        return;
-      }
+      // Still queued: destroy() settles it with the error, like every other request owed.
+      if (moreBytes) return this.destroy(injectionError());
       this.upgrading = true;
     }
+    this.pending.shift();
+    this.deadline.arm();
     this.repliesSubject.next(reply);
     slot.deliver(reply);
+    this.flushHeld();
+  }
+
+  /** Lockstep: once every reply owed is in, the next held group goes. */
+  private flushHeld(): void {
+    if (this.pending.length > 0 || this.held.length === 0 || this.ended !== undefined || this.upgrading) return;
+    const { group, slot, replies } = this.held.shift()!;
+    this.writeGroup(group, slot, replies);
   }
 
   private onError = (err: Error): void => {
-    this.finish(new SMTPServerDisconnected(`Connection error: ${err.message}`, { cause: err }));
+    this.finish(socketFailure(err, 'Connection error'));
   };
 
   private onClose = (): void => {
@@ -434,56 +577,22 @@ export class SmtpConnection {
     this.debugSubject.complete();
   };
 
-  /** Ends the streams once: `null` for a graceful close, else the error every pending request gets. */
+  /** Ends the streams once: `null` for a graceful close, else the error every outstanding request gets. */
   private finish(err: unknown): void {
     if (this.ended !== undefined) return;
     this.ended = err;
-    clearTimeout(this.headTimer);
-    const slots = this.pending.splice(0);
+    this.deadline.clear();
     const failure = err ?? this.disconnectedError();
+    const slots = [...this.pending.splice(0), ...this.held.splice(0).map((h) => h.slot)];
     for (const slot of slots) slot.fail(failure);
     this.greetingSubject.error(failure);
     if (err === null) this.repliesSubject.complete();
     else this.repliesSubject.error(err);
   }
 
-  /**
-   * Starts the timer of the reply awaited now, if its request set one. The Node timer is not
-   * re-armed per reply, nor cleared when nothing is awaited (a bulk run reads thousands of replies
-   * a second): it fires at the earliest deadline it was set for and, if the head's deadline
-   * moved since, waits for the rest.
-   */
-  private armHeadTimer(): void {
-    const timer = this.pending[0]?.timer;
-    // Nothing awaited: a running timer is left to find that out (finish() clears it on close).
-    if (!timer || this.ended !== undefined) return;
-    this.headStep = timer;
-    this.headDeadline = performance.now() + timer.ms;
-    if (this.headTimer && this.headTimerDue <= this.headDeadline) return;
-    clearTimeout(this.headTimer);
-    this.scheduleHeadCheck(timer.ms);
-  }
-
-  private scheduleHeadCheck(ms: number): void {
-    this.headTimerDue = performance.now() + ms;
-    // Node fires a longer timeout after 1 ms; a longer deadline is checked again when this fires.
-    this.headTimer = setTimeout(() => {
-      this.headTimer = undefined;
-      if (this.ended !== undefined || !this.pending[0]?.timer) return;
-      const left = this.headDeadline - performance.now();
-      if (left > 0) return this.scheduleHeadCheck(left);
-      const { step, ms: limit } = this.headStep!;
-      this.destroy(new SMTPTimeoutError(step, limit));
-    }, Math.min(ms, MAX_TIMER_MS));
-  }
-
-  private disconnectedError(): SMTPServerDisconnected {
-    if (this.ended instanceof SMTPServerDisconnected) return this.ended;
+  private disconnectedError(): SMTPException {
+    if (this.ended instanceof SMTPException && !(this.ended instanceof SMTPProtocolError)) return this.ended;
     return new SMTPServerDisconnected('Connection unexpectedly closed');
-  }
-
-  private assertOpen(): void {
-    if (this.ended !== undefined) throw this.disconnectedError();
   }
 
   private attach(socket: net.Socket): void {
@@ -513,5 +622,74 @@ export class SmtpConnection {
 
   private emitDebug(direction: DebugEvent['direction'], text: string): void {
     if (this.debugSubject.observed) this.debugSubject.next({ direction, text, time: Date.now() });
+  }
+}
+
+/**
+ * A turn's last request: written when subscribed, and the turn given back at once, so the next
+ * caller's bytes may follow while these replies are still owed.
+ *
+ * @return the replies, as `Turn.request$` emits them.
+ */
+export function lastRequest$(turn: Turn, out: Outgoing | readonly Outgoing[], options: RequestOptions): Observable<Reply> {
+  return new Observable<Reply>((subscriber) => {
+    const replies = turn.request$(out, options).subscribe(subscriber);
+    turn.release();
+    return replies;
+  });
+}
+
+/** A holder's handle on the channel: writes while held, nothing after release. */
+class ConnectionTurn implements Turn {
+  private released = false;
+
+  constructor(
+    private readonly connection: SmtpConnection,
+    private readonly giveBack: () => void,
+  ) {}
+
+  request(out: Outgoing | readonly Outgoing[], options: RequestOptions, handler: ReplyHandler): number {
+    this.assertHeld();
+    return this.connection.send(out, options, handler);
+  }
+
+  request$(out: Outgoing | readonly Outgoing[], options: RequestOptions): Observable<Reply> {
+    return new Observable<Reply>((subscriber) => {
+      let received = 0;
+      let active = true;
+      const expected = this.request(out, options, {
+        reply: (reply) => {
+          if (!active) return;
+          subscriber.next(reply);
+          if (++received === expected) subscriber.complete();
+        },
+        error: (err) => active && subscriber.error(err),
+      });
+      if (expected === 0) subscriber.complete();
+      // Unsubscribing does not unpair anything: the replies still owed are read and dropped.
+      return () => {
+        active = false;
+      };
+    });
+  }
+
+  write(bytes: Uint8Array): boolean {
+    this.assertHeld();
+    return this.connection.write(bytes);
+  }
+
+  cork(): void {
+    this.connection.cork();
+  }
+
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.giveBack();
+  }
+
+  private assertHeld(): void {
+    // A programming error of ours, never a server's doing: a released turn must not write.
+    if (this.released) throw new SMTPException('rx-smtp: a write after the turn was released');
   }
 }

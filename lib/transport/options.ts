@@ -24,6 +24,8 @@ export interface ConnectOptions {
   readonly connectTimeout?: number;
   /** Bounds on what the server may send. */
   readonly replyLimits?: Partial<ReplyLimits>;
+  /** The deadline of a reply whose request names none (the greeting, fire-and-forget commands), in ms. */
+  readonly replyTimeout?: number;
 }
 
 /** Where a socket goes: a TCP endpoint or a Unix socket path. */

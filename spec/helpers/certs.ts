@@ -12,3 +12,7 @@ export const otherCa = read('other-ca.pem');
 export const server = { cert: read('localhost.pem'), key: read('localhost-key.pem') };
 /** A self-signed certificate for localhost. */
 export const selfSigned = { cert: read('self-signed.pem'), key: read('self-signed-key.pem') };
+/** Self-signed (its own CA), naming only the host name localhost. */
+export const nameOnly = { cert: read('name-only.pem'), key: read('name-only-key.pem') };
+/** Self-signed (its own CA), naming only the IP address 127.0.0.1. */
+export const ipOnly = { cert: read('ip-only.pem'), key: read('ip-only-key.pem') };

@@ -346,7 +346,7 @@ describe('sendmail$', () => {
 
   describe('cancellation', () => {
     it('sends RSET when unsubscribed before the body, keeping the connection', async () => {
-      const session = await sessionWith({ extensions: ['SIZE 1000'], handlers: { RCPT: { stall: true } } });
+      const session = await sessionWith({ extensions: ['SIZE 1000'], handlers: { RCPT: { delayMs: 100, reply: '250 2.1.5 Ok' } } });
       const sub = sendmail$(session, 'a@x.test', 'b@x.test', MESSAGE).subscribe();
       await fake.received('RCPT');
       sub.unsubscribe();

@@ -126,7 +126,8 @@ describe('starttls', () => {
     const err = await firstValueFrom(
       session$({ host: 'localhost', port: real.port, tls: { ca: otherCa }, starttls: 'required' }),
     ).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(SMTPServerDisconnected);
+    // A certificate that fails is permanent, not a lost connection a pool would retry.
+    expect(err).toMatchObject({ code: 'ERR_SMTP_TLS_CERTIFICATE', tlsCode: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' });
     expect(String(err)).toMatch(/certificate/i);
   });
 });

@@ -39,6 +39,7 @@ describe('SmtpConnection', () => {
   it('keeps pairing right when a request is unsubscribed before its reply', async () => {
     const { connection } = await open({ holdRepliesFrom: 'VRFY', holdRepliesUntil: 'RSET' });
     await greetingOf(held!);
+    connection.allowPipelining(true);
     const abandoned = connection.request$(command('VRFY', ['x'])).subscribe();
     abandoned.unsubscribe();
     const reply = await firstValueFrom(connection.request$(command('RSET')));
