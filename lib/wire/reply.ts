@@ -15,7 +15,7 @@ export interface Reply {
 
 /** Limits on what a server may send; every one of them is under the server's control. */
 export interface ReplyLimits {
-  /** Bytes on one line, without its CRLF. smtplib's `_MAXLINE`: 8192. */
+  /** Bytes on one line, its CRLF (or bare LF) included: smtplib's `_MAXLINE`, 8192. */
   readonly maxLineLength: number;
   /** Lines in one reply. */
   readonly maxLines: number;
@@ -62,7 +62,7 @@ export class ReplyParser {
     for (;;) {
       const lf = chunk.indexOf(LF, start);
       if (lf === -1) break;
-      this.checkLineLength(this.partialLength + lf - start - 1);
+      this.checkLineLength(this.partialLength + lf + 1 - start);
       const line = this.takeLine(chunk, start, lf);
       start = lf + 1;
       const reply = this.addLine(line);
@@ -70,14 +70,16 @@ export class ReplyParser {
     }
     if (start < chunk.length) {
       const rest = chunk.subarray(start);
-      // A trailing CR may be the first half of a CRLF split across chunks.
-      this.checkLineLength(this.partialLength + rest.length - (rest[rest.length - 1] === CR ? 1 : 0));
+      // The line is at least one LF longer than what has come of it (a trailing CR is the first
+      // half of a CRLF split across chunks, so it counts): refuse it now, not once it ends.
+      this.checkLineLength(this.partialLength + rest.length + 1);
       this.partial.push(Buffer.from(rest));
       this.partialLength += rest.length;
     }
     return replies;
   }
 
+  /** `length`: the line's bytes, its line end included (smtplib reads `_MAXLINE + 1` and compares). */
   private checkLineLength(length: number): void {
     if (length > this.limits.maxLineLength) {
       // smtplib's wording and code for the same condition.

@@ -44,16 +44,34 @@ describe('parseReplies', () => {
     expect(reply.enhancedStatus).toBeUndefined();
   });
 
-  it('takes a reply line of 8192 bytes', async () => {
-    const line = `250 ${'x'.repeat(8188)}`;
-    expect(line.length).toBe(8192);
-    const [reply] = await parseChunks([line.slice(0, 5000), `${line.slice(5000)}\r\n`]);
-    expect(reply.message).toHaveLength(8188);
+  // smtplib's _MAXLINE: 8192 bytes per line, its CRLF included.
+  const lineOf = (total: number, end = '\r\n'): string => `250 ${'x'.repeat(total - 4 - end.length)}${end}`;
+
+  it('takes a reply line of 8192 bytes, CRLF included', async () => {
+    const line = lineOf(8192);
+    expect(line).toHaveLength(8192);
+    const [reply] = await parseChunks([line.slice(0, 5000), line.slice(5000)]);
+    expect(reply.message).toHaveLength(8186);
   });
 
-  it('refuses a reply line of 8193 bytes with 500 "Line too long."', async () => {
-    const line = `250 ${'x'.repeat(8189)}`;
-    const err = await parseChunks([`${line}\r\n`]).catch((e: unknown) => e);
+  it('takes a reply line of 8192 bytes whose CR ends one chunk and LF starts the next', async () => {
+    const line = lineOf(8192);
+    const [reply] = await parseChunks([line.slice(0, -1), line.slice(-1)]);
+    expect(reply.message).toHaveLength(8186);
+  });
+
+  it('takes a reply line of 8192 bytes ended by a bare LF', async () => {
+    const [reply] = await parseChunks([lineOf(8192, '\n')]);
+    expect(reply.message).toHaveLength(8187);
+  });
+
+  it.each([
+    ['8193 bytes', [lineOf(8193)]],
+    ['8194 bytes', [lineOf(8194)]],
+    ['8193 bytes ended by a bare LF', [lineOf(8193, '\n')]],
+    ['8193 bytes whose CR ends a chunk', [lineOf(8193).slice(0, -1), '\n']],
+  ])('refuses a reply line of %s with "Line too long."', async (_name, chunks) => {
+    const err = await parseChunks(chunks).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SMTPResponseException);
     expect(err).toMatchObject({ smtpCode: 500, smtpError: 'Line too long.', code: 'ERR_SMTP_RESPONSE' });
   });
