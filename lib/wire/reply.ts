@@ -1,5 +1,5 @@
 import { Observable, OperatorFunction } from 'rxjs';
-import { SMTPProtocolError, SMTPResponseException } from '../errors';
+import { SMTPProtocolError, SMTPReplyLimitError } from '../errors';
 
 /** One SMTP reply, possibly multi-line. */
 export interface Reply {
@@ -55,7 +55,10 @@ export class ReplyParser {
     return this.partialLength + this.replyBytes;
   }
 
-  /** Parses a chunk; throws `SMTPResponseException`/`SMTPProtocolError` on a violation. */
+  /**
+   * Parses a chunk; throws `SMTPReplyLimitError` past a limit, `SMTPProtocolError` on a malformed
+   * reply.
+   */
   push(chunk: Uint8Array): Reply[] {
     const replies: Reply[] = [];
     let start = 0;
@@ -82,8 +85,8 @@ export class ReplyParser {
   /** `length`: the line's bytes, its line end included (smtplib reads `_MAXLINE + 1` and compares). */
   private checkLineLength(length: number): void {
     if (length > this.limits.maxLineLength) {
-      // smtplib's wording and code for the same condition.
-      throw new SMTPResponseException(500, 'Line too long.');
+      // smtplib's wording, but not its SMTPResponseException(500): the server said nothing.
+      throw new SMTPReplyLimitError('Line too long.');
     }
   }
 
@@ -113,7 +116,7 @@ export class ReplyParser {
     this.replyBytes += raw.length;
     this.lines.push(line.length > 4 ? trimBlanks(line.slice(4)) : '');
     if (this.lines.length > this.limits.maxLines || this.replyBytes > this.limits.maxReplyBytes) {
-      throw new SMTPProtocolError(
+      throw new SMTPReplyLimitError(
         `Reply too large (over ${this.limits.maxLines} lines or ${this.limits.maxReplyBytes} bytes)`,
       );
     }

@@ -1,5 +1,5 @@
 import { Subject, firstValueFrom, from, toArray } from 'rxjs';
-import { SMTPProtocolError, SMTPResponseException } from '../../lib/errors';
+import { SMTPProtocolError, SMTPReplyLimitError } from '../../lib/errors';
 import { Reply, ReplyParser, parseReplies } from '../../lib/wire/reply';
 
 const bytes = (s: string): Buffer => Buffer.from(s, 'latin1');
@@ -72,8 +72,14 @@ describe('parseReplies', () => {
     ['8193 bytes whose CR ends a chunk', [lineOf(8193).slice(0, -1), '\n']],
   ])('refuses a reply line of %s with "Line too long."', async (_name, chunks) => {
     const err = await parseChunks(chunks).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(SMTPResponseException);
-    expect(err).toMatchObject({ smtpCode: 500, smtpError: 'Line too long.', code: 'ERR_SMTP_RESPONSE' });
+    expect(err).toMatchObject({ code: 'ERR_SMTP_REPLY_LIMIT', message: 'Line too long.' });
+  });
+
+  it('reports a limit as a protocol error of ours, not as a reply of the server', async () => {
+    const err = await parseChunks([lineOf(8193)]).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SMTPReplyLimitError);
+    expect(err).toBeInstanceOf(SMTPProtocolError);
+    expect(err).not.toHaveProperty('smtpCode');
   });
 
   it('refuses an over-long line before its end arrives (no unbounded buffering)', () => {
@@ -83,12 +89,12 @@ describe('parseReplies', () => {
 
   it('bounds the lines in one reply', () => {
     const parser = new ReplyParser({ maxLineLength: 8192, maxLines: 3, maxReplyBytes: 1 << 20 });
-    expect(() => parser.push(bytes('250-a\r\n250-b\r\n250-c\r\n250-d\r\n'))).toThrow(SMTPProtocolError);
+    expect(() => parser.push(bytes('250-a\r\n250-b\r\n250-c\r\n250-d\r\n'))).toThrow(SMTPReplyLimitError);
   });
 
   it('bounds the bytes in one reply', () => {
     const parser = new ReplyParser({ maxLineLength: 8192, maxLines: 1000, maxReplyBytes: 100 });
-    expect(() => parser.push(bytes(`250-${'a'.repeat(60)}\r\n250-${'b'.repeat(60)}\r\n`))).toThrow(SMTPProtocolError);
+    expect(() => parser.push(bytes(`250-${'a'.repeat(60)}\r\n250-${'b'.repeat(60)}\r\n`))).toThrow(SMTPReplyLimitError);
   });
 
   it.each([['25 short\r\n'], ['2500 long\r\n'], ['abc text\r\n'], ['250_x\r\n']])(
