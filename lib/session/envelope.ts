@@ -1,5 +1,6 @@
 import { SMTPInvalidArgumentError, SMTPNotSupportedError, SMTPSizeExceededError } from '../errors';
 import { mailboxForWire, reversePathForWire } from '../message/mailbox';
+import { BodyFacts } from '../wire/body-source';
 import { sizeLimit } from '../wire/capabilities';
 import { Command, checkArgument, command } from '../wire/command';
 import { xtext } from '../wire/xtext';
@@ -44,14 +45,6 @@ export interface Envelope {
   readonly mode: 'data' | 'bdat';
   /** BODY=BINARYMIME: the body's bytes go out untouched. */
   readonly binary: boolean;
-}
-
-/** What is known about the body before it is read. */
-export interface BodyFacts {
-  /** Its size in bytes when known (a string or bytes). */
-  readonly size?: number;
-  /** Whether it holds bytes ≥ 0x80, when known. */
-  readonly has8bit?: boolean;
 }
 
 // RFC 5321 §4.1.2: esmtp-keyword ["=" esmtp-value]; the value has no "=", blank or control.
@@ -114,14 +107,16 @@ export function planEnvelope(
   if (mailOptions.requireTls && !(has('requiretls') && session.connection.secure)) {
     throw new SMTPNotSupportedError('REQUIRETLS needs a TLS connection to a server that offers it (RFC 8689)');
   }
+  const mode = has('chunking') && mailOptions.chunking !== false ? 'bdat' : 'data';
+  const size = wireSize(facts, binary, mode);
   const limit = has('size') ? sizeLimit(session.esmtpFeatures) : undefined;
-  if (limit !== undefined && facts.size !== undefined && facts.size > limit) {
-    throw new SMTPSizeExceededError(facts.size, limit);
+  if (limit !== undefined && size !== undefined && size > limit) {
+    throw new SMTPSizeExceededError(size, limit);
   }
 
   const params = esmtp
     ? [
-        ...(has('size') && facts.size !== undefined ? [`SIZE=${facts.size}`] : []),
+        ...(has('size') && size !== undefined ? [`SIZE=${size}`] : []),
         ...(body && !asked('BODY') ? [`BODY=${body}`] : []),
         ...(needsUtf8 && !asked('SMTPUTF8') ? ['SMTPUTF8'] : []),
         ...(has('dsn') && mailOptions.ret ? [`RET=${mailOptions.ret}`] : []),
@@ -137,9 +132,20 @@ export function planEnvelope(
       address: r.address,
       rcpt: command('RCPT', [`TO:${r.path.wire}`, ...(esmtp ? rcptParams(r.options, has('dsn')) : [])]),
     })),
-    mode: has('chunking') && mailOptions.chunking !== false ? 'bdat' : 'data',
+    mode,
     binary,
   };
+}
+
+/**
+ * The size to declare (RFC 1870 §3: octets sent, CRLFs included), never below the bytes that go
+ * out: BINARYMIME sends the body as given; otherwise line ends become CRLF, and DATA doubles
+ * line-leading dots (which §3 leaves out of the count: counting them keeps the bound).
+ */
+function wireSize(facts: BodyFacts, binary: boolean, mode: Envelope['mode']): number | undefined {
+  if (binary) return facts.size;
+  if (facts.canonicalSize === undefined) return undefined;
+  return facts.canonicalSize + (mode === 'data' ? (facts.lineLeadingDots ?? 0) : 0);
 }
 
 function withoutAddress({ address: _address, ...options }: Recipient): RcptOptions {
