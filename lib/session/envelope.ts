@@ -20,6 +20,11 @@ export interface MailOptions {
   readonly requireTls?: boolean;
   /** Use BDAT when the server offers CHUNKING (RFC 3030); default true. */
   readonly chunking?: boolean;
+  /**
+   * The message has UTF-8 in its header fields (RFC 6532): send `SMTPUTF8` (RFC 6531 §3.4), or
+   * fail before MAIL when the server does not offer it. `sendMessage$` sets it when it finds them.
+   */
+  readonly smtputf8?: boolean;
 }
 
 /** Options of one recipient (RCPT TO). Arrays of strings are smtplib's `rcpt_options`. */
@@ -70,7 +75,9 @@ function isList<T extends object>(options: readonly string[] | T): options is re
  *
  * Parameters follow smtplib's `sendmail` (`SIZE=` when advertised, options only
  * to ESMTP servers) plus what smtplib leaves to the caller: `BODY=8BITMIME` for
- * 8-bit bodies, `SMTPUTF8` when an address needs it (RFC 6531), DSN, REQUIRETLS.
+ * 8-bit bodies, `SMTPUTF8` when an address or a header field needs it (RFC 6531),
+ * DSN, REQUIRETLS. Unlike smtplib, a body known to be 8-bit is refused by a server
+ * without 8BITMIME (RFC 6152) instead of being sent as it is.
  *
  * @throws SMTPInvalidArgumentError for a malformed address or parameter.
  * @throws SMTPNotSupportedError when the message needs an extension the server lacks.
@@ -90,6 +97,13 @@ export function planEnvelope(
   const asked = (name: string): boolean => explicit.some((p) => p.split('=')[0].toUpperCase() === name);
   const smtputf8Offered = has('smtputf8');
   if (asked('SMTPUTF8') && !smtputf8Offered) throw new SMTPNotSupportedError('SMTPUTF8 not supported by server');
+  // RFC 6531 §3.2: a message with UTF-8 header fields goes only to a server that offers SMTPUTF8.
+  if (mailOptions.smtputf8 && !smtputf8Offered) {
+    throw new SMTPNotSupportedError(
+      'The message has UTF-8 in its header fields (RFC 6532) and the server does not offer SMTPUTF8 (RFC 6531): ' +
+        'encode them as RFC 2047 encoded-words to send it to this server',
+    );
+  }
 
   const from = reversePathForWire(sender, { smtputf8: smtputf8Offered });
   const rcpts = recipients.map((r) => {
@@ -97,10 +111,17 @@ export function planEnvelope(
     const path = mailboxForWire(recipient.address, { smtputf8: smtputf8Offered });
     return { address: recipient.address, path, options: { ...rcptOptions, ...withoutAddress(recipient) } };
   });
-  const needsUtf8 = from.needsSmtputf8 || rcpts.some((r) => r.path.needsSmtputf8);
+  const needsUtf8 = mailOptions.smtputf8 === true || from.needsSmtputf8 || rcpts.some((r) => r.path.needsSmtputf8);
 
   const body = mailOptions.body ?? (facts.has8bit && has('8bitmime') ? '8BITMIME' : undefined);
   const binary = body === 'BINARYMIME';
+  // RFC 6152 §3: 8-bit data only to a server that offered 8BITMIME (BINARYMIME carries any octet).
+  if (facts.has8bit && !binary && !has('8bitmime')) {
+    throw new SMTPNotSupportedError(
+      'The message has 8-bit data (bytes of 0x80 or more) and the server does not offer 8BITMIME (RFC 6152): ' +
+        'encode it as 7-bit MIME (quoted-printable or base64) to send it to this server',
+    );
+  }
   if (binary && !(has('binarymime') && has('chunking'))) {
     throw new SMTPNotSupportedError('BODY=BINARYMIME needs the BINARYMIME and CHUNKING extensions (RFC 3030)');
   }
