@@ -3,6 +3,7 @@ import { Readable } from 'node:stream';
 import { Subject, tap } from 'rxjs';
 import { SMTPInvalidArgumentError, SMTPNotSupportedError, SMTPRecipientsRefused } from '../../lib/errors';
 import { sendMessage$ } from '../../lib/session/send-message';
+import { Body } from '../../lib/wire/body-source';
 import { Session } from '../../lib/session/session';
 import { collect } from '../helpers/events';
 import { FakeScript, FakeServer } from '../helpers/fake-server';
@@ -166,6 +167,28 @@ describe('sendMessage$', () => {
       expect(error).toBeInstanceOf(SMTPInvalidArgumentError);
       expect((error as Error).message).toMatch(problem);
       expect(server().session.commands).toEqual([]);
+    });
+  });
+
+  describe('a bare CR in the header block', () => {
+    // The body encoder sends a bare CR as CRLF: the field after it is a field for every recipient.
+    const HIDDEN = 'From: a@x.test\r\nTo: b@x.test\r\nSubject: hi\rBcc: x@y.test\r\n\r\nHello.\r\n';
+    const SENT = 'From: a@x.test\r\nTo: b@x.test\r\nSubject: hi\r\n\r\nHello.\r\n';
+
+    it.each([
+      ['in memory', (): Body => HIDDEN],
+      ['streamed byte by byte', (): Body => Readable.from([...Buffer.from(HIDDEN)].map((b) => Buffer.from([b])))],
+      ['streamed, the CR ending a chunk', (): Body => {
+        const cut = HIDDEN.indexOf('\rBcc') + 1;
+        return Readable.from([Buffer.from(HIDDEN.slice(0, cut)), Buffer.from(HIDDEN.slice(cut))]);
+      }],
+    ])('ends the field before a Bcc, which is a recipient and never reaches the wire (%s)', async (_name, message) => {
+      const session = await sessionWith();
+      const { error } = await collect(sendMessage$(session, message()));
+      expect(error).toBeUndefined();
+      expect(envelopeLines().filter((l) => l.startsWith('RCPT'))).toEqual(['RCPT TO:<b@x.test>', 'RCPT TO:<x@y.test>']);
+      expect(server().text()).not.toContain('Bcc');
+      expect(received()).toBe(SENT);
     });
   });
 
