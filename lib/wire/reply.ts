@@ -56,11 +56,12 @@ export class ReplyParser {
   }
 
   /**
-   * Parses a chunk; throws `SMTPReplyLimitError` past a limit, `SMTPProtocolError` on a malformed
-   * reply.
+   * Parses a chunk: appends the replies it completes to `replies` and returns it. Throws
+   * `SMTPReplyLimitError` past a limit, `SMTPProtocolError` on a malformed reply; the replies
+   * completed before the violation are in `replies` by then, so pass your own array to keep
+   * them: what was read before a fault must not depend on how the bytes were cut into chunks.
    */
-  push(chunk: Uint8Array): Reply[] {
-    const replies: Reply[] = [];
+  push(chunk: Uint8Array, replies: Reply[] = []): Reply[] {
     let start = 0;
     for (;;) {
       const lf = chunk.indexOf(LF, start);
@@ -176,7 +177,7 @@ function makeReply(code: number, lines: readonly string[]): Reply {
  * ```
  *
  * A violation (line too long, malformed line, too many lines) errors the
- * stream; the caller then closes the connection.
+ * stream after the replies completed before it; the caller then closes the connection.
  *
  * @param limits bounds on line length, lines per reply and bytes per reply.
  * @return an operator from chunks to `Reply` objects.
@@ -187,14 +188,16 @@ export function parseReplies(limits: ReplyLimits = DEFAULT_REPLY_LIMITS): Operat
       const parser = new ReplyParser(limits);
       return chunks$.subscribe({
         next(chunk) {
-          let replies: Reply[];
+          const replies: Reply[] = [];
+          let failure: { err: unknown } | undefined;
           try {
-            replies = parser.push(chunk);
+            parser.push(chunk, replies);
           } catch (err) {
-            subscriber.error(err);
-            return;
+            failure = { err };
           }
+          // The replies completed before a violation first, as they would be from a chunk of their own.
           for (const reply of replies) subscriber.next(reply);
+          if (failure) subscriber.error(failure.err);
         },
         error: (err: unknown) => subscriber.error(err),
         complete: () => subscriber.complete(),

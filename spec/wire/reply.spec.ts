@@ -1,4 +1,4 @@
-import { Subject, firstValueFrom, from, toArray } from 'rxjs';
+import { Subject, firstValueFrom, from, lastValueFrom, tap, toArray } from 'rxjs';
 import { SMTPProtocolError, SMTPReplyLimitError } from '../../lib/errors';
 import { Reply, ReplyParser, parseReplies } from '../../lib/wire/reply';
 
@@ -103,6 +103,22 @@ describe('parseReplies', () => {
       await expect(parseChunks([line])).rejects.toBeInstanceOf(SMTPProtocolError);
     },
   );
+
+  it('emits the replies completed before a violation in the same chunk, then errors', async () => {
+    const seen: Reply[] = [];
+    const err = await lastValueFrom(from([bytes('250 2.0.0 queued\r\n25 short\r\n')]).pipe(parseReplies(), tap((r) => seen.push(r)))).catch(
+      (e: unknown) => e,
+    );
+    expect(seen.map((r) => r.message)).toEqual(['2.0.0 queued']);
+    expect(err).toMatchObject({ code: 'ERR_SMTP_PROTOCOL' });
+  });
+
+  it('keeps the replies completed before a violation in the array passed to push', () => {
+    const parser = new ReplyParser();
+    const replies: Reply[] = [];
+    expect(() => parser.push(bytes(`250 ok\r\n250 ${'x'.repeat(9000)}`), replies)).toThrow('Line too long.');
+    expect(replies.map((r) => r.code)).toEqual([250]);
+  });
 
   it('refuses a code change inside a multi-line reply', async () => {
     await expect(parseChunks(['250-a\r\n251 b\r\n'])).rejects.toThrow('Reply code changed');
