@@ -20,6 +20,7 @@ export type SMTPErrorCode =
   | 'ERR_SMTP_TIMEOUT'
   | 'ERR_SMTP_POOL_CLOSED'
   | 'ERR_SMTP_PROTOCOL'
+  | 'ERR_SMTP_REPLY_LIMIT'
   | 'ERR_SMTP_INVALID_ARGUMENT'
   | 'ERR_SMTP_POSSIBLY_DELIVERED'
   | 'ERR_SMTP_RESPONSE'
@@ -105,13 +106,23 @@ export class SMTPCertificateError extends SMTPException {
 
 /** The server broke the protocol: a malformed or unsolicited reply, STARTTLS injection. */
 export class SMTPProtocolError extends SMTPException {
-  override readonly code = 'ERR_SMTP_PROTOCOL';
+  override readonly code: SMTPErrorCode = 'ERR_SMTP_PROTOCOL';
   /** The reply nothing had asked for, when that was the breach. */
   readonly reply?: Reply;
   constructor(message: string, options?: { cause?: unknown; reply?: Reply }) {
     super(message, options);
     this.reply = options?.reply;
   }
+}
+
+/**
+ * A reply broke one of the client's own bounds (`ReplyLimits`: a line over 8192 bytes, too many
+ * lines or bytes in one reply). It is a failure of the connection, never the server's verdict:
+ * the reply was not read, so after the final dot the message is possibly delivered. smtplib
+ * raises `SMTPResponseException(500, "Line too long.")` here, which reads as a refusal.
+ */
+export class SMTPReplyLimitError extends SMTPProtocolError {
+  override readonly code = 'ERR_SMTP_REPLY_LIMIT';
 }
 
 /**

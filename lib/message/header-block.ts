@@ -55,8 +55,10 @@ const CR = 0x0d;
  * rest$:          b--b--b--|      (first b = the tail of the chunk that held the empty line)
  * ```
  *
- * The header ends at the first empty line, whatever the line endings (`\r\n\r\n`, `\n\n` or
- * mixed); a message with no empty line is all header. A bare CR is not a line ending.
+ * The header ends at the first empty line. A line ends at CRLF, at a bare LF or at a bare CR:
+ * the body encoder turns each of them into CRLF on the wire, so the fields read here are the
+ * fields every recipient will see (`Subject: hi\rBcc: x` is two fields). A message with no empty
+ * line is all header.
  *
  * The result mirrors the source's lifetime: it completes when the source completes, and
  * unsubscribing from it releases the source. Keep it subscribed while `rest$` is read (the
@@ -110,8 +112,10 @@ export function splitHeaderBlock$(
       },
       complete: () => {
         if (subscriber.closed && !handoff) return;
-        // No empty line: the whole message is header (RFC 5322 §3.5 makes the body optional).
-        handoff ??= emit(scanner.all(), new Uint8Array(0));
+        if (!handoff) {
+          const found = scanner.finish();
+          handoff = emit(found.header, found.separator);
+        }
         handoff.complete();
         subscriber.complete();
       },
@@ -123,12 +127,28 @@ export function splitHeaderBlock$(
   });
 }
 
-/** Finds the end of the header block across chunks, holding only header bytes. */
+/** Where a `HeaderScanner` stands after the bytes it has seen. */
+const enum At {
+  /** At the start of a line (of the message, or after an LF or a CRLF). */
+  LineStart,
+  /** At the start of a line that a CR ended: an LF now completes that CRLF. */
+  LineStartAfterCr,
+  /** A CR opened a line: the empty line; an LF now is its second half. */
+  EmptyLineCr,
+  /** Inside a line. */
+  InLine,
+}
+
+type Split = { header: Uint8Array; separator: Uint8Array; tail: Uint8Array };
+
+/**
+ * Finds the end of the header block across chunks, holding only header bytes. Its line ends are
+ * the body encoder's: CRLF, bare LF, bare CR.
+ */
 class HeaderScanner {
   private readonly held: Uint8Array[] = [];
   private heldBytes = 0;
-  /** 0: at the start of a line; 1: at the start of a line, after a CR; 2: inside a line. */
-  private state: 0 | 1 | 2 = 0;
+  private at: At = At.LineStart;
 
   constructor(private readonly maxHeaderBytes: number) {}
 
@@ -136,41 +156,52 @@ class HeaderScanner {
    * Feeds one chunk; returns the split once the empty line is found.
    * @throws SMTPInvalidArgumentError once the header outgrows the bound.
    */
-  push(chunk: Uint8Array): { header: Uint8Array; separator: Uint8Array; tail: Uint8Array } | undefined {
+  push(chunk: Uint8Array): Split | undefined {
     for (let i = 0; i < chunk.length; i++) {
       const byte = chunk[i];
-      if (this.state === 2) {
-        if (byte === LF) this.state = 0;
-      } else if (byte === LF) {
-        return this.split(chunk, i);
-      } else {
-        this.state = byte === CR && this.state === 0 ? 1 : 2;
+      switch (this.at) {
+        case At.InLine:
+          if (byte === LF) this.at = At.LineStart;
+          else if (byte === CR) this.at = At.LineStartAfterCr;
+          break;
+        case At.EmptyLineCr:
+          // `\r\n`, or a bare `\r` whose line the byte after it already belongs to.
+          return byte === LF ? this.split(chunk, i + 1, 2) : this.split(chunk, i, 1);
+        default:
+          if (byte === LF && this.at === At.LineStart) return this.split(chunk, i + 1, 1);
+          if (byte === CR) this.at = At.EmptyLineCr;
+          else if (byte !== LF) this.at = At.InLine;
+          else this.at = At.LineStart;
       }
     }
     this.hold(chunk);
     return undefined;
   }
 
-  /** Everything held, as the header (the source ended with no empty line). */
-  all(): Uint8Array {
+  /** The source ended: the header, and the empty line if a bare CR at the very end was one. */
+  finish(): Split {
+    const empty = new Uint8Array(0);
+    return this.at === At.EmptyLineCr ? this.split(empty, 0, 1) : { header: this.all(), separator: empty, tail: empty };
+  }
+
+  private all(): Uint8Array {
     return concatBytes(this.held, this.heldBytes);
   }
 
-  private split(chunk: Uint8Array, lfIndex: number) {
-    // The empty line is `\n` or `\r\n`; its CR may have come at the end of the previous chunk.
-    const separatorLength = this.state === 1 ? 2 : 1;
-    this.hold(chunk.subarray(0, lfIndex + 1), separatorLength);
+  /** The block ends `end` bytes into `chunk`, with an empty line of `separatorLength` bytes. */
+  private split(chunk: Uint8Array, end: number, separatorLength: 1 | 2): Split {
+    this.hold(chunk.subarray(0, end), separatorLength);
     const block = this.all();
     const headerLength = block.length - separatorLength;
     return {
       header: block.subarray(0, headerLength),
       separator: block.subarray(headerLength),
-      tail: chunk.subarray(lfIndex + 1),
+      tail: chunk.subarray(end),
     };
   }
 
-  /** Holds header bytes; `notHeader` of them (a trailing CR or the empty line) do not count. */
-  private hold(bytes: Uint8Array, notHeader: number = this.state === 1 ? 1 : 0): void {
+  /** Holds header bytes; `notHeader` of them (a CR that may open the empty line, or the empty line) do not count. */
+  private hold(bytes: Uint8Array, notHeader: number = this.at === At.EmptyLineCr ? 1 : 0): void {
     this.heldBytes += bytes.length;
     if (this.heldBytes - notHeader > this.maxHeaderBytes) {
       throw new SMTPInvalidArgumentError(`header block too large: no empty line within ${this.maxHeaderBytes} bytes`);
@@ -275,17 +306,25 @@ export function parseHeaderBlock(block: Uint8Array, separator: Uint8Array): Pars
   return { fields, separator };
 }
 
-/** The end of the field that starts at `start`: the first line break not followed by a blank. */
+/** The end of the field that starts at `start`: after the first line end not followed by a blank. */
 function fieldEnd(block: Uint8Array, start: number): number {
-  let lf = block.indexOf(LF, start);
-  while (lf !== -1 && (block[lf + 1] === 0x20 || block[lf + 1] === 0x09)) lf = block.indexOf(LF, lf + 1);
-  return lf === -1 ? block.length : lf + 1;
+  let end = lineEnd(block, start);
+  while (end !== -1 && (block[end] === 0x20 || block[end] === 0x09)) end = lineEnd(block, end);
+  return end === -1 ? block.length : end;
+}
+
+/** Just after the first line end (CRLF, LF or CR, as the body encoder reads them) at or after `from`; -1 if none. */
+function lineEnd(block: Uint8Array, from: number): number {
+  const lf = block.indexOf(LF, from);
+  const cr = block.indexOf(CR, from);
+  if (cr === -1 || (lf !== -1 && lf < cr)) return lf === -1 ? -1 : lf + 1;
+  return block[cr + 1] === LF ? cr + 2 : cr + 1;
 }
 
 function parseField(raw: Uint8Array): HeaderField {
   // RFC 6532 §3.2: header values may be UTF-8.
   const text = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('utf8');
-  const unfolded = text.replace(/\r?\n(?=[ \t])/g, '').replace(/\r?\n$/, '');
+  const unfolded = text.replace(/(?:\r\n|\r|\n)(?=[ \t])/g, '').replace(/(?:\r\n|\r|\n)$/, '');
   const match = FIELD_NAME.exec(unfolded);
   if (!match) return { name: '', value: unfolded, raw };
   return { name: match[1], value: unfolded.slice(match[0].length).trim(), raw };

@@ -64,7 +64,12 @@ export function classifyFailure(err: unknown): { readonly status: FailureStatus;
 
 /** Refused before a byte was written: resending the same message fails the same way. */
 const PERMANENT: readonly SMTPErrorCode[] = ['ERR_SMTP_INVALID_ARGUMENT', 'ERR_SMTP_NOT_SUPPORTED', 'ERR_SMTP_SIZE_EXCEEDED'];
-const TRANSIENT: readonly SMTPErrorCode[] = ['ERR_SMTP_SERVER_DISCONNECTED', 'ERR_SMTP_TIMEOUT', 'ERR_SMTP_PROTOCOL'];
+const TRANSIENT: readonly SMTPErrorCode[] = [
+  'ERR_SMTP_SERVER_DISCONNECTED',
+  'ERR_SMTP_TIMEOUT',
+  'ERR_SMTP_PROTOCOL',
+  'ERR_SMTP_REPLY_LIMIT',
+];
 
 /**
  * The reply code that decided a failure: the server's code for a response

@@ -1,5 +1,6 @@
 import { SMTPInvalidArgumentError, SMTPNotSupportedError, SMTPSizeExceededError } from '../errors';
 import { mailboxForWire, reversePathForWire } from '../message/mailbox';
+import { BodyFacts } from '../wire/body-source';
 import { sizeLimit } from '../wire/capabilities';
 import { Command, checkArgument, command } from '../wire/command';
 import { xtext } from '../wire/xtext';
@@ -19,6 +20,11 @@ export interface MailOptions {
   readonly requireTls?: boolean;
   /** Use BDAT when the server offers CHUNKING (RFC 3030); default true. */
   readonly chunking?: boolean;
+  /**
+   * The message has UTF-8 in its header fields (RFC 6532): send `SMTPUTF8` (RFC 6531 §3.4), or
+   * fail before MAIL when the server does not offer it. `sendMessage$` sets it when it finds them.
+   */
+  readonly smtputf8?: boolean;
 }
 
 /** Options of one recipient (RCPT TO). Arrays of strings are smtplib's `rcpt_options`. */
@@ -46,14 +52,6 @@ export interface Envelope {
   readonly binary: boolean;
 }
 
-/** What is known about the body before it is read. */
-export interface BodyFacts {
-  /** Its size in bytes when known (a string or bytes). */
-  readonly size?: number;
-  /** Whether it holds bytes ≥ 0x80, when known. */
-  readonly has8bit?: boolean;
-}
-
 // RFC 5321 §4.1.2: esmtp-keyword ["=" esmtp-value]; the value has no "=", blank or control.
 const ESMTP_PARAM = /^[A-Za-z0-9][A-Za-z0-9-]*(?:=[^\s=\x00-\x1f\x7f]+)?$/u;
 
@@ -77,7 +75,9 @@ function isList<T extends object>(options: readonly string[] | T): options is re
  *
  * Parameters follow smtplib's `sendmail` (`SIZE=` when advertised, options only
  * to ESMTP servers) plus what smtplib leaves to the caller: `BODY=8BITMIME` for
- * 8-bit bodies, `SMTPUTF8` when an address needs it (RFC 6531), DSN, REQUIRETLS.
+ * 8-bit bodies, `SMTPUTF8` when an address or a header field needs it (RFC 6531),
+ * DSN, REQUIRETLS. Unlike smtplib, a body known to be 8-bit is refused by a server
+ * without 8BITMIME (RFC 6152) instead of being sent as it is.
  *
  * @throws SMTPInvalidArgumentError for a malformed address or parameter.
  * @throws SMTPNotSupportedError when the message needs an extension the server lacks.
@@ -97,6 +97,13 @@ export function planEnvelope(
   const asked = (name: string): boolean => explicit.some((p) => p.split('=')[0].toUpperCase() === name);
   const smtputf8Offered = has('smtputf8');
   if (asked('SMTPUTF8') && !smtputf8Offered) throw new SMTPNotSupportedError('SMTPUTF8 not supported by server');
+  // RFC 6531 §3.2: a message with UTF-8 header fields goes only to a server that offers SMTPUTF8.
+  if (mailOptions.smtputf8 && !smtputf8Offered) {
+    throw new SMTPNotSupportedError(
+      'The message has UTF-8 in its header fields (RFC 6532) and the server does not offer SMTPUTF8 (RFC 6531): ' +
+        'encode them as RFC 2047 encoded-words to send it to this server',
+    );
+  }
 
   const from = reversePathForWire(sender, { smtputf8: smtputf8Offered });
   const rcpts = recipients.map((r) => {
@@ -104,24 +111,33 @@ export function planEnvelope(
     const path = mailboxForWire(recipient.address, { smtputf8: smtputf8Offered });
     return { address: recipient.address, path, options: { ...rcptOptions, ...withoutAddress(recipient) } };
   });
-  const needsUtf8 = from.needsSmtputf8 || rcpts.some((r) => r.path.needsSmtputf8);
+  const needsUtf8 = mailOptions.smtputf8 === true || from.needsSmtputf8 || rcpts.some((r) => r.path.needsSmtputf8);
 
   const body = mailOptions.body ?? (facts.has8bit && has('8bitmime') ? '8BITMIME' : undefined);
   const binary = body === 'BINARYMIME';
+  // RFC 6152 §3: 8-bit data only to a server that offered 8BITMIME (BINARYMIME carries any octet).
+  if (facts.has8bit && !binary && !has('8bitmime')) {
+    throw new SMTPNotSupportedError(
+      'The message has 8-bit data (bytes of 0x80 or more) and the server does not offer 8BITMIME (RFC 6152): ' +
+        'encode it as 7-bit MIME (quoted-printable or base64) to send it to this server',
+    );
+  }
   if (binary && !(has('binarymime') && has('chunking'))) {
     throw new SMTPNotSupportedError('BODY=BINARYMIME needs the BINARYMIME and CHUNKING extensions (RFC 3030)');
   }
   if (mailOptions.requireTls && !(has('requiretls') && session.connection.secure)) {
     throw new SMTPNotSupportedError('REQUIRETLS needs a TLS connection to a server that offers it (RFC 8689)');
   }
+  const mode = has('chunking') && mailOptions.chunking !== false ? 'bdat' : 'data';
+  const size = wireSize(facts, binary, mode);
   const limit = has('size') ? sizeLimit(session.esmtpFeatures) : undefined;
-  if (limit !== undefined && facts.size !== undefined && facts.size > limit) {
-    throw new SMTPSizeExceededError(facts.size, limit);
+  if (limit !== undefined && size !== undefined && size > limit) {
+    throw new SMTPSizeExceededError(size, limit);
   }
 
   const params = esmtp
     ? [
-        ...(has('size') && facts.size !== undefined ? [`SIZE=${facts.size}`] : []),
+        ...(has('size') && size !== undefined ? [`SIZE=${size}`] : []),
         ...(body && !asked('BODY') ? [`BODY=${body}`] : []),
         ...(needsUtf8 && !asked('SMTPUTF8') ? ['SMTPUTF8'] : []),
         ...(has('dsn') && mailOptions.ret ? [`RET=${mailOptions.ret}`] : []),
@@ -137,9 +153,20 @@ export function planEnvelope(
       address: r.address,
       rcpt: command('RCPT', [`TO:${r.path.wire}`, ...(esmtp ? rcptParams(r.options, has('dsn')) : [])]),
     })),
-    mode: has('chunking') && mailOptions.chunking !== false ? 'bdat' : 'data',
+    mode,
     binary,
   };
+}
+
+/**
+ * The size to declare (RFC 1870 §3: octets sent, CRLFs included), never below the bytes that go
+ * out: BINARYMIME sends the body as given; otherwise line ends become CRLF, and DATA doubles
+ * line-leading dots (which §3 leaves out of the count: counting them keeps the bound).
+ */
+function wireSize(facts: BodyFacts, binary: boolean, mode: Envelope['mode']): number | undefined {
+  if (binary) return facts.size;
+  if (facts.canonicalSize === undefined) return undefined;
+  return facts.canonicalSize + (mode === 'data' ? (facts.lineLeadingDots ?? 0) : 0);
 }
 
 function withoutAddress({ address: _address, ...options }: Recipient): RcptOptions {

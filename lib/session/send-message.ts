@@ -1,3 +1,4 @@
+import { isAscii } from 'node:buffer';
 import { Observable, concat, concatMap, defer, of } from 'rxjs';
 import { envelopeFromHeaders, stripBcc } from '../message/envelope';
 import { ParsedHeaders, splitHeaderBlock$ } from '../message/header-block';
@@ -24,11 +25,12 @@ import { SendEvent, sendmail$ } from './sendmail';
  *   resent block is refused. `fromAddr`/`toAddrs` win over the headers.
  * - `Bcc` and `Resent-Bcc` fields are removed from the bytes sent; the
  *   caller's message is never modified.
- * - An address with a non-ASCII local part adds `SMTPUTF8` and `BODY=8BITMIME`
- *   to MAIL (RFC 6531 §3.1: an SMTPUTF8 server offers 8BITMIME), or fails with
- *   `SMTPNotSupportedError` when the server does not offer SMTPUTF8. A non-ASCII
- *   domain goes out as A-labels and needs neither. Nothing is added to the
- *   caller's options, so passing the same options again sends the same MAIL.
+ * - An address with a non-ASCII local part, or a header field with UTF-8 in it
+ *   (RFC 6532), adds `SMTPUTF8` and `BODY=8BITMIME` to MAIL (RFC 6531 §3.1: an
+ *   SMTPUTF8 server offers 8BITMIME), or fails with `SMTPNotSupportedError`
+ *   before MAIL when the server does not offer SMTPUTF8. A non-ASCII domain goes
+ *   out as A-labels and needs neither. Nothing is added to the caller's options,
+ *   so passing the same options again sends the same MAIL.
  * - A string or `Uint8Array` message is sent with `SIZE=` of the bytes actually
  *   sent (after the Bcc fields are removed); a streamed one without `SIZE=`.
  *
@@ -63,7 +65,9 @@ export function sendMessage$(
     const override = { from: fromAddr, to: typeof toAddrs === 'string' ? [toAddrs] : toAddrs };
     const send$ = (headers: ParsedHeaders, body: Body): Observable<SendEvent> => {
       const { from, to } = envelopeFromHeaders(headers.fields, override);
-      const options = international(from, to) ? withBody8bit(mailOptionsOf(mailOptions)) : mailOptionsOf(mailOptions);
+      const utf8Headers = headers.fields.some((field) => !isAscii(field.raw));
+      const options =
+        utf8Headers || international(from, to) ? withUtf8(mailOptionsOf(mailOptions), utf8Headers) : mailOptionsOf(mailOptions);
       return sendmail$(session, from, to, body, options, rcptOptionsOf(rcptOptions));
     };
     return typeof message === 'string' || message instanceof Uint8Array
@@ -157,10 +161,12 @@ function international(from: string, to: readonly string[]): boolean {
 
 /**
  * smtplib adds `BODY=8BITMIME` with `SMTPUTF8`: a message to an internationalised
- * address may carry UTF-8 headers (RFC 6532). A new object, so the caller's
- * options never change; the caller's own `BODY` (structured, or in `params`, which
- * `planEnvelope` lets win) is kept.
+ * address may carry UTF-8 headers (RFC 6532). UTF-8 header fields ask for
+ * `SMTPUTF8` themselves (RFC 6531 §3.4), which `planEnvelope` refuses when the
+ * server does not offer it. A new object, so the caller's options never change;
+ * the caller's own `BODY` (structured, or in `params`, which `planEnvelope` lets
+ * win) is kept.
  */
-function withBody8bit(options: MailOptions): MailOptions {
-  return { ...options, body: options.body ?? '8BITMIME' };
+function withUtf8(options: MailOptions, utf8Headers: boolean): MailOptions {
+  return { ...options, body: options.body ?? '8BITMIME', ...(utf8Headers ? { smtputf8: true } : {}) };
 }

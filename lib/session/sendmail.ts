@@ -9,7 +9,7 @@ import {
 } from '../errors';
 import { Outgoing, ReplyHandler, Turn } from '../transport/connection';
 import { BodyEncoder, encodeBody } from '../wire/body-encoder';
-import { Body, has8bit, knownSize } from '../wire/body-source';
+import { Body, bodyFacts, knownSize } from '../wire/body-source';
 import { Command, command } from '../wire/command';
 import { Reply } from '../wire/reply';
 import { DOT_LINE, bodyChunks$, endOfData, writeDataBody$ } from './body';
@@ -83,7 +83,7 @@ export function sendmail$(
     const begin = (greeted: Session): void => {
       try {
         if (list.length === 0) throw new SMTPRecipientsRefused({});
-        const facts = { size: knownSize(body), has8bit: has8bit(body) };
+        const facts = bodyFacts(body);
         const envelope = planEnvelope(greeted, sender, list, facts, mailOptions, rcptOptions);
         transaction = new Transaction(greeted, envelope, body, subscriber);
       } catch (err) {

@@ -169,3 +169,66 @@ export function has8bit(body: Body): boolean | undefined {
   if (typeof body === 'string') return /[^\x00-\x7f]/.test(body);
   return body instanceof Uint8Array ? !isAscii(body) : undefined;
 }
+
+/** What is known about a body before it is read: everything for an in-memory body, nothing for a stream. */
+export interface BodyFacts {
+  /** Its size in bytes as given: what BODY=BINARYMIME sends untouched. */
+  readonly size?: number;
+  /**
+   * Its size once every CR, LF and CRLF is CRLF and its last line is closed, as the body encoder
+   * sends it: RFC 1870 §3's message size for DATA; BDAT sends up to 2 bytes fewer (it does not
+   * close the last line).
+   */
+  readonly canonicalSize?: number;
+  /** The dots that start a line, which DATA doubles (RFC 5321 §4.5.2). */
+  readonly lineLeadingDots?: number;
+  /** Whether it holds a byte ≥ 0x80. */
+  readonly has8bit?: boolean;
+}
+
+/**
+ * The facts of a body, for `SIZE=` (RFC 1870) and `BODY=` (RFC 6152) before MAIL is sent. An
+ * in-memory body is scanned once, line end by line end, without a copy; a stream yields `{}`.
+ */
+export function bodyFacts(body: Body): BodyFacts {
+  const size = knownSize(body);
+  if (size === undefined) return {};
+  const { lineEndsAdded, lineLeadingDots } = lineStructure(body as string | Uint8Array);
+  return { size, canonicalSize: size + lineEndsAdded, lineLeadingDots, has8bit: has8bit(body) };
+}
+
+const CR = 0x0d;
+const LF = 0x0a;
+const DOT = 0x2e;
+
+/**
+ * Counts what the body encoder adds to a body: a byte for each bare CR or bare LF (each becomes
+ * CRLF), a CRLF to close an unterminated last line, and the dots that would start a line. It
+ * agrees with `BodyEncoder` on what a line end is; CR, LF and "." are one UTF-16 unit and one
+ * UTF-8 byte, so a string is scanned as it is.
+ */
+function lineStructure(body: string | Uint8Array): { lineEndsAdded: number; lineLeadingDots: number } {
+  const n = body.length;
+  const at: (i: number) => number = typeof body === 'string' ? (i) => body.charCodeAt(i) : (i) => body[i];
+  const find: (byte: number, from: number) => number =
+    typeof body === 'string' ? (byte, from) => body.indexOf(String.fromCharCode(byte), from) : (byte, from) => body.indexOf(byte, from);
+  let lineEndsAdded = n > 0 && at(n - 1) !== CR && at(n - 1) !== LF ? 2 : 0;
+  let lineLeadingDots = n > 0 && at(0) === DOT ? 1 : 0;
+  // The next CR and the next LF at or after `i` (-1: none left).
+  let cr = find(CR, 0);
+  let lf = find(LF, 0);
+  for (let i = 0; ; ) {
+    if (cr !== -1 && cr < i) cr = find(CR, i);
+    if (lf !== -1 && lf < i) lf = find(LF, i);
+    if (cr === -1 && lf === -1) break;
+    const end = cr === -1 ? lf : lf === -1 ? cr : Math.min(cr, lf);
+    if (at(end) === CR && at(end + 1) === LF) {
+      i = end + 2;
+    } else {
+      lineEndsAdded++;
+      i = end + 1;
+    }
+    if (at(i) === DOT) lineLeadingDots++;
+  }
+  return { lineEndsAdded, lineLeadingDots };
+}

@@ -1,5 +1,5 @@
 import { Observable, OperatorFunction } from 'rxjs';
-import { SMTPProtocolError, SMTPResponseException } from '../errors';
+import { SMTPProtocolError, SMTPReplyLimitError } from '../errors';
 
 /** One SMTP reply, possibly multi-line. */
 export interface Reply {
@@ -15,7 +15,7 @@ export interface Reply {
 
 /** Limits on what a server may send; every one of them is under the server's control. */
 export interface ReplyLimits {
-  /** Bytes on one line, without its CRLF. smtplib's `_MAXLINE`: 8192. */
+  /** Bytes on one line, its CRLF (or bare LF) included: smtplib's `_MAXLINE`, 8192. */
   readonly maxLineLength: number;
   /** Lines in one reply. */
   readonly maxLines: number;
@@ -55,14 +55,18 @@ export class ReplyParser {
     return this.partialLength + this.replyBytes;
   }
 
-  /** Parses a chunk; throws `SMTPResponseException`/`SMTPProtocolError` on a violation. */
-  push(chunk: Uint8Array): Reply[] {
-    const replies: Reply[] = [];
+  /**
+   * Parses a chunk: appends the replies it completes to `replies` and returns it. Throws
+   * `SMTPReplyLimitError` past a limit, `SMTPProtocolError` on a malformed reply; the replies
+   * completed before the violation are in `replies` by then, so pass your own array to keep
+   * them: what was read before a fault must not depend on how the bytes were cut into chunks.
+   */
+  push(chunk: Uint8Array, replies: Reply[] = []): Reply[] {
     let start = 0;
     for (;;) {
       const lf = chunk.indexOf(LF, start);
       if (lf === -1) break;
-      this.checkLineLength(this.partialLength + lf - start - 1);
+      this.checkLineLength(this.partialLength + lf + 1 - start);
       const line = this.takeLine(chunk, start, lf);
       start = lf + 1;
       const reply = this.addLine(line);
@@ -70,18 +74,20 @@ export class ReplyParser {
     }
     if (start < chunk.length) {
       const rest = chunk.subarray(start);
-      // A trailing CR may be the first half of a CRLF split across chunks.
-      this.checkLineLength(this.partialLength + rest.length - (rest[rest.length - 1] === CR ? 1 : 0));
+      // The line is at least one LF longer than what has come of it (a trailing CR is the first
+      // half of a CRLF split across chunks, so it counts): refuse it now, not once it ends.
+      this.checkLineLength(this.partialLength + rest.length + 1);
       this.partial.push(Buffer.from(rest));
       this.partialLength += rest.length;
     }
     return replies;
   }
 
+  /** `length`: the line's bytes, its line end included (smtplib reads `_MAXLINE + 1` and compares). */
   private checkLineLength(length: number): void {
     if (length > this.limits.maxLineLength) {
-      // smtplib's wording and code for the same condition.
-      throw new SMTPResponseException(500, 'Line too long.');
+      // smtplib's wording, but not its SMTPResponseException(500): the server said nothing.
+      throw new SMTPReplyLimitError('Line too long.');
     }
   }
 
@@ -111,7 +117,7 @@ export class ReplyParser {
     this.replyBytes += raw.length;
     this.lines.push(line.length > 4 ? trimBlanks(line.slice(4)) : '');
     if (this.lines.length > this.limits.maxLines || this.replyBytes > this.limits.maxReplyBytes) {
-      throw new SMTPProtocolError(
+      throw new SMTPReplyLimitError(
         `Reply too large (over ${this.limits.maxLines} lines or ${this.limits.maxReplyBytes} bytes)`,
       );
     }
@@ -171,7 +177,7 @@ function makeReply(code: number, lines: readonly string[]): Reply {
  * ```
  *
  * A violation (line too long, malformed line, too many lines) errors the
- * stream; the caller then closes the connection.
+ * stream after the replies completed before it; the caller then closes the connection.
  *
  * @param limits bounds on line length, lines per reply and bytes per reply.
  * @return an operator from chunks to `Reply` objects.
@@ -182,14 +188,16 @@ export function parseReplies(limits: ReplyLimits = DEFAULT_REPLY_LIMITS): Operat
       const parser = new ReplyParser(limits);
       return chunks$.subscribe({
         next(chunk) {
-          let replies: Reply[];
+          const replies: Reply[] = [];
+          let failure: { err: unknown } | undefined;
           try {
-            replies = parser.push(chunk);
+            parser.push(chunk, replies);
           } catch (err) {
-            subscriber.error(err);
-            return;
+            failure = { err };
           }
+          // The replies completed before a violation first, as they would be from a chunk of their own.
           for (const reply of replies) subscriber.next(reply);
+          if (failure) subscriber.error(failure.err);
         },
         error: (err: unknown) => subscriber.error(err),
         complete: () => subscriber.complete(),

@@ -179,7 +179,7 @@ describe('SMTP (smtplib surface)', () => {
     const client = await connected({ handlers: { RCPT: (l) => (l.includes('no@') ? '550 5.1.1 no' : '250 ok') } });
     const events = await lastValueFrom(client.sendmail$('a@x.test', ['b@x.test', 'no@x.test'], 'Hi\n', ['X-TEST=1']).pipe(toArray()));
     expect(events.map((e) => e.type)).toEqual(['recipient', 'recipient', 'progress', 'sent']);
-    expect(fake!.session.commands.slice(0, 3)).toEqual(['EHLO client.test', 'MAIL FROM:<a@x.test> SIZE=3 X-TEST=1', 'RCPT TO:<b@x.test>']);
+    expect(fake!.session.commands.slice(0, 3)).toEqual(['EHLO client.test', 'MAIL FROM:<a@x.test> SIZE=4 X-TEST=1', 'RCPT TO:<b@x.test>']);
     expect(fake!.session.messages[0].toString()).toBe('Hi\r\n');
   });
 

@@ -108,6 +108,43 @@ describe('splitHeaderBlock$', () => {
     expect(chunks).toEqual(copies);
   });
 
+  describe('line ends, read as the body encoder writes them (CRLF, LF and a bare CR each end a line)', () => {
+    it('ends a field at a bare CR', async () => {
+      const { headers } = await splitAll(of(bytes('Subject: hi\rBcc: x@y.test\r\n\r\nbody')));
+      expect(headers.fields.map((f) => [f.name, f.value, text(f.raw)])).toEqual([
+        ['Subject', 'hi', 'Subject: hi\r'],
+        ['Bcc', 'x@y.test', 'Bcc: x@y.test\r\n'],
+      ]);
+    });
+
+    it('unfolds a field folded after a bare CR', async () => {
+      const { headers } = await splitAll(of(bytes('To: a@x.test,\r b@x.test\r\n\r\n')));
+      expect(headers.fields.map((f) => f.value)).toEqual(['a@x.test, b@x.test']);
+    });
+
+    it.each([
+      ['a bare CR after CRLF', 'A: 1\r\n\rbody', '\r', 'body'],
+      ['a bare CR after a bare CR', 'A: 1\r\rbody', '\r', 'body'],
+      ['CRLF after a bare CR', 'A: 1\r\r\nbody', '\r\n', 'body'],
+      ['LF after a bare LF', 'A: 1\n\nbody', '\n', 'body'],
+      ['a bare CR that ends the message', 'A: 1\r\n\r', '\r', ''],
+    ])('ends the header block at an empty line made of %s', async (_name, message, separator, body) => {
+      const input = bytes(message);
+      for (let at = 0; at <= input.length; at++) {
+        const { headers, rest } = await splitAll(from([input.slice(0, at), input.slice(at)]));
+        expect(headers.fields.map((f) => [f.name, f.value])).toEqual([['A', '1']]);
+        expect(text(headers.separator)).toBe(separator);
+        expect(text(join(rest))).toBe(body);
+      }
+    });
+
+    it('does not take the LF of a CRLF split across chunks for an empty line', async () => {
+      const { headers, rest } = await splitAll(from([bytes('A: 1\r'), bytes('\nB: 2\r\n\r\nbody')]));
+      expect(headers.fields.map((f) => f.name)).toEqual(['A', 'B']);
+      expect(text(join(rest))).toBe('body');
+    });
+  });
+
   it('takes a message with no empty line as all header, with an empty rest$', async () => {
     const { headers, rest } = await splitAll(of(bytes('A: 1\r\nB: 2')));
     expect(headers.fields.map((f) => [f.name, f.value])).toEqual([['A', '1'], ['B', '2']]);

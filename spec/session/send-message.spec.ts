@@ -3,6 +3,7 @@ import { Readable } from 'node:stream';
 import { Subject, tap } from 'rxjs';
 import { SMTPInvalidArgumentError, SMTPNotSupportedError, SMTPRecipientsRefused } from '../../lib/errors';
 import { sendMessage$ } from '../../lib/session/send-message';
+import { Body } from '../../lib/wire/body-source';
 import { Session } from '../../lib/session/session';
 import { collect } from '../helpers/events';
 import { FakeScript, FakeServer } from '../helpers/fake-server';
@@ -169,6 +170,28 @@ describe('sendMessage$', () => {
     });
   });
 
+  describe('a bare CR in the header block', () => {
+    // The body encoder sends a bare CR as CRLF: the field after it is a field for every recipient.
+    const HIDDEN = 'From: a@x.test\r\nTo: b@x.test\r\nSubject: hi\rBcc: x@y.test\r\n\r\nHello.\r\n';
+    const SENT = 'From: a@x.test\r\nTo: b@x.test\r\nSubject: hi\r\n\r\nHello.\r\n';
+
+    it.each([
+      ['in memory', (): Body => HIDDEN],
+      ['streamed byte by byte', (): Body => Readable.from([...Buffer.from(HIDDEN)].map((b) => Buffer.from([b])))],
+      ['streamed, the CR ending a chunk', (): Body => {
+        const cut = HIDDEN.indexOf('\rBcc') + 1;
+        return Readable.from([Buffer.from(HIDDEN.slice(0, cut)), Buffer.from(HIDDEN.slice(cut))]);
+      }],
+    ])('ends the field before a Bcc, which is a recipient and never reaches the wire (%s)', async (_name, message) => {
+      const session = await sessionWith();
+      const { error } = await collect(sendMessage$(session, message()));
+      expect(error).toBeUndefined();
+      expect(envelopeLines().filter((l) => l.startsWith('RCPT'))).toEqual(['RCPT TO:<b@x.test>', 'RCPT TO:<x@y.test>']);
+      expect(server().text()).not.toContain('Bcc');
+      expect(received()).toBe(SENT);
+    });
+  });
+
   describe('addresses on the wire', () => {
     // Each address is the whole value of a To field (or, for CR/LF, a toAddrs override).
     it.each([
@@ -176,7 +199,6 @@ describe('sendMessage$', () => {
       ['a quoted local part with an @', '"x@evil"@good.example', 'RCPT TO:<"x@evil"@good.example>'],
       ['a quoted local part with a blank, folded', '"john\r\n smith"@example.com', 'RCPT TO:<"john smith"@example.com>'],
       ['an encoded-word display name', '=?UTF-8?B?w4lsw6luZQ==?= <elene@example.com>', 'RCPT TO:<elene@example.com>'],
-      ['an IDN domain', 'joe@bücher.example', 'RCPT TO:<joe@xn--bcher-kva.example>'],
       ['a group', 'team: a@example.com, b@example.com;', 'RCPT TO:<a@example.com>'],
     ])('sends %s safely', async (_what, address, rcpt) => {
       const session = await sessionWith();
@@ -184,6 +206,14 @@ describe('sendMessage$', () => {
       expect(error).toBeUndefined();
       expect(envelopeLines()).toContain(rcpt);
       expect(envelopeLines()[0]).not.toContain('SMTPUTF8');
+    });
+
+    it('sends an IDN domain as A-labels, without SMTPUTF8', async () => {
+      // Given as toAddrs: in a To field its U-label would be UTF-8 in a header, which needs SMTPUTF8.
+      const session = await sessionWith();
+      const { error } = await collect(sendMessage$(session, msg('From: a@x.test', 'To: x@x.test', '', 'x'), undefined, ['joe@bücher.example']));
+      expect(error).toBeUndefined();
+      expect(envelopeLines().map((l) => l.replace(/ SIZE=\d+$/, ''))).toEqual(['MAIL FROM:<a@x.test>', 'RCPT TO:<joe@xn--bcher-kva.example>']);
     });
 
     it.each([
@@ -214,9 +244,9 @@ describe('sendMessage$', () => {
   describe('SMTPUTF8', () => {
     const UTF8 = msg('From: Páolo <főo@bar.com>', 'To: Dinsdale <Dinsdale@Stagnation.com>', 'Subject: Nudge nudge, wink, wink 😉', '', 'oh là là');
 
-    it('is not asked for when every address is ASCII', async () => {
+    it('is not asked for when every address and header field is ASCII', async () => {
       const session = await sessionWith({ extensions: ['8BITMIME', 'SMTPUTF8'] });
-      await collect(sendMessage$(session, msg('From: Páolo <paolo@bar.com>', 'To: b@x.test', '', 'là')));
+      await collect(sendMessage$(session, msg('From: =?UTF-8?Q?P=C3=A1olo?= <paolo@bar.com>', 'To: b@x.test', '', 'là')));
       expect(envelopeLines()[0]).toBe('MAIL FROM:<paolo@bar.com> BODY=8BITMIME');
     });
 

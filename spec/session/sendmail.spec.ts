@@ -249,7 +249,7 @@ describe('sendmail$', () => {
       expect(error).toBeUndefined();
       const canonical = 'line one\r\nline two\r\n.leading dot\r\n';
       expect(fake.session.chunks[0].toString()).toBe(
-        `MAIL FROM:<a@x.test> SIZE=${body.length}\r\nRCPT TO:<b@x.test>\r\nBDAT ${canonical.length} LAST\r\n${canonical}`,
+        `MAIL FROM:<a@x.test> SIZE=${canonical.length}\r\nRCPT TO:<b@x.test>\r\nBDAT ${canonical.length} LAST\r\n${canonical}`,
       );
       expect(values[values.length - 1]).toMatchObject({ type: 'sent' });
       expect(fake.session.messages[0].toString()).toBe(canonical);

@@ -1,5 +1,5 @@
 import { firstValueFrom, lastValueFrom, toArray } from 'rxjs';
-import { SMTPProtocolError, SMTPResponseException, SMTPServerDisconnected, SMTPTimeoutError } from '../../lib/errors';
+import { SMTPProtocolError, SMTPServerDisconnected, SMTPTimeoutError } from '../../lib/errors';
 import { command } from '../../lib/wire/command';
 import { FakeServer } from '../helpers/fake-server';
 import { Held, greetingOf, hold } from '../helpers/connect';
@@ -79,8 +79,7 @@ describe('SmtpConnection', () => {
     const { connection } = await open({ handlers: { NOOP: `250 ${'x'.repeat(8189)}` } });
     await greetingOf(held!);
     const err = await firstValueFrom(connection.request$(command('NOOP'))).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(SMTPResponseException);
-    expect(err).toMatchObject({ smtpCode: 500, smtpError: 'Line too long.' });
+    expect(err).toMatchObject({ code: 'ERR_SMTP_REPLY_LIMIT', message: 'Line too long.' });
     await lastValueFrom(connection.closed$, { defaultValue: undefined });
     await fake.closedSession();
   });

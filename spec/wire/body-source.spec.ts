@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { firstValueFrom, lastValueFrom, of, take, toArray } from 'rxjs';
-import { has8bit, knownSize, toChunks$ } from '../../lib/wire/body-source';
+import { bodyFacts, has8bit, knownSize, toChunks$ } from '../../lib/wire/body-source';
 
 const text = (chunks: readonly Uint8Array[]): string[] => chunks.map((c) => Buffer.from(c).toString('latin1'));
 
@@ -260,5 +260,20 @@ describe('has8bit', () => {
 
   it('cannot tell for a stream', () => {
     expect(has8bit(Readable.from([]))).toBeUndefined();
+  });
+});
+
+describe('bodyFacts', () => {
+  it('counts an in-memory body as the encoder will send it: CRLF line ends, last line closed', () => {
+    expect(bodyFacts('a\nb\rc\r\n.d')).toEqual({ size: 9, canonicalSize: 13, lineLeadingDots: 1, has8bit: false });
+    expect(bodyFacts(Buffer.from('.\r\r\n..é'))).toEqual({ size: 8, canonicalSize: 11, lineLeadingDots: 2, has8bit: true });
+  });
+
+  it('adds nothing to an empty body', () => {
+    expect(bodyFacts('')).toEqual({ size: 0, canonicalSize: 0, lineLeadingDots: 0, has8bit: false });
+  });
+
+  it('knows nothing of a stream', () => {
+    expect(bodyFacts(Readable.from([]))).toEqual({});
   });
 });

@@ -1,5 +1,5 @@
-import { Subject, firstValueFrom, from, toArray } from 'rxjs';
-import { SMTPProtocolError, SMTPResponseException } from '../../lib/errors';
+import { Subject, firstValueFrom, from, lastValueFrom, tap, toArray } from 'rxjs';
+import { SMTPProtocolError, SMTPReplyLimitError } from '../../lib/errors';
 import { Reply, ReplyParser, parseReplies } from '../../lib/wire/reply';
 
 const bytes = (s: string): Buffer => Buffer.from(s, 'latin1');
@@ -44,18 +44,42 @@ describe('parseReplies', () => {
     expect(reply.enhancedStatus).toBeUndefined();
   });
 
-  it('takes a reply line of 8192 bytes', async () => {
-    const line = `250 ${'x'.repeat(8188)}`;
-    expect(line.length).toBe(8192);
-    const [reply] = await parseChunks([line.slice(0, 5000), `${line.slice(5000)}\r\n`]);
-    expect(reply.message).toHaveLength(8188);
+  // smtplib's _MAXLINE: 8192 bytes per line, its CRLF included.
+  const lineOf = (total: number, end = '\r\n'): string => `250 ${'x'.repeat(total - 4 - end.length)}${end}`;
+
+  it('takes a reply line of 8192 bytes, CRLF included', async () => {
+    const line = lineOf(8192);
+    expect(line).toHaveLength(8192);
+    const [reply] = await parseChunks([line.slice(0, 5000), line.slice(5000)]);
+    expect(reply.message).toHaveLength(8186);
   });
 
-  it('refuses a reply line of 8193 bytes with 500 "Line too long."', async () => {
-    const line = `250 ${'x'.repeat(8189)}`;
-    const err = await parseChunks([`${line}\r\n`]).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(SMTPResponseException);
-    expect(err).toMatchObject({ smtpCode: 500, smtpError: 'Line too long.', code: 'ERR_SMTP_RESPONSE' });
+  it('takes a reply line of 8192 bytes whose CR ends one chunk and LF starts the next', async () => {
+    const line = lineOf(8192);
+    const [reply] = await parseChunks([line.slice(0, -1), line.slice(-1)]);
+    expect(reply.message).toHaveLength(8186);
+  });
+
+  it('takes a reply line of 8192 bytes ended by a bare LF', async () => {
+    const [reply] = await parseChunks([lineOf(8192, '\n')]);
+    expect(reply.message).toHaveLength(8187);
+  });
+
+  it.each([
+    ['8193 bytes', [lineOf(8193)]],
+    ['8194 bytes', [lineOf(8194)]],
+    ['8193 bytes ended by a bare LF', [lineOf(8193, '\n')]],
+    ['8193 bytes whose CR ends a chunk', [lineOf(8193).slice(0, -1), '\n']],
+  ])('refuses a reply line of %s with "Line too long."', async (_name, chunks) => {
+    const err = await parseChunks(chunks).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'ERR_SMTP_REPLY_LIMIT', message: 'Line too long.' });
+  });
+
+  it('reports a limit as a protocol error of ours, not as a reply of the server', async () => {
+    const err = await parseChunks([lineOf(8193)]).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SMTPReplyLimitError);
+    expect(err).toBeInstanceOf(SMTPProtocolError);
+    expect(err).not.toHaveProperty('smtpCode');
   });
 
   it('refuses an over-long line before its end arrives (no unbounded buffering)', () => {
@@ -65,12 +89,12 @@ describe('parseReplies', () => {
 
   it('bounds the lines in one reply', () => {
     const parser = new ReplyParser({ maxLineLength: 8192, maxLines: 3, maxReplyBytes: 1 << 20 });
-    expect(() => parser.push(bytes('250-a\r\n250-b\r\n250-c\r\n250-d\r\n'))).toThrow(SMTPProtocolError);
+    expect(() => parser.push(bytes('250-a\r\n250-b\r\n250-c\r\n250-d\r\n'))).toThrow(SMTPReplyLimitError);
   });
 
   it('bounds the bytes in one reply', () => {
     const parser = new ReplyParser({ maxLineLength: 8192, maxLines: 1000, maxReplyBytes: 100 });
-    expect(() => parser.push(bytes(`250-${'a'.repeat(60)}\r\n250-${'b'.repeat(60)}\r\n`))).toThrow(SMTPProtocolError);
+    expect(() => parser.push(bytes(`250-${'a'.repeat(60)}\r\n250-${'b'.repeat(60)}\r\n`))).toThrow(SMTPReplyLimitError);
   });
 
   it.each([['25 short\r\n'], ['2500 long\r\n'], ['abc text\r\n'], ['250_x\r\n']])(
@@ -79,6 +103,22 @@ describe('parseReplies', () => {
       await expect(parseChunks([line])).rejects.toBeInstanceOf(SMTPProtocolError);
     },
   );
+
+  it('emits the replies completed before a violation in the same chunk, then errors', async () => {
+    const seen: Reply[] = [];
+    const err = await lastValueFrom(from([bytes('250 2.0.0 queued\r\n25 short\r\n')]).pipe(parseReplies(), tap((r) => seen.push(r)))).catch(
+      (e: unknown) => e,
+    );
+    expect(seen.map((r) => r.message)).toEqual(['2.0.0 queued']);
+    expect(err).toMatchObject({ code: 'ERR_SMTP_PROTOCOL' });
+  });
+
+  it('keeps the replies completed before a violation in the array passed to push', () => {
+    const parser = new ReplyParser();
+    const replies: Reply[] = [];
+    expect(() => parser.push(bytes(`250 ok\r\n250 ${'x'.repeat(9000)}`), replies)).toThrow('Line too long.');
+    expect(replies.map((r) => r.code)).toEqual([250]);
+  });
 
   it('refuses a code change inside a multi-line reply', async () => {
     await expect(parseChunks(['250-a\r\n251 b\r\n'])).rejects.toThrow('Reply code changed');
