@@ -2,8 +2,10 @@
 # Start PRIVATE instances of Postfix, Dovecot and smtp-sink on 127.0.0.1 high ports
 # for rx-smtp's real-MTA test suite.  Usage: mta/start.sh [STATE_DIR]
 #
-#   STATE_DIR  default: <repo root>/.mta (git-ignored).  Everything lives there:
-#              TLS material, configs, Postfix queue, Maildirs, logs, PIDs, env.json.
+#   STATE_DIR  default: /var/tmp/rx-smtp-mta-<hash of the checkout's path>, linked from
+#              <repo root>/.mta (git-ignored); see mta/state-dir.sh.  Everything lives there:
+#              TLS material, configs, Postfix queue, Maildirs, logs, PIDs, env.json.  The users
+#              postfix, mail and nobody must be able to reach it.
 #   MTA_PORT_BASE (env, default 20025): first port; all ports are BASE..BASE+35.
 #
 # Needs root (Postfix and Dovecot masters must start as root) and mta/install.sh.
@@ -13,21 +15,44 @@ set -euo pipefail
 die() { echo "mta/start.sh: ERROR: $*" >&2; exit 1; }
 log() { echo "mta/start.sh: $*"; }
 
-SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
-STATE_DIR="${1:-$REPO_ROOT/.mta}"
-mkdir -p "$STATE_DIR"
-STATE_DIR="$(cd "$STATE_DIR" && pwd)"
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
+REPO_ROOT="$(cd "$SCRIPT_DIR/.." && pwd -P)"
+. "$SCRIPT_DIR/state-dir.sh"
 T0=$(date +%s.%N)
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (Postfix/Dovecot masters start as root)"
-for b in postfix postconf smtp-sink dovecot openssl python3; do
+for b in postfix postconf smtp-sink dovecot openssl python3 setpriv; do
   command -v "$b" >/dev/null 2>&1 || die "'$b' not found: run mta/install.sh first"
 done
 [ -x /usr/lib/dovecot/lmtp ] || die "dovecot-lmtpd missing: run mta/install.sh first"
 
-# A previous run from the same STATE_DIR is stopped first (idempotent restart).
-"$SCRIPT_DIR/stop.sh" "$STATE_DIR" >/dev/null 2>&1 || true
+# A previous run of this checkout is stopped first (idempotent restart), wherever its state was.
+"$SCRIPT_DIR/stop.sh" "${1:-}" >/dev/null 2>&1 || true
+
+if [ -n "${1:-}" ]; then
+  STATE_DIR="$1"
+  mkdir -p "$STATE_DIR"
+else
+  STATE_DIR="$(default_state_dir "$REPO_ROOT")"
+  # /var/tmp is writable by everyone: never adopt a directory (or link) someone else planted there.
+  if [ -e "$STATE_DIR" ] || [ -L "$STATE_DIR" ]; then
+    [ -d "$STATE_DIR" ] && [ ! -L "$STATE_DIR" ] && [ "$(stat -c %u "$STATE_DIR")" -eq 0 ] \
+      || die "$STATE_DIR exists and is not a directory owned by root: remove it"
+  fi
+  mkdir -p -m 0755 "$STATE_DIR"
+  # Older runs kept the state in the checkout itself: stopped above, it is replaced by the link.
+  [ -L "$REPO_ROOT/.mta" ] || [ ! -d "$REPO_ROOT/.mta" ] || rm -rf "$REPO_ROOT/.mta"
+  ln -sfn "$STATE_DIR" "$REPO_ROOT/.mta"
+fi
+STATE_DIR="$(cd "$STATE_DIR" && pwd -P)"
+chmod 0755 "$STATE_DIR"
+
+# Postfix's master opens its lock file as postfix, Dovecot delivers as mail, smtp-sink writes its
+# dumps as nobody: each must be able to walk down to STATE_DIR.
+for u in postfix mail nobody; do
+  setpriv --reuid="$u" --regid="$(id -g "$u")" --clear-groups test -x "$STATE_DIR" \
+    || die "user $u cannot reach $STATE_DIR (a parent directory is closed to it): choose a STATE_DIR outside it, or run without one"
+done
 
 # ---------------------------------------------------------------- ports
 BASE="${MTA_PORT_BASE:-20025}"
@@ -88,7 +113,7 @@ fi
 [ $(( ${#PF_SPOOL} + 13 )) -lt 107 ] || die "STATE_DIR path too long for unix sockets: $STATE_DIR"
 mkdir -p "$TLS" "$LOGS" "$RUN" "$MAIL" "$PF_ETC" "$PF_SPOOL" "$PF_LIB" "$DV"
 # Dovecot's mail processes (uid mail) must traverse to the Maildirs; keep the tree world-traversable.
-chmod 0755 "$STATE_DIR" "$DV" "$PF"
+chmod 0755 "$DV" "$PF"
 chown mail:mail "$MAIL"; chmod 0755 "$MAIL"
 # The over-quota user starts empty on every start (deterministic 4xx), and the known users'
 # Maildirs are pre-created 0755 so Dovecot copies group/other read bits to new files.

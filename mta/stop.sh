@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Stop the private Postfix, Dovecot and smtp-sink instances started by mta/start.sh.
-# Usage: mta/stop.sh [STATE_DIR]   (default <repo root>/.mta). Idempotent; exits 0 when
-# nothing runs. The state directory (queue, Maildirs, logs, certificates) is left in place.
+# Usage: mta/stop.sh [STATE_DIR]   (default: the directory <repo root>/.mta links to, see
+# mta/state-dir.sh). Idempotent; exits 0 when nothing runs. The state directory (queue, Maildirs,
+# logs, certificates) is left in place.
 set -uo pipefail
 
-SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
-STATE_DIR="${1:-$REPO_ROOT/.mta}"
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
+REPO_ROOT="$(cd "$SCRIPT_DIR/.." && pwd -P)"
+. "$SCRIPT_DIR/state-dir.sh"
+STATE_DIR="${1:-$(current_state_dir "$REPO_ROOT")}"
 case "$STATE_DIR" in /*) ;; *) STATE_DIR="$PWD/$STATE_DIR" ;; esac
-STATE_DIR="$(cd "$STATE_DIR" 2>/dev/null && pwd || echo "${STATE_DIR%/}")"
+# The physical path: the daemons' command lines and working directories name that one.
+STATE_DIR="$(cd "$STATE_DIR" 2>/dev/null && pwd -P || echo "${STATE_DIR%/}")"
 log() { echo "mta/stop.sh: $*"; }
 
 PF_ETC="$STATE_DIR/postfix/etc"

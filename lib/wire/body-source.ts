@@ -35,7 +35,9 @@ type AnyIterator = Iterator<unknown> | AsyncIterator<unknown>;
  * strings from a Readable in string mode are UTF-8 encoded; empty ones are dropped). Before
  * each chunk `ready()` is awaited if it returns a promise, so a 1 GiB stream is never read ahead
  * of the socket. While `ready()` returns undefined and the body is in memory, chunks are emitted
- * synchronously.
+ * synchronously. After 256 chunks or 1 MiB without a pause, the next pull waits for the next turn
+ * of the event loop (`setImmediate`), so that a source that never waits does not starve timers
+ * and other sockets.
  *
  * An Observable body is passed through untouched: it pushes, so it cannot be paused, and
  * backpressure is its producer's business.
@@ -59,12 +61,16 @@ export function toChunks$(body: Body, options: ChunkOptions = {}): Observable<Ui
   return new Observable<Uint8Array>((subscriber) => {
     const iterator = openIterator(body);
     const puller = new ChunkPuller(iterator, chunkSize);
+    const turn = new TurnBudget();
     let finished = false;
+    let pause: NodeJS.Immediate | undefined;
     const fail = (err: unknown): void => subscriber.error(err);
     /** Emits synchronously as long as neither the gate nor the source asks to wait. */
     const run = (): void => {
+      pause = undefined;
       try {
         while (!subscriber.closed) {
+          if (turn.spent()) return void (pause = setImmediate(run));
           const wait = options.ready?.();
           if (wait) return void wait.then(run, fail);
           const step = puller.pull();
@@ -83,11 +89,13 @@ export function toChunks$(body: Body, options: ChunkOptions = {}): Observable<Ui
         subscriber.complete();
         return false;
       }
+      turn.charge(result.value.length);
       if (result.value.length > 0) subscriber.next(result.value);
       return true;
     };
     run();
     return () => {
+      if (pause) clearImmediate(pause);
       if (!finished) release(body, iterator);
     };
   });
@@ -115,6 +123,31 @@ function release(body: Body, iterator: AnyIterator): void {
   // never: destroy a Readable directly so its file descriptor or socket is freed now.
   const destroy = (body as { destroy?: unknown }).destroy;
   if (typeof destroy === 'function') destroy.call(body);
+}
+
+/**
+ * How much one uninterrupted run may emit before it lets the event loop turn. A source whose
+ * promises are already resolved (an async generator over data in memory) is read in microtasks
+ * only: without a pause, timers and other sockets would wait until the whole body is out.
+ */
+class TurnBudget {
+  private static readonly CHUNKS = 256;
+  private static readonly BYTES = 1024 * 1024;
+  private chunks = 0;
+  private bytes = 0;
+
+  charge(bytes: number): void {
+    this.chunks++;
+    this.bytes += bytes;
+  }
+
+  /** True (once, then the budget is renewed) when the run should yield to the macrotask queue. */
+  spent(): boolean {
+    if (this.chunks < TurnBudget.CHUNKS && this.bytes < TurnBudget.BYTES) return false;
+    this.chunks = 0;
+    this.bytes = 0;
+    return true;
+  }
 }
 
 /** Pulls values from an iterator and hands them out as byte chunks of at most `chunkSize`. */

@@ -3,7 +3,11 @@ import * as path from 'node:path';
 
 type Ports4 = { readonly mail: number; readonly rcpt: number; readonly data: number; readonly dot: number };
 
-/** What `mta/start.sh` wrote to `.mta/env.json`: every port, path and address of the private servers. */
+/**
+ * What `mta/start.sh` wrote to `.mta/env.json`: every port, path and address of the private servers.
+ * `.mta` links to the state directory outside the checkout (/var/tmp/rx-smtp-mta-*), where the
+ * servers' users can reach it.
+ */
 export interface MtaEnv {
   readonly stateDir: string;
   readonly host: string;

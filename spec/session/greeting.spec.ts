@@ -1,7 +1,8 @@
-import { NEVER, firstValueFrom } from 'rxjs';
+import { EMPTY, firstValueFrom, lastValueFrom, toArray } from 'rxjs';
 import { SMTPConnectError, SMTPServerDisconnected, SMTPTimeoutError } from '../../lib/errors';
 import { greeting } from '../../lib/session/greeting';
 import { FakeServer } from '../helpers/fake-server';
+import { expectSilentOnNever } from '../helpers/never';
 import { sessionOn } from '../helpers/session';
 
 describe('greeting', () => {
@@ -55,10 +56,8 @@ describe('greeting', () => {
   });
 
   it('emits nothing for a source that never emits, and nothing for an empty one', async () => {
-    let emitted = false;
-    const sub = NEVER.pipe(greeting()).subscribe(() => (emitted = true));
-    sub.unsubscribe();
-    expect(emitted).toBe(false);
+    await expectSilentOnNever(greeting());
+    expect(await lastValueFrom(EMPTY.pipe(greeting(), toArray()))).toEqual([]);
     fake = await FakeServer.start();
   });
 });
