@@ -56,6 +56,22 @@ describe('the packed rx-smtp', () => {
     );
   });
 
+  it('ships source maps whose every source is in the tarball or inlined', () => {
+    const maps = packed.filter((f) => f.endsWith('.map'));
+    expect(maps.length).toBeGreaterThan(0);
+    const unresolved = maps.flatMap((file) => {
+      const map = JSON.parse(fs.readFileSync(path.join(installed, file), 'utf8')) as {
+        sourceRoot?: string;
+        sources: string[];
+        sourcesContent?: (string | null)[];
+      };
+      return map.sources
+        .filter((source, i) => typeof map.sourcesContent?.[i] !== 'string' && !inTarball(file, map.sourceRoot, source))
+        .map((source) => `${file}: ${source}`);
+    });
+    expect(unresolved).toEqual([]);
+  });
+
   // Each resolution mode a consumer may compile with, the `module` that goes with it, and both import
   // styles: the ES module (.mts, resolved through the `import` condition) and CommonJS (.cts, `require`).
   // The typings must accept what runs and refuse what fails: a default import exists only in the ES build.
@@ -91,6 +107,12 @@ function compileConsumers(): Promise<string> {
     );
   })();
   return compiling;
+}
+
+/** Whether a source map's `source` names a file that the tarball holds. */
+function inTarball(mapFile: string, sourceRoot: string | undefined, source: string): boolean {
+  const file = path.resolve(installed, path.dirname(mapFile), sourceRoot ?? '', source);
+  return !path.relative(installed, file).startsWith('..') && fs.existsSync(file);
 }
 
 /** A consumer project: one ES module and one CommonJS file using rx-smtp, with its tsconfig. */
