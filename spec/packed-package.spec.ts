@@ -45,6 +45,15 @@ beforeAll(() => {
 afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
 
 describe('the packed rx-smtp', () => {
+  it('holds the build, README, LICENSE, CHANGELOG and package.json, nothing else', () => {
+    const outside = packed.filter(
+      (f) => !f.startsWith('dist/') && !['README.md', 'LICENSE', 'CHANGELOG.md', 'package.json'].includes(f),
+    );
+    expect(outside).toEqual([]);
+    expect(packed).toEqual(expect.arrayContaining(['LICENSE', 'CHANGELOG.md', 'README.md']));
+    expect(packed.filter((f) => /(^|\/)(spec|build)\/|\.spec\./.test(f))).toEqual([]);
+  });
+
   it('ships the typings of each entry point in package.json', () => {
     expect(packed).toEqual(
       expect.arrayContaining([
