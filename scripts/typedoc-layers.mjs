@@ -1,19 +1,19 @@
 // TypeDoc plugin: files every top-level export of the API docs under the layer of lib/ it is
-// declared in (ARCHITECTURE.md), so the pages read wire → transport → session → client → pool,
-// without a @category tag on every declaration. The layer is a @category tag added to the
-// export's own comment; an export without a comment gets none, so TypeDoc's notDocumented
-// validation still reports it.
+// declared in (ARCHITECTURE.md: wire, message, SASL, transport, session, client, pool), without a
+// @category tag on every declaration. The layer is a @category tag added to the export's own
+// comment; an export without a comment gets none, so TypeDoc's notDocumented validation still
+// reports it.
 import { CommentTag, Converter } from 'typedoc';
 
 /** lib/<folder>/ or lib/<file>.ts → the category title; the order of categoryOrder in typedoc.json. */
 const LAYERS = {
   wire: 'Wire',
+  message: 'Message',
+  auth: 'SASL mechanisms',
   transport: 'Transport',
   session: 'Session',
-  auth: 'SASL mechanisms',
   client: 'Client',
   pool: 'Pool',
-  message: 'Message',
   errors: 'Errors',
 };
 
