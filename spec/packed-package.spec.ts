@@ -11,6 +11,10 @@ import { promisify } from 'node:util';
 const run = promisify(execFile);
 const root = path.join(__dirname, '..');
 const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as {
+  main?: string;
+  module?: string;
+  types?: string;
+  exports?: unknown;
   dependencies?: Record<string, string>;
   peerDependencies?: Record<string, string>;
 };
@@ -54,15 +58,10 @@ describe('the packed rx-smtp', () => {
     expect(packed.filter((f) => /(^|\/)(spec|build)\/|\.spec\./.test(f))).toEqual([]);
   });
 
-  it('ships the typings of each entry point in package.json', () => {
-    expect(packed).toEqual(
-      expect.arrayContaining([
-        'dist/cjs/index.js',
-        'dist/cjs/index.d.ts',
-        'dist/esm/index.mjs',
-        'dist/esm/index.d.mts',
-      ]),
-    );
+  it('holds every file package.json points at, the typings of each condition included', () => {
+    const targets = [pkg.main, pkg.module, pkg.types, ...leaves(pkg.exports)].map((f) => path.posix.normalize(f!));
+    expect(targets).toEqual(expect.arrayContaining(['dist/esm/index.d.mts', 'dist/cjs/index.d.ts']));
+    expect(targets.filter((f) => !packed.includes(f))).toEqual([]);
   });
 
   it('ships source maps whose every source is in the tarball or inlined', () => {
@@ -116,6 +115,12 @@ function compileConsumers(): Promise<string> {
     );
   })();
   return compiling;
+}
+
+/** Every path in an `exports` map, whatever its nesting of conditions. */
+function leaves(exports: unknown): string[] {
+  if (typeof exports === 'string') return [exports];
+  return exports && typeof exports === 'object' ? Object.values(exports).flatMap(leaves) : [];
 }
 
 /** Whether a source map's `source` names a file that the tarball holds. */
