@@ -17,7 +17,7 @@ import { ehlo$, isGreeted } from './ehlo';
 import { Envelope, MailOptions, RcptOptions, Recipient, planEnvelope } from './envelope';
 import { Session, Timeouts, hasExtension } from './session';
 
-/** One event of a transaction, in wire order (see design.md). */
+/** One event of a transaction, in wire order (see ARCHITECTURE.md). */
 export type SendEvent =
   | { readonly type: 'recipient'; readonly recipient: string; readonly accepted: boolean; readonly reply: Reply }
   | { readonly type: 'progress'; readonly bytesSent: number }
