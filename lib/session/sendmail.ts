@@ -1,4 +1,4 @@
-import { Observable, OperatorFunction, Subscriber, Subscription, concatMap, identity, of } from 'rxjs';
+import { Observable, Subscriber, Subscription, concatMap, identity, of } from 'rxjs';
 import {
   SMTPDataError,
   SMTPPossiblyDeliveredError,
@@ -8,10 +8,10 @@ import {
 } from '../errors';
 import { Outgoing, ReplyHandler, Turn } from '../transport/connection';
 import { BodyEncoder, encodeBody } from '../wire/body-encoder';
-import { Body, bodyFacts, knownSize } from '../wire/body-source';
+import { Body, bodyFacts } from '../wire/body-source';
 import { Command, command } from '../wire/command';
 import { Reply } from '../wire/reply';
-import { DOT_LINE, bodyChunks$, endOfData, writeDataBody$ } from './body';
+import { DOT_LINE, NO_BYTES, bdat, bodyChunks$, endOfData, progress$, progressOf, smallBody, withLast, writeDataBody$ } from './body';
 import { ehlo$, isGreeted } from './ehlo';
 import { Envelope, MailOptions, RcptOptions, Recipient, planEnvelope } from './envelope';
 import { Session, Timeouts, hasExtension } from './session';
@@ -24,13 +24,10 @@ export type SendEvent =
   | { readonly type: 'delivery'; readonly recipient: string; readonly delivered: boolean; readonly reply: Reply }
   | { readonly type: 'sent'; readonly reply: Reply; readonly refused: Readonly<Record<string, Reply>> };
 
-/** A `progress` event each time this many more body bytes are written, and one at the end. */
-const PROGRESS_STEP = 256 * 1024;
 const DATA = command('DATA');
 const RSET = command('RSET');
 /** The end of a DATA that carried nothing (RFC 2920 §3.1). */
 const LONE_DOT: Command = { verb: '.', line: '.', debugText: '.' };
-const NO_BYTES = new Uint8Array(0);
 const noop = (): void => undefined;
 /** The replies of cleanup commands: only their deadline matters (an unanswered one ends the connection). */
 const IGNORE: ReplyHandler = { reply: noop, error: noop };
@@ -548,26 +545,6 @@ class Transaction {
   }
 }
 
-/** `BDAT n [LAST]` and its bytes; the command draws one reply, LMTP's LAST one per recipient. */
-function bdat(chunk: Uint8Array, last: boolean, replies: number): Outgoing[] {
-  const cmd: Command = command('BDAT', [String(chunk.length), ...(last ? ['LAST'] : [])]);
-  return [cmd, { bytes: chunk, replies: Math.max(replies, 1) - 1, debugText: `<${chunk.length} bytes>` }];
-}
-
-/** In-memory bodies up to this size skip the streaming machinery: encoded at once, written with their end. */
-const SMALL_BODY = 64 * 1024;
-
-/** The body's bytes when it is in memory and small, else undefined (it will be streamed). */
-function smallBody(body: Body): Uint8Array | undefined {
-  const size = knownSize(body);
-  if (size === undefined || size > SMALL_BODY) return undefined;
-  return typeof body === 'string' ? Buffer.from(body, 'utf8') : (body as Uint8Array);
-}
-
-function progressOf(bytesSent: number): SendEvent {
-  return { type: 'progress', bytesSent };
-}
-
 /** A reply-based failure: the server said no, so the connection's state is known. */
 function isRefusal(err: unknown): boolean {
   return err instanceof SMTPResponseException || err instanceof SMTPRecipientsRefused;
@@ -580,45 +557,4 @@ function possiblyDelivered(cause: unknown): SMTPPossiblyDeliveredError {
       'it may have been delivered: do not resend it blindly',
     { cause },
   );
-}
-
-/** Turns written chunk sizes into `progress` events: one per PROGRESS_STEP bytes, and the total at the end. */
-function progress$(sizes$: Observable<number>): Observable<SendEvent> {
-  return new Observable<SendEvent>((subscriber) => {
-    let total = 0;
-    let reported = -1;
-    return sizes$.subscribe({
-      next: (n) => {
-        total += n;
-        if (total - Math.max(reported, 0) >= PROGRESS_STEP) {
-          reported = total;
-          subscriber.next({ type: 'progress', bytesSent: total });
-        }
-      },
-      error: (err: unknown) => subscriber.error(err),
-      complete: () => {
-        if (reported !== total) subscriber.next({ type: 'progress', bytesSent: total });
-        subscriber.complete();
-      },
-    });
-  });
-}
-
-/** Pairs each value with whether it is the last, holding one value back. */
-function withLast<T>(): OperatorFunction<T, { value: T; last: boolean }> {
-  return (source$) =>
-    new Observable((subscriber) => {
-      let held: { value: T } | undefined;
-      return source$.subscribe({
-        next: (value) => {
-          if (held) subscriber.next({ value: held.value, last: false });
-          held = { value };
-        },
-        error: (err: unknown) => subscriber.error(err),
-        complete: () => {
-          subscriber.next({ value: held ? held.value : (NO_BYTES as T), last: true });
-          subscriber.complete();
-        },
-      });
-    });
 }
