@@ -82,7 +82,7 @@ export class PooledConnection {
     return usable && this.started < this.limits.maxMessages ? this.capacity - this.running : 0;
   }
 
-  /** Transactions running on it. */
+  /** Transactions given to it and not ended: running, or waiting for the write lock. */
   get load(): number {
     return this.running;
   }
@@ -110,10 +110,13 @@ export class PooledConnection {
     const cancel = connection.writeLock.acquire((release) => {
       granted = true;
       this.gate = undefined;
-      if (connection.open) {
-        (this.waiting.shift() as Job).start(this.session as Session, (err) => this.settle(err));
+      if (!connection.open) this.handBackWaiting();
+      else {
+        // The first job now, whichever it is: the one the wait began for may have been withdrawn.
+        const job = this.waiting.shift();
+        job?.start(this.session as Session, (err) => this.settle(err));
         this.admitNext();
-      } else this.handBackWaiting();
+      }
       release();
     });
     if (!granted) this.gate = cancel;
@@ -126,11 +129,6 @@ export class PooledConnection {
     this.waiting.splice(at, 1);
     this.running--;
     this.started--;
-    if (at === 0) {
-      this.gate?.();
-      this.gate = undefined;
-      this.admitNext();
-    }
     this.events.available();
   }
 

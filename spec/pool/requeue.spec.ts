@@ -42,6 +42,22 @@ describe('SMTPPool requeues messages that never reached the wire', () => {
     },
   );
 
+  it('withdraws a message cancelled while it waits for the write lock: it never reaches the wire', async () => {
+    const fake = await bench.fake();
+    const pool = bench.pool(fake.port, { maxConnections: 1, maxInFlightPerConnection: 4 });
+    const first = pool.sendmail$('a@x.test', 'first@x.test', endless()).subscribe({ error: () => undefined });
+    const withdrawn = pool.sendmail$('a@x.test', 'withdrawn@x.test', BODY).subscribe();
+    const last = sendOne(pool, 'last@x.test');
+    await fake.until(() => fake.session?.bytes.some((b) => b.includes('Subject: endless')) === true);
+    expect(pool.stats).toEqual({ connections: 1, queued: 0, running: 3 });
+    withdrawn.unsubscribe();
+    expect(pool.stats.running).toBe(2);
+    first.unsubscribe();
+    expect((await last).error).toBeUndefined();
+    const rcpts = fake.sessions.flatMap((s) => s.commands.filter((c) => c.startsWith('RCPT')));
+    expect(rcpts).toEqual(['RCPT TO:<first@x.test>', 'RCPT TO:<last@x.test>']);
+  });
+
   it('moves the messages waiting on a connection the server closed to a fresh one; only the one on the wire fails', async () => {
     let mailCount = 0;
     const fake = await bench.fake({ handlers: { MAIL: () => (++mailCount === 2 ? { close: true } : '250 2.1.0 Ok') } });
