@@ -17,5 +17,4 @@ describe('BodyEncoder, a chunk over the kernel span after one that ended in CR',
   it('drops the LF of the split CRLF and stuffs the dot after it', () => {
     expect(encode(['a\r', `\n.${filler}`])).toBe(`a\r\n..${filler}\r\n.\r\n`);
   });
-
 });
