@@ -4,7 +4,7 @@ import { Session } from '../session/session';
 
 /**
  * One `SMTPPool.sendmail$` subscription: waits in the pool's queue, then on a
- * connection for its write lock, then runs its transaction on a session and
+ * connection for its write channel, then runs its transaction on a session and
  * relays the events to its subscriber. Until it runs it has written nothing,
  * so it can go back to the pool's queue if its connection dies.
  */
@@ -29,7 +29,7 @@ export class Job {
     return this.state === 'done';
   }
 
-  /** Given to a connection, where it waits for the write lock; `withdraw` takes it back if it is cancelled there. */
+  /** Given to a connection, where it waits for the write channel; `withdraw` takes it back if it is cancelled there. */
   assign(withdraw: () => void): void {
     this.state = 'assigned';
     this.withdraw = withdraw;

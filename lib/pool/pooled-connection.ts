@@ -34,7 +34,7 @@ type State = 'connecting' | 'ready' | 'retiring' | 'gone';
  * One connection of a pool: a `session$` subscription, the transactions
  * running on it, its message count and its idle timer.
  *
- * The jobs it is given wait here, not in the connection's write lock: one at a
+ * The jobs it is given wait here, not in the connection's write channel: one at a
  * time is started when the lock comes free, so a job that never got the lock
  * has written nothing, and goes back to the pool when the connection dies
  * (another job's cancellation destroyed it, the server closed it).
@@ -43,12 +43,12 @@ export class PooledConnection {
   private state: State = 'connecting';
   private session?: Session;
   private capacity = 1;
-  /** Jobs given to it and not ended: waiting for the write lock or running. */
+  /** Jobs given to it and not ended: waiting for the connection's write channel or running. */
   private running = 0;
   private started = 0;
-  /** Jobs waiting for the write lock, in order. */
+  /** Jobs waiting for the connection's write channel, in order. */
   private readonly waiting: Job[] = [];
-  /** Cancels the wait for the write lock on behalf of `waiting[0]`; set while that wait is on. */
+  /** Cancels the wait for the write channel on behalf of `waiting[0]`; set while that wait is on. */
   private gate?: () => void;
   private idleTimer?: Subscription;
   /** When the last transaction ended, while none runs; undefined while busy. */
@@ -82,7 +82,7 @@ export class PooledConnection {
     return usable && this.started < this.limits.maxMessages ? this.capacity - this.running : 0;
   }
 
-  /** Transactions given to it and not ended: running, or waiting for the write lock. */
+  /** Transactions given to it and not ended: running, or waiting for the connection's write channel. */
   get load(): number {
     return this.running;
   }
@@ -98,7 +98,7 @@ export class PooledConnection {
   }
 
   /**
-   * Waits for the write lock for the first waiting job, and starts it while
+   * Waits for the connection's write channel for the first waiting job, and starts it while
    * holding the lock: its transaction queues for the lock right behind, so it
    * writes next, and transactions still stack (each writes as soon as the one
    * before released the lock after its last byte, RFC 2920 §3.1).
@@ -107,7 +107,7 @@ export class PooledConnection {
     if (this.gate || this.waiting.length === 0) return;
     const connection = (this.session as Session).connection;
     let granted = false;
-    const cancel = connection.writeLock.acquire((release) => {
+    const cancel = connection.turn((turn) => {
       granted = true;
       this.gate = undefined;
       if (!connection.open) this.handBackWaiting();
@@ -117,7 +117,7 @@ export class PooledConnection {
         job?.start(this.session as Session, (err) => this.settle(err));
         this.admitNext();
       }
-      release();
+      turn.release();
     });
     if (!granted) this.gate = cancel;
   }
