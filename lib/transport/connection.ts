@@ -9,7 +9,7 @@ import {
   throwError,
   timeout as rxTimeout,
 } from 'rxjs';
-import { SMTPException, SMTPProtocolError, SMTPServerDisconnected, SMTPTimeoutError } from '../errors';
+import { SMTPCertificateError, SMTPException, SMTPProtocolError, SMTPServerDisconnected, SMTPTimeoutError } from '../errors';
 import { Command, command, encodeCommands } from '../wire/command';
 import { DEFAULT_REPLY_LIMITS, Reply, ReplyParser } from '../wire/reply';
 import { DebugEvent, redactSecrets } from './debug';
@@ -593,8 +593,13 @@ export class SmtpConnection {
     else this.repliesSubject.error(err);
   }
 
+  /**
+   * What a request on a dead connection gets: the loss itself when it was one (a timeout, a
+   * certificate that failed), never a refusal that closed it (that verdict belonged to its message).
+   */
   private disconnectedError(): SMTPException {
-    if (this.ended instanceof SMTPException && !(this.ended instanceof SMTPProtocolError)) return this.ended;
+    const why = this.ended;
+    if (why instanceof SMTPServerDisconnected || why instanceof SMTPCertificateError) return why;
     return new SMTPServerDisconnected('Connection unexpectedly closed');
   }
 
