@@ -22,6 +22,7 @@ export interface Timeouts {
 }
 
 const MINUTE = 60_000;
+/** The per-step timeouts, in ms: RFC 5321 §4.5.3.2's figures (its 5 minutes for the commands it does not name). */
 export const DEFAULT_TIMEOUTS: Timeouts = {
   greeting: 5 * MINUTE,
   command: 5 * MINUTE,
