@@ -68,7 +68,7 @@ export type {
 } from './auth';
 
 export { SMTP } from './client/smtp';
-export type { SMTPOptions, DebugMessage } from './client/smtp';
+export type { SMTPOptions, DebugMessage, DebugSink } from './client/smtp';
 export { SMTP_SSL } from './client/smtp-ssl';
 export { LMTP } from './client/lmtp';
 

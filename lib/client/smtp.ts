@@ -35,6 +35,17 @@ export interface SMTPOptions {
   readonly tls?: TlsConnectionOptions;
   /** Let `login$`/`auth$` send credentials without TLS. Default false. */
   readonly allowPlaintextAuth?: boolean;
+  /**
+   * Where `setDebuglevel(1|2)` prints the dialogue, one line per event: default `process.stderr`,
+   * as smtplib prints to `sys.stderr`; `null` prints nothing (`debug$` still emits).
+   */
+  readonly debugStream?: DebugSink | null;
+}
+
+/** Something debug lines can be written to: `process.stderr`, a file stream, a test's buffer. */
+export interface DebugSink {
+  /** Takes one line, newline included. */
+  write(line: string): unknown;
 }
 
 /** A `debug$` event as the facade shows it: level 2 adds the time. */
@@ -76,7 +87,7 @@ export class SMTP {
   private accepted = 0;
   private readonly debugSubject = new Subject<DebugMessage>();
 
-  /** Wire events while the debug level is above 0; AUTH payloads are redacted. */
+  /** Wire events while the debug level is above 0 (also printed to `debugStream`); AUTH payloads are redacted. */
   readonly debug$: Observable<DebugMessage> = this.debugSubject.asObservable();
 
   constructor(options: SMTPOptions = {}) {
@@ -108,7 +119,7 @@ export class SMTP {
     return this.state;
   }
 
-  /** smtplib's `set_debuglevel`: 0 off, 1 wire events, 2 with timestamps. */
+  /** smtplib's `set_debuglevel`: 0 off, 1 wire events, 2 with timestamps; printed to `debugStream` (stderr). */
   setDebuglevel(level: 0 | 1 | 2): void {
     this.debugLevel = level;
   }
@@ -340,12 +351,15 @@ export class SMTP {
   private watch(events$: Observable<DebugEvent>): void {
     events$.pipe(filter(() => this.debugLevel > 0)).subscribe((event) => {
       const level = this.debugLevel as 1 | 2;
-      this.debugSubject.next({
+      const message: DebugMessage = {
         direction: event.direction,
         text: event.text,
         ...(level === 2 ? { time: event.time } : {}),
         line: formatDebugEvent(event, level),
-      });
+      };
+      const sink = this.options.debugStream === undefined ? process.stderr : this.options.debugStream;
+      sink?.write(`${message.line}\n`);
+      this.debugSubject.next(message);
     });
   }
 }
