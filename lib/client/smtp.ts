@@ -25,9 +25,13 @@ export interface SMTPOptions {
   readonly port?: number;
   /** The name sent in EHLO/HELO/LHLO; default: the FQDN when it has a dot, else `[address]`. */
   readonly localHostname?: string;
-  /** One timeout in ms for connecting and for every reply (smtplib's `timeout`). */
+  /**
+   * One timeout for connecting and for every reply, in **milliseconds** (smtplib's `timeout`
+   * counts seconds: `timeout: 30` waits 30 ms). The constructor refuses 0, negative, NaN or
+   * infinite values with `SMTPInvalidArgumentError`, as smtplib raises ValueError for 0.
+   */
   readonly timeout?: number;
-  /** Per-step reply timeouts in ms (RFC 5321 §4.5.3.2 defaults). */
+  /** Per-step reply timeouts in milliseconds (RFC 5321 §4.5.3.2 defaults); each positive and finite. */
   readonly timeouts?: Partial<Timeouts>;
   /** Bind the local end of the socket. */
   readonly sourceAddress?: { readonly host?: string; readonly port?: number };
@@ -86,12 +90,15 @@ export class SMTP {
   /** Recipients accepted since the last MAIL: LMTP answers the final dot once for each. */
   private accepted = 0;
   private readonly debugSubject = new Subject<DebugMessage>();
+  private readonly timeouts: Timeouts;
 
   /** Wire events while the debug level is above 0 (also printed to `debugStream`); AUTH payloads are redacted. */
   readonly debug$: Observable<DebugMessage> = this.debugSubject.asObservable();
 
+  /** @throws SMTPInvalidArgumentError for a timeout that is not a positive, finite number of ms. */
   constructor(options: SMTPOptions = {}) {
     this.options = options;
+    this.timeouts = resolveTimeouts(options.timeout, options.timeouts);
   }
 
   /** The HELO reply text, once HELO was sent (smtplib's `helo_resp`). */
@@ -143,7 +150,7 @@ export class SMTP {
         lmtp: this.lmtp,
         defaultPort: (this.constructor as typeof SMTP).defaultPort,
         connectTimeout: this.options.timeout,
-        replyTimeout: resolveTimeouts(this.options.timeout, this.options.timeouts).command,
+        replyTimeout: this.timeouts.command,
       })
         .pipe(
           tap((connection) => this.watch(connection.debug$)),

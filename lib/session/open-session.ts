@@ -1,4 +1,4 @@
-import { Observable, OperatorFunction, concat, identity, ignoreElements, map, switchMap } from 'rxjs';
+import { Observable, OperatorFunction, concat, defer, identity, ignoreElements, map, switchMap } from 'rxjs';
 import { connect$ } from '../transport/connect';
 import { ConnectOptions } from '../transport/options';
 import { ehlo } from './ehlo';
@@ -38,9 +38,15 @@ export interface SessionConfig extends ConnectOptions, SessionOptions {
  * before the session is ready it destroys the socket.
  *
  * @param config where to connect and how to greet.
- * @return a cold Observable of the ready `Session`.
+ * @return a cold Observable of the ready `Session`; a timeout that is not a positive, finite
+ *   number of ms errors it with `SMTPInvalidArgumentError` before anything is connected.
  */
 export function session$(config: SessionConfig = {}): Observable<Session> {
+  // A bad timeout is an error of the stream (before any I/O), where SMTPPool's connections see it too.
+  return defer(() => openSession$(config));
+}
+
+function openSession$(config: SessionConfig): Observable<Session> {
   const policy = config.secure ? 'never' : (config.starttls ?? 'opportunistic');
   // A reply no step names (a fire-and-forget command, say) still has the session's deadline.
   const replyTimeout = resolveTimeouts(config.timeout, config.timeouts).command;
