@@ -1,5 +1,5 @@
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
-import { Observable, Subject, Subscription, concatMap, defer, filter, finalize, map, tap } from 'rxjs';
+import { Observable, Subject, Subscription, concatMap, defer, filter, finalize, lastValueFrom, map, tap } from 'rxjs';
 import { SMTPServerDisconnected } from '../errors';
 import { ehlo$, sendEhlo$, sendHelo$ } from '../session/ehlo';
 import { greeting$ } from '../session/greeting';
@@ -18,6 +18,10 @@ import { DebugEvent, formatDebugEvent } from '../transport/debug';
 import { SMTP_PORT } from '../transport/options';
 import { command } from '../wire/command';
 import { Reply } from '../wire/reply';
+
+// Node releases before 20.4 lack Symbol.asyncDispose: TypeScript's recommended polyfill, so that the
+// method below and the compiled form of `await using` (which looks the symbol up the same way) agree.
+(Symbol as { asyncDispose?: symbol }).asyncDispose ??= Symbol.for('Symbol.asyncDispose');
 
 /** Options of the smtplib-shaped classes. A constructor never does I/O. */
 export interface SMTPOptions {
@@ -76,6 +80,12 @@ export interface DebugMessage {
  * await lastValueFrom(smtp.connect$());
  * await lastValueFrom(smtp.starttls$());
  * await lastValueFrom(smtp.quit$());
+ *
+ * @example
+ * // Python's `with SMTP(…) as smtp:`: QUIT (or close) however the block ends.
+ * await using smtp = new SMTP({ host: 'mail.example.com' });
+ * await lastValueFrom(smtp.connect$());
+ * await lastValueFrom(smtp.sendmail$(from, to, body));
  */
 export class SMTP {
   /** smtplib's `SMTP_PORT`. */
@@ -332,6 +342,21 @@ export class SMTP {
     this.link = undefined;
     this.state?.connection.destroy();
     link?.unsubscribe();
+  }
+
+  /**
+   * `await using` (Python's `with`): QUIT when connected and idle, and close at once when a
+   * command is still owed its reply, QUIT fails, or the connection is already gone. Never throws:
+   * it runs while an error may be propagating out of the block.
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    const connection = this.link ? this.state?.connection : undefined;
+    if (connection?.open && connection.inFlight === 0) {
+      // After the 221 our side is already ending gracefully (quit$); only a failed QUIT needs close().
+      const quitted = await lastValueFrom(this.quit$()).then(() => true, () => false);
+      if (quitted) return;
+    }
+    this.close();
   }
 
   private authOptions<T extends AuthOptions>(options: T): T {
