@@ -24,6 +24,8 @@ export { ehlo, ehlo$, sendEhlo$, sendHelo$ } from './session/ehlo';
 export { starttls, starttls$ } from './session/starttls';
 export { quit, quit$ } from './session/quit';
 export { session$, withSession$ } from './session/open-session';
+export { verify$ } from './session/verify';
+export type { VerifyReport } from './session/verify';
 export { sendmail$ } from './session/sendmail';
 export { sendMessage$ } from './session/send-message';
 export type { SendEvent } from './session/sendmail';
