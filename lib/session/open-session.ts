@@ -21,6 +21,12 @@ export interface SessionConfig extends ConnectOptions, SessionOptions {
   readonly auth?: Credentials;
   /** Further steps run after the greeting, TLS and AUTH. */
   readonly steps?: readonly OperatorFunction<Session, Session>[];
+  /**
+   * For Promise users (`lastValueFrom`): aborting ends the session as unsubscribing does (QUIT
+   * when idle, else the socket is destroyed) and errors the stream with `signal.reason`, as
+   * Node's own APIs reject. An already aborted signal errors it before anything is connected.
+   */
+  readonly signal?: AbortSignal;
 }
 
 /**
@@ -60,6 +66,11 @@ function openSession$(config: SessionConfig): Observable<Session> {
   const pipeline$ = (config.steps ?? []).reduce((session$, step) => session$.pipe(step), greeted$);
   return new Observable<Session>((subscriber) => {
     let current: Session | undefined;
+    const { signal } = config;
+    if (signal?.aborted) return subscriber.error(signal.reason);
+    // The error tears this subscription down: the goodbye below runs as for an unsubscribe.
+    const onAbort = (): void => subscriber.error(signal?.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
     const subscription = pipeline$.subscribe({
       next: (session) => {
         current = session;
@@ -69,6 +80,7 @@ function openSession$(config: SessionConfig): Observable<Session> {
       complete: () => subscriber.complete(),
     });
     return () => {
+      signal?.removeEventListener('abort', onAbort);
       if (current) sayGoodbye(current);
       subscription.unsubscribe();
     };
