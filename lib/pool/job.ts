@@ -3,20 +3,23 @@ import { SendEvent } from '../session/sendmail';
 import { Session } from '../session/session';
 
 /**
- * One `SMTPPool.sendmail$` subscription: waits in the pool's queue, then runs
- * its transaction on a session and relays the events to its subscriber.
+ * One `SMTPPool.sendmail$` subscription: waits in the pool's queue, then on a
+ * connection for its write channel, then runs its transaction on a session and
+ * relays the events to its subscriber. Until it runs it has written nothing,
+ * so it can go back to the pool's queue if its connection dies.
  */
 export class Job {
-  private state: 'queued' | 'running' | 'done' = 'queued';
+  private state: 'queued' | 'assigned' | 'running' | 'done' = 'queued';
   private running?: Subscription;
   private settle: (err?: unknown) => void = () => undefined;
+  private withdraw: () => void = () => undefined;
 
   constructor(
     private readonly subscriber: Subscriber<SendEvent>,
     private readonly transaction$: (session: Session) => Observable<SendEvent>,
   ) {}
 
-  /** Whether it still waits in the queue. */
+  /** Whether it still waits in the pool's queue. */
   get queued(): boolean {
     return this.state === 'queued';
   }
@@ -24,6 +27,17 @@ export class Job {
   /** Whether it has ended (its outcome was delivered, or it was cancelled). */
   get done(): boolean {
     return this.state === 'done';
+  }
+
+  /** Given to a connection, where it waits for the write channel; `withdraw` takes it back if it is cancelled there. */
+  assign(withdraw: () => void): void {
+    this.state = 'assigned';
+    this.withdraw = withdraw;
+  }
+
+  /** Back in the pool's queue: its connection died before it wrote a byte. */
+  requeue(): void {
+    this.state = 'queued';
   }
 
   /**
@@ -52,10 +66,15 @@ export class Job {
   }
 
   /**
-   * Stops it when its subscriber leaves; a running transaction is cancelled as
-   * the session does it (RSET before the body, the connection destroyed during it).
+   * Stops it when its subscriber leaves: withdrawn from its connection if it
+   * waits there; a running transaction is cancelled as the session does it
+   * (RSET before the body, the connection destroyed during it).
    */
   cancel(): void {
+    if (this.state === 'assigned') {
+      this.state = 'done';
+      return this.withdraw();
+    }
     this.running?.unsubscribe();
     this.settle();
   }

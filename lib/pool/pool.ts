@@ -54,6 +54,14 @@ export interface PoolConfig extends SessionConfig {
   readonly queueLimit?: number;
   /** Starts of transactions (retries included) allowed in any window of `perMs`. Exact: no burst over it. */
   readonly rateLimit?: RateLimit;
+  /**
+   * Opening connections: a fresh connection that fails before use with a transient error (refused,
+   * a 421 greeting, a timeout) is tried again after `backoffMs`, doubling, while messages wait for it.
+   * The waiting messages fail once `attempts` opens in a row have failed with no other connection
+   * left to serve them; a permanent refusal (a 5xx greeting) fails them at once.
+   * Default `{ attempts: 3, backoffMs: 1000, maxBackoffMs: 30000 }`.
+   */
+  readonly connectRetry?: RetryPolicy;
   /** Retries of transient failures for `send$`/`sendAll`; none by default. */
   readonly retry?: RetryPolicy;
   /** The clock of the rate limit, backoff and idle timers (tests pass a virtual one). Default `asyncScheduler`. */
@@ -70,8 +78,8 @@ export interface PoolStats {
   readonly running: number;
 }
 
-/** How long the pool waits before opening more connections after the server refused one. */
-const REOPEN_DELAY_MS = 1_000;
+/** Opening connections, unless `connectRetry` says otherwise. */
+const CONNECT_RETRY: RetryPolicy = { attempts: 3, backoffMs: 1_000, maxBackoffMs: 30_000 };
 
 /**
  * Many SMTP connections behind one object, for bulk sending. Connections open
@@ -101,12 +109,17 @@ export class SMTPPool {
   /** Emits when `close` or `destroy` begins. */
   private readonly stopping = new Subject<never>();
   private wakeUp?: { readonly at: number; readonly timer: Subscription };
+  private readonly connectRetry: RetryPolicy;
+  /** Fresh connections in a row that failed before use; an open that succeeds resets it. */
+  private openFailures = 0;
   private reopenAt = -Infinity;
   private dispatching = false;
   private again = false;
 
   constructor(private readonly config: PoolConfig = {}) {
     this.scheduler = config.scheduler ?? asyncScheduler;
+    this.connectRetry = config.connectRetry ?? CONNECT_RETRY;
+    positive('connectRetry.attempts', this.connectRetry.attempts);
     this.maxConnections = positive('maxConnections', config.maxConnections ?? 5);
     this.limits = {
       maxInFlight: positive('maxInFlightPerConnection', config.maxInFlightPerConnection ?? 4),
@@ -214,9 +227,10 @@ export class SMTPPool {
     this.state = 'destroyed';
     this.stopping.complete();
     this.wakeUp?.timer.unsubscribe();
-    for (const job of this.queue.splice(0)) job.fail(err);
+    // Connections first: the jobs waiting on them come back to the queue, and fail with it.
     for (const connection of [...this.connections]) connection.destroy(err);
     this.connections.clear();
+    for (const job of this.queue.splice(0)) job.fail(err);
     this.settleDrained();
   }
 
@@ -271,13 +285,15 @@ export class SMTPPool {
     let room = 0;
     for (const connection of this.connections) room += connection.connecting ? 1 : connection.free;
     const now = this.scheduler.now();
-    if (now < this.reopenAt && this.connections.size > 0) {
+    if (now < this.reopenAt) {
       if (this.queue.length > room) this.wakeAfter(this.reopenAt - now);
       return;
     }
     while (this.queue.length > room && this.connections.size < this.maxConnections) {
       const connection = new PooledConnection(this.config, this.limits, this.scheduler, {
         available: () => this.dispatch(),
+        opened: () => (this.openFailures = 0),
+        handBack: (jobs) => this.handBack(jobs),
         gone: (c, err) => this.gone(c, err),
       });
       this.connections.add(connection);
@@ -286,17 +302,37 @@ export class SMTPPool {
     }
   }
 
-  /**
-   * A connection closed. One that failed before it ran anything means the
-   * server refuses connections now: the queue fails with that error when no
-   * other connection is left to take it, and new ones wait a little.
-   */
+  /** A connection closed; `err` is set when it failed before it ran anything. */
   private gone(connection: PooledConnection, err?: unknown): void {
     if (!this.connections.delete(connection)) return;
-    if (err !== undefined) {
-      this.reopenAt = this.scheduler.now() + REOPEN_DELAY_MS;
-      if (this.connections.size === 0) for (const job of this.queue.splice(0)) job.fail(err);
+    if (err !== undefined) this.openFailed(err);
+    this.dispatch();
+  }
+
+  /**
+   * The server refuses connections now (too many, a restart, a 421): new ones
+   * wait `connectRetry`'s backoff, and the queue waits for them. It fails with
+   * the error only when no other connection is left to take it and the refusal
+   * is permanent or the run of failures has used up `connectRetry.attempts`.
+   */
+  private openFailed(err: unknown): void {
+    const { attempts, backoffMs, maxBackoffMs = Infinity } = this.connectRetry;
+    this.openFailures++;
+    const hopeless = !classifyFailure(err).transient || this.openFailures >= attempts;
+    if (hopeless && this.connections.size === 0) {
+      // Spent: the next message gets a fresh run of attempts, at once.
+      this.openFailures = 0;
+      this.reopenAt = -Infinity;
+      for (const job of this.queue.splice(0)) job.fail(err);
+      return;
     }
+    this.reopenAt = this.scheduler.now() + Math.min(backoffMs * 2 ** (this.openFailures - 1), maxBackoffMs);
+  }
+
+  /** Jobs a dying connection never started: first in line again, since they were queued before the rest. */
+  private handBack(jobs: readonly Job[]): void {
+    for (const job of jobs) job.requeue();
+    this.queue.unshift(...jobs);
     this.dispatch();
   }
 

@@ -20,6 +20,10 @@ export interface ConnectionLimits {
 export interface ConnectionEvents {
   /** It can take work: it became ready, or a transaction ended. */
   readonly available: () => void;
+  /** It is open and ready for transactions: the server takes connections. */
+  readonly opened: () => void;
+  /** Jobs it was given and never started (it died first): they wrote nothing, so they can go elsewhere. */
+  readonly handBack: (jobs: readonly Job[]) => void;
   /** It is gone. `err` is set when it failed before it ran anything (the server may refuse connections). */
   readonly gone: (connection: PooledConnection, err?: unknown) => void;
 }
@@ -29,13 +33,23 @@ type State = 'connecting' | 'ready' | 'retiring' | 'gone';
 /**
  * One connection of a pool: a `session$` subscription, the transactions
  * running on it, its message count and its idle timer.
+ *
+ * The jobs it is given wait here, not in the connection's write channel: one at a
+ * time is started when the lock comes free, so a job that never got the lock
+ * has written nothing, and goes back to the pool when the connection dies
+ * (another job's cancellation destroyed it, the server closed it).
  */
 export class PooledConnection {
   private state: State = 'connecting';
   private session?: Session;
   private capacity = 1;
+  /** Jobs given to it and not ended: waiting for the connection's write channel or running. */
   private running = 0;
   private started = 0;
+  /** Jobs waiting for the connection's write channel, in order. */
+  private readonly waiting: Job[] = [];
+  /** Cancels the wait for the write channel on behalf of `waiting[0]`; set while that wait is on. */
+  private gate?: () => void;
   private idleTimer?: Subscription;
   /** When the last transaction ended, while none runs; undefined while busy. */
   private idleSince?: number;
@@ -68,7 +82,7 @@ export class PooledConnection {
     return usable && this.started < this.limits.maxMessages ? this.capacity - this.running : 0;
   }
 
-  /** Transactions running on it. */
+  /** Transactions given to it and not ended: running, or waiting for the connection's write channel. */
   get load(): number {
     return this.running;
   }
@@ -78,7 +92,55 @@ export class PooledConnection {
     this.started++;
     // The idle timer is left running: it checks `idleSince` when it fires (no timer churn per message).
     this.idleSince = undefined;
-    job.start(this.session as Session, (err) => this.settle(err));
+    this.waiting.push(job);
+    job.assign(() => this.withdraw(job));
+    this.admitNext();
+  }
+
+  /**
+   * Waits for the connection's write channel for the first waiting job, and starts it while
+   * holding the lock: its transaction queues for the lock right behind, so it
+   * writes next, and transactions still stack (each writes as soon as the one
+   * before released the lock after its last byte, RFC 2920 §3.1).
+   */
+  private admitNext(): void {
+    if (this.gate || this.waiting.length === 0) return;
+    const connection = (this.session as Session).connection;
+    let granted = false;
+    const cancel = connection.turn((turn) => {
+      granted = true;
+      this.gate = undefined;
+      if (!connection.open) this.handBackWaiting();
+      else {
+        // The first job now, whichever it is: the one the wait began for may have been withdrawn.
+        const job = this.waiting.shift();
+        job?.start(this.session as Session, (err) => this.settle(err));
+        this.admitNext();
+      }
+      turn.release();
+    });
+    if (!granted) this.gate = cancel;
+  }
+
+  /** A waiting job was cancelled: it never started, so it does not count against `maxMessages`. */
+  private withdraw(job: Job): void {
+    const at = this.waiting.indexOf(job);
+    if (at < 0) return;
+    this.waiting.splice(at, 1);
+    this.running--;
+    this.started--;
+    this.events.available();
+  }
+
+  /** Gives every waiting job back to the pool (the connection is dead or going). */
+  private handBackWaiting(): void {
+    this.gate?.();
+    this.gate = undefined;
+    const jobs = this.waiting.splice(0);
+    if (jobs.length === 0) return;
+    this.running -= jobs.length;
+    this.started -= jobs.length;
+    this.events.handBack(jobs);
   }
 
   /**
@@ -105,6 +167,8 @@ export class PooledConnection {
 
   /** Closes at once; transactions on it fail with `err`. */
   destroy(err: unknown): void {
+    // Jobs that wrote nothing go back to the pool, which decides their fate (a destroyed pool fails them).
+    this.handBackWaiting();
     this.session?.connection.destroy(err);
     this.subscription?.unsubscribe();
     this.lost();
@@ -115,6 +179,7 @@ export class PooledConnection {
     this.state = 'ready';
     // RFC 2920: without PIPELINING every command waits for its reply, so nothing can stack.
     this.capacity = hasExtension(session, 'pipelining') ? this.limits.maxInFlight : 1;
+    this.events.opened();
     this.events.available();
   }
 
@@ -141,6 +206,7 @@ export class PooledConnection {
     this.state = 'gone';
     this.idleTimer?.unsubscribe();
     this.quitting?.unsubscribe();
+    this.handBackWaiting();
     this.events.gone(this, refused ? (err ?? new SMTPServerDisconnected('Connection closed before use')) : undefined);
   }
 }

@@ -1,12 +1,19 @@
 import { Observable, OperatorFunction, map } from 'rxjs';
-import { Payload, Turn } from '../transport/connection';
-import { Body, toChunks$ } from '../wire/body-source';
+import { Outgoing, Payload, Turn } from '../transport/connection';
+import { Command, command } from '../wire/command';
+import type { SendEvent } from './sendmail';
+import { Body, knownSize, toChunks$ } from '../wire/body-source';
 import { encodeBody } from '../wire/body-encoder';
 import { coalesce } from '../wire/coalesce';
 import { Session } from './session';
 
 /** The size the encoded chunks are merged up to: one write, or one BDAT (RFC 3030 §2), each. */
 const BODY_CHUNK_SIZE = 64 * 1024;
+
+/*
+ * The body writers of a transaction, DATA and BDAT, small and streamed: what goes on the wire
+ * between the envelope and the final reply, and the progress it makes.
+ */
 
 /**
  * A body's chunks, encoded, pulled from the source only while the socket can
@@ -52,4 +59,70 @@ export const DOT_LINE = Buffer.from('.\r\n');
 export function endOfData(replies: number, ...body: Uint8Array[]): Payload {
   const bytes = body.length ? Buffer.concat([...body, DOT_LINE]) : DOT_LINE;
   return { bytes, replies: Math.max(replies, 1), debugText: '.' };
+}
+
+/** A `progress` event each time this many more body bytes are written, and one at the end. */
+const PROGRESS_STEP = 256 * 1024;
+
+/** `BDAT n [LAST]` and its bytes; the command draws one reply, LMTP's LAST one per recipient. */
+export function bdat(chunk: Uint8Array, last: boolean, replies: number): Outgoing[] {
+  const cmd: Command = command('BDAT', [String(chunk.length), ...(last ? ['LAST'] : [])]);
+  return [cmd, { bytes: chunk, replies: Math.max(replies, 1) - 1, debugText: `<${chunk.length} bytes>` }];
+}
+
+/** In-memory bodies up to this size skip the streaming machinery: encoded at once, written with their end. */
+const SMALL_BODY = 64 * 1024;
+/** An empty chunk: BDAT LAST of a body that ended on a chunk boundary. */
+export const NO_BYTES = new Uint8Array(0);
+
+/** The body's bytes when it is in memory and small, else undefined (it will be streamed). */
+export function smallBody(body: Body): Uint8Array | undefined {
+  const size = knownSize(body);
+  if (size === undefined || size > SMALL_BODY) return undefined;
+  return typeof body === 'string' ? Buffer.from(body, 'utf8') : (body as Uint8Array);
+}
+
+export function progressOf(bytesSent: number): SendEvent {
+  return { type: 'progress', bytesSent };
+}
+
+/** Turns written chunk sizes into `progress` events: one per PROGRESS_STEP bytes, and the total at the end. */
+export function progress$(sizes$: Observable<number>): Observable<SendEvent> {
+  return new Observable<SendEvent>((subscriber) => {
+    let total = 0;
+    let reported = -1;
+    return sizes$.subscribe({
+      next: (n) => {
+        total += n;
+        if (total - Math.max(reported, 0) >= PROGRESS_STEP) {
+          reported = total;
+          subscriber.next({ type: 'progress', bytesSent: total });
+        }
+      },
+      error: (err: unknown) => subscriber.error(err),
+      complete: () => {
+        if (reported !== total) subscriber.next({ type: 'progress', bytesSent: total });
+        subscriber.complete();
+      },
+    });
+  });
+}
+
+/** Pairs each value with whether it is the last, holding one value back. */
+export function withLast<T>(): OperatorFunction<T, { value: T; last: boolean }> {
+  return (source$) =>
+    new Observable((subscriber) => {
+      let held: { value: T } | undefined;
+      return source$.subscribe({
+        next: (value) => {
+          if (held) subscriber.next({ value: held.value, last: false });
+          held = { value };
+        },
+        error: (err: unknown) => subscriber.error(err),
+        complete: () => {
+          subscriber.next({ value: held ? held.value : (NO_BYTES as T), last: true });
+          subscriber.complete();
+        },
+      });
+    });
 }

@@ -1,21 +1,21 @@
-import { Observable, OperatorFunction, Subscriber, Subscription, concatMap, identity, of } from 'rxjs';
+import { Observable, Subscriber, Subscription, concatMap, identity, of } from 'rxjs';
 import {
   SMTPDataError,
   SMTPPossiblyDeliveredError,
   SMTPProtocolError,
   SMTPRecipientsRefused,
   SMTPResponseException,
-  SMTPSenderRefused,
 } from '../errors';
 import { Outgoing, ReplyHandler, Turn } from '../transport/connection';
 import { BodyEncoder, encodeBody } from '../wire/body-encoder';
-import { Body, bodyFacts, knownSize } from '../wire/body-source';
+import { Body, bodyFacts } from '../wire/body-source';
 import { Command, command } from '../wire/command';
 import { Reply } from '../wire/reply';
-import { DOT_LINE, bodyChunks$, endOfData, writeDataBody$ } from './body';
+import { DOT_LINE, NO_BYTES, bdat, bodyChunks$, endOfData, progress$, progressOf, smallBody, withLast, writeDataBody$ } from './body';
 import { ehlo$, isGreeted } from './ehlo';
 import { Envelope, MailOptions, RcptOptions, Recipient, planEnvelope } from './envelope';
 import { Session, Timeouts, hasExtension } from './session';
+import { envelopeVerdict, isAccepted, transactionVerdict } from './verdict';
 
 /** One event of a transaction, in wire order (see ARCHITECTURE.md). */
 export type SendEvent =
@@ -24,13 +24,10 @@ export type SendEvent =
   | { readonly type: 'delivery'; readonly recipient: string; readonly delivered: boolean; readonly reply: Reply }
   | { readonly type: 'sent'; readonly reply: Reply; readonly refused: Readonly<Record<string, Reply>> };
 
-/** A `progress` event each time this many more body bytes are written, and one at the end. */
-const PROGRESS_STEP = 256 * 1024;
 const DATA = command('DATA');
 const RSET = command('RSET');
 /** The end of a DATA that carried nothing (RFC 2920 §3.1). */
 const LONE_DOT: Command = { verb: '.', line: '.', debugText: '.' };
-const NO_BYTES = new Uint8Array(0);
 const noop = (): void => undefined;
 /** The replies of cleanup commands: only their deadline matters (an unanswered one ends the connection). */
 const IGNORE: ReplyHandler = { reply: noop, error: noop };
@@ -107,17 +104,20 @@ type Phase = 'queued' | 'envelope' | 'body' | 'final' | 'done';
  * `subscriber.error` or `subscriber.complete`.
  */
 class Transaction {
-  private readonly refused: Record<string, Reply> = {};
+  /** Every reply so far: the verdict is a function of these (verdict.ts). */
+  private readonly replies: { mail?: Reply; rcpts: Reply[]; data?: Reply; chunks: Reply[]; finals: Reply[] } = {
+    rcpts: [],
+    chunks: [],
+    finals: [],
+  };
+  /** The recipients accepted so far, in order: LMTP's final replies are theirs, one each. */
   private readonly accepted: string[] = [];
-  private mailReply?: Reply;
-  private dataReply?: Reply;
   private phase: Phase = 'queued';
   /** DATA or BDAT was written: the server may be reading a body, so RSET is no longer possible. */
   private bodyStarted = false;
   /** A 421 was seen: the server is leaving, so no RSET either (smtplib closes). */
   private closing = false;
-  /** RCPT replies read so far, and whether one of them was 421 (smtplib stops there). */
-  private rcptReplies = 0;
+  /** A RCPT was answered 421: smtplib stops there. */
   private rcptClosing = false;
   /** The connection's write channel while this transaction holds it; whether it went to the next one; whether cleanup keeps it. */
   private turn?: Turn;
@@ -131,9 +131,7 @@ class Transaction {
   private afterGroup?: (replies: readonly Reply[] | null) => void;
   /** Stacked BDAT: the envelope's replies are all in, so the final replies may conclude. */
   private envelopeOver = false;
-  private readonly finals: Reply[] = [];
   private finalsExpected = 0;
-  private readonly chunkReplies: Reply[] = [];
   private bodySubscription?: Subscription;
   private readonly pipelining: boolean;
   /** Pipelined BDAT, SMTP: the body follows the envelope without waiting (RFC 3030 §4.2). */
@@ -249,19 +247,18 @@ class Transaction {
   private record(i: number, reply: Reply): SendEvent | null {
     const { recipients } = this.envelope;
     if (reply.code === 421) this.closing = true;
-    if (i === 0) this.mailReply = reply;
+    if (i === 0) this.replies.mail = reply;
     else if (i <= recipients.length) {
-      this.rcptReplies += 1;
+      this.replies.rcpts.push(reply);
       if (reply.code === 421) this.rcptClosing = true;
       // Pipelined after a refused MAIL, RCPT replies say only "need MAIL": not the recipients' fate.
-      if (this.mailReply && this.mailReply.code !== 250) return null;
+      if (this.replies.mail?.code !== 250) return null;
       const recipient = recipients[i - 1].address;
       const accepted = isAccepted(reply);
       if (accepted) this.accepted.push(recipient);
-      else this.refused[recipient] = reply;
       return { type: 'recipient', recipient, accepted, reply };
     } else {
-      this.dataReply = reply;
+      this.replies.data = reply;
       if (reply.code === 354) this.bodyStarted = true;
     }
     return null;
@@ -275,25 +272,13 @@ class Transaction {
       this.turn!.cork();
       return this.startBody();
     }
-    if (this.dataReply?.code !== 354) return this.fail(failure);
+    if (this.replies.data?.code !== 354) return this.fail(failure);
     // RFC 2920 §3.1: DATA got 354 although no recipient was accepted: end it with a lone dot.
     this.request(endOfData(0), 'dataEnd', { reply: () => this.fail(failure), error: (err) => this.fail(err) });
   }
 
   private envelopeFailure(): Error | undefined {
-    const reply = this.mailReply;
-    if (reply && reply.code !== 250) {
-      return new SMTPSenderRefused(reply.code, reply.message, this.envelope.sender, {
-        reply,
-        command: this.envelope.mail.debugText,
-      });
-    }
-    const allAnswered = this.rcptReplies === this.envelope.recipients.length;
-    if (this.rcptClosing || (allAnswered && this.accepted.length === 0)) {
-      return new SMTPRecipientsRefused({ ...this.refused });
-    }
-    if (this.dataReply && this.dataReply.code !== 354) return SMTPDataError.fromReply(this.dataReply, 'DATA');
-    return undefined;
+    return envelopeVerdict(this.envelope, this.replies);
   }
 
   // ---- the body ----
@@ -356,7 +341,7 @@ class Transaction {
     const out = bdat(chunk, false, 1);
     if (this.pipelining) {
       // RFC 3030 §4.2: read in the background; a dead connection fails the final reply anyway.
-      this.request(out, 'dataBlock', { reply: (reply) => this.chunkReplies.push(reply), error: noop });
+      this.request(out, 'dataBlock', { reply: (reply) => this.replies.chunks.push(reply), error: noop });
       return of(chunk.length);
     }
     return new Observable<number>((subscriber) => {
@@ -384,12 +369,13 @@ class Transaction {
     this.request(group, 'dataEnd', {
       reply: (reply) => {
         if (this.phase === 'done') return;
-        this.finals.push(reply);
-        if (this.session.lmtp) this.emit(this.delivery(this.finals.length - 1, reply));
+        const finals = this.replies.finals;
+        finals.push(reply);
+        if (this.session.lmtp) this.emit(this.delivery(finals.length - 1, reply));
         // Concluded once the rest of this read is handled and written: a stacked transaction's 354
         // often comes in the same segment, and its body should not wait for this one's subscribers
         // (and what they start). The reply is in, so nothing can fail this transaction any more.
-        if (this.finals.length === this.finalsExpected) queueMicrotask(() => this.conclude());
+        if (finals.length === this.finalsExpected) queueMicrotask(() => this.conclude());
       },
       error: (err) => this.fail(err),
     });
@@ -398,15 +384,12 @@ class Transaction {
   }
 
   private delivery(i: number, reply: Reply): SendEvent {
-    const recipient = this.accepted[i];
-    const delivered = reply.code === 250;
-    if (!delivered) this.refused[recipient] = reply;
-    return { type: 'delivery', recipient, delivered, reply };
+    return { type: 'delivery', recipient: this.accepted[i], delivered: reply.code === 250, reply };
   }
 
   /** Once every final reply (and, stacked, every envelope reply) is in: `sent`, or the error they amount to. */
   private conclude(): void {
-    if (this.phase !== 'final' || this.finals.length < this.finalsExpected) return;
+    if (this.phase !== 'final' || this.replies.finals.length < this.finalsExpected) return;
     if (this.stacked && !this.envelopeOver) return;
     let sent: SendEvent;
     try {
@@ -419,20 +402,12 @@ class Transaction {
     this.subscriber.complete();
   }
 
-  /** The `sent` event, or the error the final replies amount to. */
+  /** The `sent` event, or the error the replies amount to. */
   private conclusion(): SendEvent {
-    const envelopeFailure = this.envelopeFailure();
-    if (envelopeFailure) throw envelopeFailure;
-    const finals = this.finals;
-    const last = finals[finals.length - 1];
-    // SMTP: the one final reply decides; LMTP: only when every recipient's delivery failed.
-    const failed = this.session.lmtp ? finals.every((r) => r.code !== 250) : last.code !== 250;
-    const failure = this.chunkReplies.find((r) => r.code !== 250) ?? (failed ? last : undefined);
-    if (failure) {
-      if (failure.code === 421) this.closing = true;
-      throw SMTPDataError.fromReply(failure, this.envelope.mode === 'data' ? '.' : 'BDAT LAST');
-    }
-    return { type: 'sent', reply: last, refused: { ...this.refused } };
+    const verdict = transactionVerdict(this.envelope, this.replies, this.session.lmtp);
+    if (verdict.type === 'sent') return verdict;
+    if (verdict.error.code === 'ERR_SMTP_DATA' && verdict.error.smtpCode === 421) this.closing = true;
+    throw verdict.error;
   }
 
   // ---- helpers ----
@@ -570,31 +545,6 @@ class Transaction {
   }
 }
 
-/** smtplib: 250 and 251 accept a recipient; anything else refuses it. */
-function isAccepted(reply: Reply): boolean {
-  return reply.code === 250 || reply.code === 251;
-}
-
-/** `BDAT n [LAST]` and its bytes; the command draws one reply, LMTP's LAST one per recipient. */
-function bdat(chunk: Uint8Array, last: boolean, replies: number): Outgoing[] {
-  const cmd: Command = command('BDAT', [String(chunk.length), ...(last ? ['LAST'] : [])]);
-  return [cmd, { bytes: chunk, replies: Math.max(replies, 1) - 1, debugText: `<${chunk.length} bytes>` }];
-}
-
-/** In-memory bodies up to this size skip the streaming machinery: encoded at once, written with their end. */
-const SMALL_BODY = 64 * 1024;
-
-/** The body's bytes when it is in memory and small, else undefined (it will be streamed). */
-function smallBody(body: Body): Uint8Array | undefined {
-  const size = knownSize(body);
-  if (size === undefined || size > SMALL_BODY) return undefined;
-  return typeof body === 'string' ? Buffer.from(body, 'utf8') : (body as Uint8Array);
-}
-
-function progressOf(bytesSent: number): SendEvent {
-  return { type: 'progress', bytesSent };
-}
-
 /** A reply-based failure: the server said no, so the connection's state is known. */
 function isRefusal(err: unknown): boolean {
   return err instanceof SMTPResponseException || err instanceof SMTPRecipientsRefused;
@@ -607,45 +557,4 @@ function possiblyDelivered(cause: unknown): SMTPPossiblyDeliveredError {
       'it may have been delivered: do not resend it blindly',
     { cause },
   );
-}
-
-/** Turns written chunk sizes into `progress` events: one per PROGRESS_STEP bytes, and the total at the end. */
-function progress$(sizes$: Observable<number>): Observable<SendEvent> {
-  return new Observable<SendEvent>((subscriber) => {
-    let total = 0;
-    let reported = -1;
-    return sizes$.subscribe({
-      next: (n) => {
-        total += n;
-        if (total - Math.max(reported, 0) >= PROGRESS_STEP) {
-          reported = total;
-          subscriber.next({ type: 'progress', bytesSent: total });
-        }
-      },
-      error: (err: unknown) => subscriber.error(err),
-      complete: () => {
-        if (reported !== total) subscriber.next({ type: 'progress', bytesSent: total });
-        subscriber.complete();
-      },
-    });
-  });
-}
-
-/** Pairs each value with whether it is the last, holding one value back. */
-function withLast<T>(): OperatorFunction<T, { value: T; last: boolean }> {
-  return (source$) =>
-    new Observable((subscriber) => {
-      let held: { value: T } | undefined;
-      return source$.subscribe({
-        next: (value) => {
-          if (held) subscriber.next({ value: held.value, last: false });
-          held = { value };
-        },
-        error: (err: unknown) => subscriber.error(err),
-        complete: () => {
-          subscriber.next({ value: held ? held.value : (NO_BYTES as T), last: true });
-          subscriber.complete();
-        },
-      });
-    });
 }

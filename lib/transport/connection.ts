@@ -524,16 +524,19 @@ export class SmtpConnection {
       this.destroy(injectionError());
       return;
     }
-    let replies: Reply[];
+    // Replies completed before a violation in the same chunk are still theirs: a 250 to the
+    // final dot followed by garbage is a delivered message, then a broken connection.
+    const replies: Reply[] = [];
+    let violation: { err: unknown } | undefined;
     try {
-      replies = this.parser.push(chunk);
+      this.parser.push(chunk, replies);
     } catch (err) {
-      this.destroy(err);
-      return;
+      violation = { err };
     }
     for (let i = 0; i < replies.length && this.ended === undefined; i++) {
-      this.dispatch(replies[i], i < replies.length - 1 || this.parser.buffered > 0);
+      this.dispatch(replies[i], i < replies.length - 1 || this.parser.buffered > 0 || violation !== undefined);
     }
+    if (violation) this.destroy(violation.err);
   };
 
   private dispatch(reply: Reply, moreBytes: boolean): void {

@@ -152,18 +152,6 @@ describe('SMTPPool', () => {
       expect(fake.sessions).toHaveLength(2);
     });
 
-    it('fails the transactions stacked on a connection that dies, and carries on with a new one', async () => {
-      let mailCount = 0;
-      const fake = await bench.fake({ handlers: { MAIL: () => (++mailCount === 2 ? { close: true } : '250 2.1.0 Ok') } });
-      const pool = bench.pool(fake.port, { maxConnections: 1, maxInFlightPerConnection: 4 });
-      const results = await Promise.all([0, 1, 2, 3].map(() => sendOne(pool)));
-      const errors = results.map((r) => r.error);
-      expect(errors[0]).toBeUndefined();
-      for (const err of errors.slice(1)) expect(err).toBeInstanceOf(SMTPServerDisconnected);
-      expect((await sendOne(pool)).error).toBeUndefined();
-      expect(fake.sessions).toHaveLength(2);
-    });
-
     it('stacks transactions on one connection when the server offers PIPELINING', async () => {
       // The first final reply is held back until the next MAIL: only a stacking client gets it.
       let owed = false;
@@ -284,7 +272,7 @@ describe('SMTPPool', () => {
       const fake = await bench.fake();
       const port = fake.port;
       await fake.close();
-      const pool = bench.pool(port);
+      const pool = bench.pool(port, { connectRetry: { attempts: 2, backoffMs: 1 } });
       const results = await Promise.all([sendOne(pool), sendOne(pool)]);
       for (const r of results) expect(r.error).toBeInstanceOf(SMTPServerDisconnected);
     });

@@ -37,7 +37,18 @@ export class Bench {
 /** The verbs a fake session received, e.g. ['EHLO', 'MAIL', 'RCPT', 'DATA', 'QUIT']. */
 export const verbs = (commands: readonly string[]): string[] => commands.map((c) => c.split(' ')[0].toUpperCase());
 
-/** Polls until `condition` holds (for state on the pool's side: no event to wait on). */
-export async function until(condition: () => boolean): Promise<void> {
-  while (!condition()) await new Promise((r) => setTimeout(r, 2));
+/** How long `until` polls before it fails the test: well under jest's testTimeout, so its message is the one seen. */
+export const UNTIL_MS = 5_000;
+
+/**
+ * Polls until `condition` holds (for state on the pool's side: no event to wait on). Gives up
+ * after `ms` with an error naming the condition, so a pool regression fails the test instead of
+ * polling on after jest gave up (a live timer keeps `npm test` and CI from exiting).
+ */
+export async function until(condition: () => boolean, ms = UNTIL_MS): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() >= deadline) throw new Error(`until: not met within ${ms} ms: ${condition.toString()}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
 }

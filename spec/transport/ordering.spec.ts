@@ -162,6 +162,16 @@ describe('the connection owns order and time', () => {
     });
   });
 
+  describe('a reply followed by garbage in the same segment', () => {
+    it('still gives the reply to its command: the message was delivered, then the connection broke', async () => {
+      const session = await sessionWith({ handlers: { '.': { raw: '250 2.0.0 Ok: queued\r\nnot a reply\r\n' } } });
+      const { values, error } = await outcome(sendmail$(session, 'a@x.test', 'b@x.test', 'x\r\n'));
+      expect(error).toBeUndefined();
+      expect(values[values.length - 1]).toMatchObject({ type: 'sent', reply: { code: 250 } });
+      expect(session.connection.failure).toMatchObject({ code: 'ERR_SMTP_PROTOCOL' });
+    });
+  });
+
   describe('docmd$', () => {
     it.each([
       [['XFOO', 'a b']],
