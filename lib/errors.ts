@@ -11,6 +11,7 @@
  */
 import type { Reply } from './wire/reply';
 
+/** The stable `code` of every error rx-smtp raises, one per class: what callers match on. */
 export type SMTPErrorCode =
   | 'ERR_SMTP'
   | 'ERR_SMTP_NOT_SUPPORTED'
@@ -155,6 +156,13 @@ export class SMTPResponseException extends SMTPException {
     if (details.command) this.command = details.command;
   }
 
+  /**
+   * Builds the error from the server's reply, keeping the reply and the command that drew it.
+   *
+   * @param reply the refusal.
+   * @param command the command it answers, secrets redacted (`Command.debugText`).
+   * @return an instance of the class it is called on (`SMTPDataError.fromReply(…)` is an `SMTPDataError`).
+   */
   static fromReply<T extends SMTPResponseException>(
     this: new (code: number, message: string, details: { reply?: Reply; command?: string }) => T,
     reply: Reply,

@@ -27,6 +27,7 @@ import { Session, Step, hasExtension } from './session';
 /** smtplib's `_MAXCHALLENGE`: more challenges than this is a server looping. */
 const MAX_CHALLENGES = 5;
 
+/** How an AUTH exchange may go, for every kind of credentials. */
 export interface AuthOptions {
   /** Send the initial response with the AUTH command (RFC 4954 §4); default true, as smtplib. */
   readonly initialResponseOk?: boolean;
@@ -34,6 +35,7 @@ export interface AuthOptions {
   readonly allowPlaintextAuth?: boolean;
 }
 
+/** Options of `login$`: those of every AUTH exchange, and which password mechanisms to try. */
 export interface LoginOptions extends AuthOptions {
   /** The mechanisms to try, in order (names compare case-insensitively); pin one by naming only it. */
   readonly mechanisms?: readonly string[];
@@ -53,6 +55,7 @@ export interface OAuthAuth extends AuthOptions {
   readonly mechanism?: 'XOAUTH2' | 'OAUTHBEARER';
 }
 
+/** What the `authenticate` step and `SessionConfig.auth` take: a password or an OAuth token. */
 export type Credentials = PasswordAuth | OAuthAuth;
 
 /**

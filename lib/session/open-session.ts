@@ -1,4 +1,4 @@
-import { Observable, OperatorFunction, concat, identity, ignoreElements, map, switchMap } from 'rxjs';
+import { Observable, OperatorFunction, concat, defer, identity, ignoreElements, map, switchMap } from 'rxjs';
 import { connect$ } from '../transport/connect';
 import { ConnectOptions } from '../transport/options';
 import { ehlo } from './ehlo';
@@ -21,6 +21,12 @@ export interface SessionConfig extends ConnectOptions, SessionOptions {
   readonly auth?: Credentials;
   /** Further steps run after the greeting, TLS and AUTH. */
   readonly steps?: readonly OperatorFunction<Session, Session>[];
+  /**
+   * For Promise users (`lastValueFrom`): aborting ends the session as unsubscribing does (QUIT
+   * when idle, else the socket is destroyed) and errors the stream with `signal.reason`, as
+   * Node's own APIs reject. An already aborted signal errors it before anything is connected.
+   */
+  readonly signal?: AbortSignal;
 }
 
 /**
@@ -38,9 +44,15 @@ export interface SessionConfig extends ConnectOptions, SessionOptions {
  * before the session is ready it destroys the socket.
  *
  * @param config where to connect and how to greet.
- * @return a cold Observable of the ready `Session`.
+ * @return a cold Observable of the ready `Session`; a timeout that is not a positive, finite
+ *   number of ms errors it with `SMTPInvalidArgumentError` before anything is connected.
  */
 export function session$(config: SessionConfig = {}): Observable<Session> {
+  // A bad timeout is an error of the stream (before any I/O), where SMTPPool's connections see it too.
+  return defer(() => openSession$(config));
+}
+
+function openSession$(config: SessionConfig): Observable<Session> {
   const policy = config.secure ? 'never' : (config.starttls ?? 'opportunistic');
   // A reply no step names (a fire-and-forget command, say) still has the session's deadline.
   const replyTimeout = resolveTimeouts(config.timeout, config.timeouts).command;
@@ -54,6 +66,11 @@ export function session$(config: SessionConfig = {}): Observable<Session> {
   const pipeline$ = (config.steps ?? []).reduce((session$, step) => session$.pipe(step), greeted$);
   return new Observable<Session>((subscriber) => {
     let current: Session | undefined;
+    const { signal } = config;
+    if (signal?.aborted) return subscriber.error(signal.reason);
+    // The error tears this subscription down: the goodbye below runs as for an unsubscribe.
+    const onAbort = (): void => subscriber.error(signal?.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
     const subscription = pipeline$.subscribe({
       next: (session) => {
         current = session;
@@ -63,6 +80,7 @@ export function session$(config: SessionConfig = {}): Observable<Session> {
       complete: () => subscriber.complete(),
     });
     return () => {
+      signal?.removeEventListener('abort', onAbort);
       if (current) sayGoodbye(current);
       subscription.unsubscribe();
     };

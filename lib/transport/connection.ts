@@ -34,10 +34,13 @@ export type Outgoing = Command | Payload;
 
 /** Where a request delivers: each reply in order, or the failure that ends them (once). */
 export interface ReplyHandler {
+  /** Called with each reply the request drew, in order. */
   reply(reply: Reply): void;
+  /** Called at most once, when the connection fails before every reply is in; no reply follows. */
   error(err: unknown): void;
 }
 
+/** How one request is written and awaited (`Turn.request`, `SmtpConnection.request$`). */
 export interface RequestOptions {
   /** Name of the step, for the timeout error (`mail`, `rcpt`, `dataEnd`, …). */
   readonly step?: string;
@@ -54,6 +57,7 @@ export interface RequestOptions {
 
 /** How a connection is built (by `connect$`). */
 export interface ConnectionOptions extends TlsIdentity {
+  /** Bounds on what the server may send; the rest from `DEFAULT_REPLY_LIMITS`. */
   readonly replyLimits?: Partial<typeof DEFAULT_REPLY_LIMITS>;
   /** The deadline of a reply whose request names none (the greeting, fire-and-forget commands), in ms. */
   readonly replyTimeout?: number;
