@@ -33,13 +33,13 @@ export interface DemoMessage {
 
 const NAMES = ['ada', 'grace', 'linus', 'margaret', 'barbara', 'ken', 'radia', 'edsger', 'frances', 'dennis'];
 
-/** Every 9th message goes only to a mailbox the server refuses; every 4th has one such recipient among others. */
+/** Every 9th message goes only to the mailbox the server refuses; every 4th has it among others. */
 export function demoMessages(batch: string, size: number): DemoMessage[] {
   return Array.from({ length: size }, (_, id) => {
     const count = 1 + (id % 3);
-    const to = Array.from({ length: count }, (_, k) => `${NAMES[(id + k) % NAMES.length]}.${id}@example.test`);
-    if (id % 9 === 8) to.splice(0, to.length, `nobody.${id}@example.test`);
-    else if (id % 4 === 3) to.push(`nobody.${id}@example.test`);
+    const to = Array.from({ length: count }, (_, k) => `${NAMES[(id + k) % NAMES.length]}@example.test`);
+    if (id % 9 === 8) to.splice(0, to.length, 'nobody@example.test');
+    else if (id % 4 === 3) to.push('nobody@example.test');
     const body = `X-Demo-Id: ${batch}/${id}\r\nSubject: Batch ${batch}, message ${id}\r\n\r\nSent by the rx-smtp web demo.\r\n`;
     return { id, from: 'demo@example.test', to, body };
   });

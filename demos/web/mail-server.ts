@@ -23,7 +23,7 @@ export interface MailServerOptions {
 }
 
 /**
- * The demo's receiving end, smtp-server on 127.0.0.1: refuses `nobody…@`
+ * The demo's receiving end, smtp-server on 127.0.0.1: refuses `nobody@`
  * (550, permanent), defers any recipient by chance (451, so the pool's
  * retries show), and answers after a small random delay so progress is visible.
  */
@@ -65,7 +65,7 @@ export async function startMailServer(options: MailServerOptions = {}): Promise<
 
 /** RFC 5321 §4.2.1: 550 is final, 451 asks the client to try again later. */
 function rcptVerdict(address: string, deferRate: number): Error | undefined {
-  if (address.startsWith('nobody')) return withCode(new Error('No such user here'), 550);
+  if (address.startsWith('nobody@')) return withCode(new Error('No such user here'), 550);
   if (Math.random() < deferRate) return withCode(new Error('Mailbox busy, try again later'), 451);
   return undefined;
 }

@@ -72,6 +72,7 @@ function makeRow(m) {
     chip.dataset.state = 'pending';
     chip.textContent = recipient.split('@')[0];
     chip.title = recipient;
+    chip.dataset.recipient = recipient;
     chips.set(recipient, chip);
   }
   row.querySelector('.chips').append(...chips.values());
