@@ -123,14 +123,22 @@ describe('the web demo in Chromium', () => {
     await snap(page, 'web-demo.png');
   });
 
-  it('cancels one message, then the rest of the batch, and leaves no row pending', async () => {
+  it('cancels a running message, a waiting one, then the rest of the batch, and leaves no row pending', async () => {
     const gate = valve(10);
     const { demo, page } = await open({ beforeMail: gate.beforeMail, deferRate: 0 });
     await startBatch(page, 50);
     await page.waitForFunction(() => document.querySelectorAll('.row:not([data-status="pending"])').length === 10, undefined, { timeout: DEADLINE });
+    // One held on a connection (its MAIL FROM unanswered), one still waiting its turn in mergeMap's buffer.
     const held = await page.$eval('.row[data-status="pending"]', (row) => Number((row as HTMLElement).dataset.id));
-    await page.click(`.row[data-id="${held}"] .cancel`);
-    await page.waitForSelector(`.row[data-id="${held}"][data-status="cancelled"]`, { timeout: DEADLINE });
+    for (const id of [held, 49]) {
+      await page.click(`.row[data-id="${id}"] .cancel`);
+      await page.waitForSelector(`.row[data-id="${id}"][data-status="cancelled"]`, { timeout: DEADLINE });
+    }
+    await page.waitForFunction(
+      () => document.querySelector('[data-count="cancelled"]')?.textContent === '2' && document.querySelector('[data-count="pending"]')?.textContent === '38',
+      undefined,
+      { timeout: DEADLINE },
+    );
     await page.click('#cancel-all');
     await untilFinished(page);
     gate.release();

@@ -4,6 +4,7 @@ import {
   ReplaySubject,
   Subject,
   Subscription,
+  EMPTY,
   catchError,
   concat,
   defer,
@@ -17,7 +18,6 @@ import {
   of,
   take,
   takeWhile,
-  tap,
   timer,
 } from 'rxjs';
 import { RetryPolicy, SMTPPool, SendEvent, classifyFailure } from '../../lib';
@@ -57,8 +57,10 @@ export class Batch {
   readonly outcomes = new Map<number, OutcomeEvent>();
   readonly messages: readonly DemoMessage[];
   private readonly cancels$ = new Subject<number>();
-  /** Messages whose cancel was asked before their body started (or before they were even subscribed). */
-  private readonly cancelled = new Set<number>();
+  /** Messages `mergeMap` has taken from the batch; the others wait in its buffer. */
+  private readonly subscribed = new Set<number>();
+  /** Messages cancelled before `mergeMap` took them: they end at once, and are skipped when their turn comes. */
+  private readonly cancelledEarly = new Set<number>();
   private readonly bodyStarted = new Set<number>();
   private readonly startedAt = Date.now();
   private readonly run: Subscription;
@@ -75,16 +77,12 @@ export class Batch {
     this.events$.next({ type: 'batch', batch: id, rateLimit, messages: this.messages.map(({ id, to }) => ({ id, to })) });
     // The heart of the demo: one Observable per message, merged as the pool has room, into the log.
     const run$ = from(this.messages).pipe(
-      mergeMap(
-        (m) => merge(this.deliver$(m, 1), this.cancelled$(m.id)).pipe(takeWhile((e) => e.type !== 'outcome', true)),
-        pool.queueLimit,
-      ),
-      tap((e) => e.type === 'outcome' && this.outcomes.set(e.id, e)),
+      mergeMap((m) => this.message$(m), pool.queueLimit),
       endWith<WebEvent>({ type: 'done', batch: id }),
     );
     const ticks = interval(250).subscribe(() => this.stats$.next(this.stats()));
     this.run = run$.subscribe({
-      next: (e) => this.events$.next(e),
+      next: (e) => this.record(e),
       complete: () => {
         ticks.unsubscribe();
         this.stats$.next(this.stats());
@@ -103,9 +101,28 @@ export class Batch {
     const ids = id === undefined ? this.messages.map((m) => m.id) : [id];
     for (const one of ids) {
       if (this.outcomes.has(one) || this.bodyStarted.has(one)) continue;
-      this.cancelled.add(one);
-      this.cancels$.next(one);
+      if (this.subscribed.has(one)) {
+        this.cancels$.next(one);
+      } else {
+        this.cancelledEarly.add(one);
+        this.record(cancelled(one));
+      }
     }
+  }
+
+  private record(e: WebEvent): void {
+    if (e.type === 'outcome') this.outcomes.set(e.id, e);
+    this.events$.next(e);
+  }
+
+  /** The message's events, ending with its one outcome: its fate, or `cancelled` if that comes first. */
+  private message$(m: DemoMessage): Observable<WebEvent> {
+    return defer(() => {
+      if (this.cancelledEarly.has(m.id)) return EMPTY;
+      this.subscribed.add(m.id);
+      const cancel$ = this.cancels$.pipe(filter((c) => c === m.id), take(1), map(() => cancelled(m.id)));
+      return merge(this.deliver$(m, 1), cancel$).pipe(takeWhile((e) => e.type !== 'outcome', true));
+    });
   }
 
   /** Ends the batch at once (the server is closing). */
@@ -149,17 +166,15 @@ export class Batch {
     }
   }
 
-  /** The message's outcome when it is cancelled, asked before it was subscribed or while it runs. */
-  private cancelled$(id: number): Observable<WebEvent> {
-    const outcome: WebEvent = { type: 'outcome', id, status: 'cancelled', attempts: 0 };
-    return defer(() => (this.cancelled.has(id) ? of(outcome) : this.cancels$.pipe(filter((c) => c === id), take(1), map(() => outcome))));
-  }
-
   private stats(): StatsEvent {
     const seconds = (Date.now() - this.startedAt) / 1000;
     const sent = [...this.outcomes.values()].filter((o) => o.status === 'sent').length;
     return { type: 'stats', ...this.pool.stats, rateLimit: this.rateLimit, messagesPerSecond: seconds > 0 ? sent / seconds : 0 };
   }
+}
+
+function cancelled(id: number): OutcomeEvent {
+  return { type: 'outcome', id, status: 'cancelled', attempts: 0 };
 }
 
 function rcptStatus(accepted: boolean, code: number): RecipientEvent['status'] {
