@@ -227,6 +227,15 @@ export class SMTPPossiblyDeliveredError extends SMTPException {
   }
 }
 
+/**
+ * Whether the server said no (a reply decided it: smtplib's `SMTPResponseException` family, or
+ * every recipient refused), so the connection's state is known. Matched by `code`, like the rest.
+ */
+export function isServerRefusal(err: unknown): boolean {
+  const smtpCode = (err as { smtpCode?: unknown } | null)?.smtpCode;
+  return (typeof smtpCode === 'number' && err instanceof Error) || hasCode(err, 'ERR_SMTP_RECIPIENTS_REFUSED');
+}
+
 /** True when `err` is one of ours with the given code. */
 export function hasCode(err: unknown, code: SMTPErrorCode): boolean {
   return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === code;

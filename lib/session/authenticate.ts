@@ -4,6 +4,7 @@ import {
   SMTPException,
   SMTPInsecureAuthError,
   SMTPNotSupportedError,
+  hasCode,
 } from '../errors';
 import {
   AuthObject,
@@ -113,7 +114,7 @@ export function login$(session: Session, user: string, password: string, options
             : MECHANISMS[names[i]](credentials);
         return auth$(greeted, sasl, options).pipe(
           catchError((err: unknown) =>
-            err instanceof SMTPAuthenticationError && greeted.connection.open ? attempt$(i + 1, err) : throwError(() => err),
+            hasCode(err, 'ERR_SMTP_AUTHENTICATION') && greeted.connection.open ? attempt$(i + 1, err) : throwError(() => err),
           ),
         );
       };

@@ -9,7 +9,7 @@ import {
   throwError,
   timeout as rxTimeout,
 } from 'rxjs';
-import { SMTPCertificateError, SMTPException, SMTPProtocolError, SMTPServerDisconnected, SMTPTimeoutError } from '../errors';
+import { SMTPErrorCode, SMTPException, SMTPProtocolError, SMTPServerDisconnected, SMTPTimeoutError, hasCode } from '../errors';
 import { Command, command, encodeCommands } from '../wire/command';
 import { DEFAULT_REPLY_LIMITS, Reply, ReplyParser } from '../wire/reply';
 import { DebugEvent, redactSecrets } from './debug';
@@ -97,6 +97,8 @@ interface HeldWrite {
 }
 
 const noop = (): void => undefined;
+/** Failures that are a lost connection (or one that could not be trusted), not anyone's verdict. */
+const LOSSES: readonly SMTPErrorCode[] = ['ERR_SMTP_SERVER_DISCONNECTED', 'ERR_SMTP_TIMEOUT', 'ERR_SMTP_POOL_CLOSED', 'ERR_SMTP_TLS_CERTIFICATE'];
 const QUIT = command('QUIT');
 /** RFC 5321 §4.5.3.2's figure for commands the RFC does not name. */
 export const DEFAULT_REPLY_TIMEOUT = 5 * 60_000;
@@ -603,7 +605,7 @@ export class SmtpConnection {
    */
   private disconnectedError(): SMTPException {
     const why = this.ended;
-    if (why instanceof SMTPServerDisconnected || why instanceof SMTPCertificateError) return why;
+    if (LOSSES.some((code) => hasCode(why, code))) return why as SMTPException;
     return new SMTPServerDisconnected('Connection unexpectedly closed');
   }
 
