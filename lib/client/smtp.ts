@@ -364,14 +364,22 @@ export class SMTP {
   }
 
   /**
-   * Runs a session step on the current snapshot and keeps the new one.
+   * Runs a session step on the current snapshot and keeps the new one, if the step made one.
+   * A step that learnt nothing (NOOP, VRFY, …) hands back the snapshot it got: it must not
+   * overwrite what a concurrent step learnt meanwhile (a `noop$()` keep-alive beside `starttls$()`
+   * would otherwise restore the capabilities heard in plaintext, RFC 3207 §4.2).
    * Before `connect$` (or after `close()`): `SMTPServerDisconnected`, as smtplib.
    */
   protected step$(run: (session: Session) => Observable<Step>): Observable<Reply> {
-    return defer(() => run(this.requireSession())).pipe(
-      tap((step) => (this.state = step.session)),
-      map((step) => step.reply),
-    );
+    return defer(() => {
+      const before = this.requireSession();
+      return run(before).pipe(
+        tap((step) => {
+          if (step.session !== before) this.state = step.session;
+        }),
+        map((step) => step.reply),
+      );
+    });
   }
 
   /** The current session, or `SMTPServerDisconnected` when there is no open connection. */

@@ -1,9 +1,10 @@
-import { Observable, OperatorFunction, catchError, concatMap, defer, map, of, take, throwError } from 'rxjs';
+import { Observable, OperatorFunction, catchError, concatMap, defer, map, of, take, throwError, timeout } from 'rxjs';
 import {
   SMTPAuthenticationError,
   SMTPException,
   SMTPInsecureAuthError,
   SMTPNotSupportedError,
+  SMTPTimeoutError,
   hasCode,
 } from '../errors';
 import {
@@ -129,7 +130,11 @@ export function oauth$(session: Session, auth: OAuthAuth): Observable<Step> {
     concatMap(({ session: greeted }) => {
       const offered = authMechanisms(greeted.esmtpFeatures);
       const name = auth.mechanism ?? (offered.includes('XOAUTH2') || !offered.includes('OAUTHBEARER') ? 'XOAUTH2' : 'OAUTHBEARER');
-      const token$ = typeof auth.token === 'string' ? of(auth.token) : auth.token.pipe(take(1));
+      // A token stream that never emits must not hold the session forever: it has the command deadline.
+      const token$ =
+        typeof auth.token === 'string'
+          ? of(auth.token)
+          : auth.token.pipe(take(1), timeout({ first: greeted.timeouts.command, with: () => throwError(() => new SMTPTimeoutError('token', greeted.timeouts.command)) }));
       return token$.pipe(
         concatMap((accessToken) => {
           const sasl =

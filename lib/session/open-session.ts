@@ -1,4 +1,4 @@
-import { Observable, OperatorFunction, concat, defer, identity, ignoreElements, map, switchMap } from 'rxjs';
+import { EMPTY, Observable, OperatorFunction, catchError, concat, defer, identity, ignoreElements, map, switchMap } from 'rxjs';
 import { connect$ } from '../transport/connect';
 import { ConnectOptions } from '../transport/options';
 import { ehlo } from './ehlo';
@@ -88,11 +88,14 @@ function openSession$(config: SessionConfig): Observable<Session> {
 }
 
 /**
- * QUIT without waiting for the reply, in turn: after a transaction still writing its body, never
- * inside it. The QUIT has its deadline; our side is ended once it is answered.
+ * QUIT without waiting for the reply when the connection is idle; with anything under way (a
+ * transaction writing its body, a reply owed) the socket is destroyed instead: its state is
+ * unknown, and unsubscribing must release it now, not after the last deadline. Never a QUIT
+ * inside a body.
  */
 function sayGoodbye({ connection, timeouts }: Session): void {
   if (!connection.open) return;
+  if (!connection.idle) return connection.destroy();
   connection.quit$({ timeout: timeouts.command }).subscribe({ error: () => undefined });
 }
 
@@ -111,5 +114,21 @@ function sayGoodbye({ connection, timeouts }: Session): void {
  * @return the work's values, completing after QUIT.
  */
 export function withSession$<T>(config: SessionConfig, work: (session: Session) => Observable<T>): Observable<T> {
-  return session$(config).pipe(switchMap((session) => concat(work(session), quit$(session).pipe(ignoreElements()))));
+  return new Observable<T>((subscriber) => {
+    // Once the work is done, the job is: a connection that breaks during QUIT (a server that
+    // closes first, a 421 after the last reply) changes nothing the work reported.
+    let workDone = false;
+    const goodbye$ = (session: Session): Observable<never> =>
+      defer(() => {
+        workDone = true;
+        return quit$(session).pipe(ignoreElements(), catchError(() => EMPTY));
+      });
+    return session$(config)
+      .pipe(switchMap((session) => concat(work(session), goodbye$(session))))
+      .subscribe({
+        next: (value) => subscriber.next(value),
+        error: (err: unknown) => (workDone ? subscriber.complete() : subscriber.error(err)),
+        complete: () => subscriber.complete(),
+      });
+  });
 }

@@ -5,6 +5,7 @@ import {
   SMTPProtocolError,
   SMTPRecipientsRefused,
   SMTPResponseException,
+  SMTPServerDisconnected,
   hasCode,
   isServerRefusal,
 } from '../errors';
@@ -53,7 +54,9 @@ const IGNORE: ReplyHandler = { reply: noop, error: noop };
  * refused, or none given), `SMTPDataError`; a 421 closes the connection, other
  * failures send RSET and leave it usable. A connection lost after the last byte
  * and before its reply is `SMTPPossiblyDeliveredError`: never retry that blindly.
- * Unsubscribing before the body sends RSET; during the body it destroys the connection.
+ * Unsubscribing before the body sends RSET (after the replies still owed, under the command
+ * deadline); once the server may be reading a body (a 354 to a pipelined DATA for an accepted
+ * recipient, or the body under way) it destroys the connection, since no RSET can end a DATA.
  *
  * @param session a connected session (EHLO is sent first if it was not).
  * @param sender the reverse path; `''` for the null sender `<>`.
@@ -332,11 +335,16 @@ class Transaction {
 
   /** Relays a streamed body's progress, then sends its end. */
   private streamBody(progress: Observable<SendEvent>, end: () => Outgoing[]): void {
+    const { connection } = this.session;
     this.bodySubscription = progress.subscribe({
       next: (event) => this.emit(event),
       error: (err: unknown) => this.fail(err),
       complete: () => this.sendFinal(end()),
     });
+    // A body source waiting for its next chunk owes no reply: the connection's end must still reach it.
+    this.bodySubscription.add(
+      connection.closed$.subscribe(() => this.fail(connection.failure ?? new SMTPServerDisconnected('Connection closed during the body'))),
+    );
   }
 
   private bdatChunk$(chunk: Uint8Array): Observable<number> {

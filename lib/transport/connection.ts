@@ -137,6 +137,8 @@ export class SmtpConnection {
   /** QUIT went out or our side was ended: the server's close is expected, not a failure. */
   private quitting = false;
   private upgrading = false;
+  /** A protocol failure was read: the connection ends once the replies before it are handled. */
+  private doomed = false;
   private pipelined = false;
   private secureFlag: boolean;
 
@@ -210,6 +212,11 @@ export class SmtpConnection {
   /** Why the connection ended: undefined while it is open, null after a graceful close. */
   get failure(): unknown {
     return this.ended;
+  }
+
+  /** Nothing under way: no reply owed, no write held back, nobody holding or waiting for a turn. */
+  get idle(): boolean {
+    return this.pending.length === 0 && this.held.length === 0 && !this.lock.busy;
   }
 
   /** Replies still owed by the server, and requests held back for them. */
@@ -522,6 +529,7 @@ export class SmtpConnection {
   }
 
   private onData = (chunk: Buffer): void => {
+    if (this.doomed) return;
     if (this.upgrading) {
       this.destroy(injectionError());
       return;
@@ -535,10 +543,10 @@ export class SmtpConnection {
     } catch (err) {
       violation = { err };
     }
-    for (let i = 0; i < replies.length && this.ended === undefined; i++) {
+    for (let i = 0; i < replies.length && this.ended === undefined && !this.doomed; i++) {
       this.dispatch(replies[i], i < replies.length - 1 || this.parser.buffered > 0 || violation !== undefined);
     }
-    if (violation) this.destroy(violation.err);
+    if (violation) this.failAfterReplies(violation.err);
   };
 
   private dispatch(reply: Reply, moreBytes: boolean): void {
@@ -548,7 +556,7 @@ export class SmtpConnection {
     }
     if (!slot) {
       // RFC 5321 §3.8: a server may announce its shutdown with an unsolicited 421.
-      this.destroy(
+      this.failAfterReplies(
         reply.code === 421
           ? new SMTPServerDisconnected(`Server closing the connection: ${reply.code} ${reply.message}`)
           : new SMTPProtocolError(`Unsolicited reply from the server: ${reply.code} ${reply.message}`, { reply }),
@@ -565,6 +573,16 @@ export class SmtpConnection {
     this.repliesSubject.next(reply);
     slot.deliver(reply);
     this.flushHeld();
+  }
+
+  /**
+   * Ends the connection once what the replies read so far set off has run: a transaction that just
+   * got its final 250 reports `sent` (it concludes in a microtask) before the connection's failure
+   * reaches its session. Nothing more is read meanwhile.
+   */
+  private failAfterReplies(err: unknown): void {
+    this.doomed = true;
+    queueMicrotask(() => this.destroy(err));
   }
 
   /** Lockstep: once every reply owed is in, the next held group goes. */

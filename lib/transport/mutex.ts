@@ -16,6 +16,11 @@ export interface Lock {
  */
 export class Mutex {
   private held = false;
+
+  /** Whether someone holds the lock (or waits for it). */
+  get busy(): boolean {
+    return this.held;
+  }
   private readonly waiters: Array<() => void> = [];
   private handingOver = false;
   private handOversDue = 0;

@@ -1,6 +1,6 @@
 import { Observable, firstValueFrom, lastValueFrom, timeout, toArray } from 'rxjs';
 import { SMTP } from '../../lib/client/smtp';
-import { session$ } from '../../lib/session/open-session';
+import { session$, withSession$ } from '../../lib/session/open-session';
 import { Session } from '../../lib/session/session';
 import { SendEvent, sendmail$ } from '../../lib/session/sendmail';
 import { ipOnly, nameOnly } from '../helpers/certs';
@@ -73,25 +73,59 @@ describe('the connection owns order and time', () => {
       expect(afterDot).toMatch(/^(NOOP|RSET|QUIT)\r\n/);
     });
 
-    it('session$ unsubscribed mid-body sends QUIT after the final dot, and the message is sent', async () => {
+    it('session$ unsubscribed mid-body destroys the connection at once: no QUIT inside the body, no wait for deadlines', async () => {
       fake = await FakeServer.start({});
       let session!: Session;
-      const subscription = session$({ host: '127.0.0.1', port: fake.port, starttls: 'never', timeout: 2_000 }).subscribe(
-        (s) => (session = s),
-      );
-      await fake.received('EHLO');
+      const subscription = session$({ host: '127.0.0.1', port: fake.port, starttls: 'never' }).subscribe((s) => (session = s));
       await fake.until(() => session !== undefined);
-      const { body, finish } = gatedBody();
+      const { body } = gatedBody();
       const sent = outcome(sendmail$(session, 'a@x.test', 'b@x.test', body));
       await fake.until(() => fake.text().includes('first part'));
       subscription.unsubscribe();
-      finish();
-      const { values, error } = await sent;
-      expect(error).toBeUndefined();
-      expect(values[values.length - 1]).toMatchObject({ type: 'sent' });
+      // Default deadlines are minutes long: the close must not wait for them.
       await fake.closedSession();
-      expect(fake.session.messages[0].toString()).toContain('second part');
-      expect(fake.text()).toMatch(/second part\r\n\.\r\nQUIT\r\n$/);
+      const { error } = await sent;
+      expect(error).toMatchObject({ code: 'ERR_SMTP_SERVER_DISCONNECTED' });
+      expect(fake.text()).not.toContain('QUIT');
+      expect(fake.session.messages).toHaveLength(0);
+    });
+
+    it('session$ unsubscribed while idle says QUIT', async () => {
+      fake = await FakeServer.start({});
+      let session!: Session;
+      const subscription = session$({ host: '127.0.0.1', port: fake.port, starttls: 'never' }).subscribe((s) => (session = s));
+      await fake.until(() => session !== undefined);
+      subscription.unsubscribe();
+      await fake.closedSession();
+      expect(fake.session.commands.slice(-1)).toEqual(['QUIT']);
+    });
+  });
+
+  describe('withSession$', () => {
+    it.each([
+      ['garbage', '250 2.0.0 Ok: queued\r\nnot a reply\r\n'],
+      ['a 421 shutdown notice', '250 2.0.0 Ok: queued\r\n421 4.3.2 shutting down\r\n'],
+    ])('reports sent when the final 250 comes with %s in the same segment, and completes', async (_name, raw) => {
+      fake = await FakeServer.start({ handlers: { '.': { raw } } });
+      const events = await within(
+        withSession$({ host: '127.0.0.1', port: fake.port, starttls: 'never', timeout: 2_000 }, (s) => sendmail$(s, 'a@x.test', 'b@x.test', 'x\r\n')),
+      );
+      expect(events[events.length - 1]).toMatchObject({ type: 'sent', reply: { code: 250 } });
+      expect(fake.session.messages).toHaveLength(1);
+    });
+  });
+
+  describe('the SMTP class with concurrent calls', () => {
+    it('keeps what STARTTLS taught it when a noop$() ran beside it (no plaintext capabilities come back)', async () => {
+      const client = await facade({ extensions: ['STARTTLS', 'AUTH PLAIN'], tls: ipOnly });
+      // The NOOP waits for STARTTLS's turn, so it ends after it, holding the snapshot it began with.
+      const tlsDone = within(client.starttls$({ tls: { ca: ipOnly.cert } }));
+      const noop = within(client.noop$());
+      await tlsDone;
+      await noop;
+      expect(fake.session.commands.slice(-2)).toEqual(['STARTTLS', 'NOOP']);
+      expect(client.esmtpFeatures).toEqual({});
+      expect(client.ehloResp).toBeNull();
     });
   });
 

@@ -1,4 +1,4 @@
-import { checkArgument, command, rawLine } from '../../lib/wire/command';
+import { checkArgument, command } from '../../lib/wire/command';
 
 /** What `fn` threw. */
 function thrown(fn: () => unknown): Error & { code?: string } {
@@ -41,11 +41,5 @@ describe('command verbs', () => {
 
   it('names the verb when it holds a control character', () => {
     expect(thrown(() => command('NO\nOP')).message).toMatch(/^The command verb contains a control character \(0x0a\)/);
-  });
-});
-
-describe('rawLine', () => {
-  it('refuses a line break, naming the line by its verb', () => {
-    expect(thrown(() => rawLine('AUTH', 'abc\r\nQUIT')).message).toMatch(/^The AUTH line contains a control character \(0x0d\)/);
   });
 });
