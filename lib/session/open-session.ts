@@ -1,4 +1,4 @@
-import { Observable, OperatorFunction, concat, identity, ignoreElements, map, switchMap } from 'rxjs';
+import { Observable, OperatorFunction, concat, defer, identity, ignoreElements, map, switchMap } from 'rxjs';
 import { connect$ } from '../transport/connect';
 import { ConnectOptions } from '../transport/options';
 import { ehlo } from './ehlo';
@@ -7,11 +7,18 @@ import { Session, SessionOptions, newSession, resolveTimeouts } from './session'
 import { starttls } from './starttls';
 import { quit$ } from './quit';
 import { Credentials, authenticate } from './authenticate';
+import { parseServerUrl } from '../transport/url';
 
 /** How a session uses STARTTLS: always (fail without it), when offered, or never. */
 export type StartTlsPolicy = 'required' | 'opportunistic' | 'never';
 
 export interface SessionConfig extends ConnectOptions, SessionOptions {
+  /**
+   * A server URL (`smtp://`, `smtps://`, `smtp+starttls://`, `lmtp://`, `lmtp+unix:///path`, with an
+   * optional `user:password@`): sets host, port, path, secure, lmtp, starttls and auth. A field
+   * given beside it takes precedence over what the URL says.
+   */
+  readonly url?: string;
   /**
    * Default `opportunistic` on a plaintext connection: upgrade when the server
    * offers STARTTLS (certificates verified). Ignored with implicit TLS.
@@ -37,10 +44,17 @@ export interface SessionConfig extends ConnectOptions, SessionOptions {
  * its body), under the command deadline, and closes our side once it is answered;
  * before the session is ready it destroys the socket.
  *
- * @param config where to connect and how to greet.
+ * @example
+ * session$('smtps://me%40example.com:s3cret@mail.example.com').pipe(switchMap((s) => sendmail$(s, …)));
+ * @param config where to connect and how to greet, or a server URL (see `SessionConfig.url`).
  * @return a cold Observable of the ready `Session`.
+ * A malformed URL errors the Observable with `SMTPInvalidArgumentError` on subscribe.
  */
-export function session$(config: SessionConfig = {}): Observable<Session> {
+export function session$(config: SessionConfig | string = {}): Observable<Session> {
+  return defer(() => open$(resolveConfig(config)));
+}
+
+function open$(config: SessionConfig): Observable<Session> {
   const policy = config.secure ? 'never' : (config.starttls ?? 'opportunistic');
   // A reply no step names (a fire-and-forget command, say) still has the session's deadline.
   const replyTimeout = resolveTimeouts(config.timeout, config.timeouts).command;
@@ -70,6 +84,18 @@ export function session$(config: SessionConfig = {}): Observable<Session> {
 }
 
 /**
+ * The config with its `url` spelled out as fields; the fields given beside it win.
+ *
+ * @throws SMTPInvalidArgumentError for a malformed URL (its password never in the message).
+ */
+export function resolveConfig(config: SessionConfig | string): SessionConfig {
+  if (typeof config === 'string') return parseServerUrl(config);
+  if (config.url === undefined) return config;
+  const defined = Object.fromEntries(Object.entries(config).filter(([, value]) => value !== undefined));
+  return { ...parseServerUrl(config.url), ...defined };
+}
+
+/**
  * QUIT without waiting for the reply, in turn: after a transaction still writing its body, never
  * inside it. The QUIT has its deadline; our side is ended once it is answered.
  */
@@ -88,10 +114,10 @@ function sayGoodbye({ connection, timeouts }: Session): void {
  *
  * Unsubscribing early behaves as `session$` does (QUIT when idle, else destroy).
  *
- * @param config where to connect and how to greet.
+ * @param config where to connect and how to greet, or a server URL.
  * @param work what to do with the session; its values are passed through.
  * @return the work's values, completing after QUIT.
  */
-export function withSession$<T>(config: SessionConfig, work: (session: Session) => Observable<T>): Observable<T> {
+export function withSession$<T>(config: SessionConfig | string, work: (session: Session) => Observable<T>): Observable<T> {
   return session$(config).pipe(switchMap((session) => concat(work(session), quit$(session).pipe(ignoreElements()))));
 }
