@@ -1,5 +1,6 @@
-import { Observable, OperatorFunction, concat, defer, identity, ignoreElements, map, switchMap } from 'rxjs';
+import { Observable, OperatorFunction, concat, defer, identity, ignoreElements, map, switchMap, tap } from 'rxjs';
 import { connect$ } from '../transport/connect';
+import { DebugEvent } from '../transport/debug';
 import { ConnectOptions } from '../transport/options';
 import { ehlo } from './ehlo';
 import { greeting } from './greeting';
@@ -26,6 +27,8 @@ export interface SessionConfig extends ConnectOptions, SessionOptions {
   readonly starttls?: StartTlsPolicy;
   /** Credentials: AUTH runs after STARTTLS, choosing from the capabilities the server listed over TLS. */
   readonly auth?: Credentials;
+  /** Called with every wire event of the connection from the greeting on (AUTH payloads redacted). */
+  readonly debug?: (event: DebugEvent) => void;
   /** Further steps run after the greeting, TLS and AUTH. */
   readonly steps?: readonly OperatorFunction<Session, Session>[];
 }
@@ -59,6 +62,7 @@ function open$(config: SessionConfig): Observable<Session> {
   // A reply no step names (a fire-and-forget command, say) still has the session's deadline.
   const replyTimeout = resolveTimeouts(config.timeout, config.timeouts).command;
   const greeted$ = connect$({ replyTimeout, ...config }).pipe(
+    tap((connection) => config.debug && connection.debug$.subscribe(config.debug)),
     map((connection) => newSession(connection, config)),
     greeting(),
     ehlo(),

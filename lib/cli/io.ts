@@ -1,0 +1,32 @@
+/** Where a command writes, and what it reads from its environment: the process's, or a test's. */
+export interface Io {
+  /** Results: one line each. */
+  out(line: string): void;
+  /** Diagnostics and progress. */
+  err(text: string): void;
+  readonly env: NodeJS.ProcessEnv;
+  /** Whether standard error is a terminal (the live progress display redraws there). */
+  readonly errIsTty: boolean;
+}
+
+export const processIo: Io = {
+  out: (line) => process.stdout.write(`${line}\n`),
+  err: (text) => process.stderr.write(text),
+  env: process.env,
+  errIsTty: Boolean(process.stderr.isTTY),
+};
+
+/** A reply on one line: the code and its text. */
+export function replyText(reply: { code: number; message: string }): string {
+  return `${reply.code} ${reply.message.split('\n').join(' / ')}`;
+}
+
+/** A debug event as `--dialogue` shows it, swaks-like: `->` we sent, `<-` we read, `==` the rest. */
+export function dialogueLine(event: { direction: 'send' | 'receive' | 'info'; text: string }): string {
+  const arrow = { send: ' -> ', receive: '<-  ', info: '=== ' }[event.direction];
+  return event.text
+    .replace(/\r?\n$/, '')
+    .split(/\r?\n/)
+    .map((line) => `${arrow}${line}\n`)
+    .join('');
+}
