@@ -89,7 +89,7 @@ export async function bulk(argv: readonly string[], io: Io): Promise<ExitCode> {
   if (skip.size) io.err(`resuming: ${batch.length - todo.length} of ${batch.length} messages already sent or possibly delivered: skipped\n`);
   const tally = new Tally(todo.length);
   earlier.interrupted.forEach(() => tally.counts['possibly-delivered']++);
-  const stop = startDisplay(io.err, io.errIsTty, (bar) => statusLine(tally, pool.stats.connections, bar));
+  const stop = startDisplay(io.err, io.errColumns, (bar) => statusLine(tally, pool.stats.connections, bar));
   let firstError: unknown;
   try {
     await each(sendAll$(pool, handOver(todo, file, journal)), (outcome) => {

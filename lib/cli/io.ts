@@ -5,15 +5,17 @@ export interface Io {
   /** Diagnostics and progress. */
   err(text: string): void;
   readonly env: NodeJS.ProcessEnv;
-  /** Whether standard error is a terminal (the live progress display redraws there). */
-  readonly errIsTty: boolean;
+  /** The width of standard error when it is a terminal (the live progress display redraws there). */
+  readonly errColumns: number | undefined;
 }
 
 export const processIo: Io = {
   out: (line) => process.stdout.write(`${line}\n`),
   err: (text) => process.stderr.write(text),
   env: process.env,
-  errIsTty: Boolean(process.stderr.isTTY),
+  get errColumns() {
+    return process.stderr.isTTY ? process.stderr.columns || 80 : undefined;
+  },
 };
 
 /** A reply on one line: the code and its text. */

@@ -23,7 +23,7 @@ export class Tally {
 
 const BAR = 24;
 
-/** One status line: bar (on a terminal), counts per outcome, msg/s, ETA, connections. */
+/** One status line: bar (on a terminal), msg/s and ETA first (a narrow terminal cuts the end), counts per outcome, connections. */
 export function statusLine(tally: Tally, connections: number, bar: boolean): string {
   const seconds = Math.max((Date.now() - tally.started) / 1000, 0.001);
   const rate = tally.done / seconds;
@@ -34,23 +34,29 @@ export function statusLine(tally: Tally, connections: number, bar: boolean): str
   return [
     bar ? `[${'#'.repeat(fill)}${'-'.repeat(BAR - fill)}]` : 'progress',
     `${tally.done}/${tally.total}`,
+    `${rate.toFixed(0)} msg/s`,
+    `ETA ${eta}`,
     `sent ${sent}`,
     `refused ${refused}`,
     `failed ${failed}`,
     `possibly-delivered ${tally.counts['possibly-delivered']}`,
     `rcpt-refused ${tally.refusedRecipients}`,
-    `${rate.toFixed(0)} msg/s`,
-    `ETA ${eta}`,
     `conn ${connections}`,
   ].join('  ');
 }
 
 /**
- * The live display: on a terminal one line redrawn in place (`\r`, then ANSI "erase line")
- * ten times a second; elsewhere a plain line every few seconds. `stop` draws the last state.
+ * The live display: on a terminal (`columns` wide) one line redrawn in place (`\r`, then ANSI
+ * "erase line") ten times a second, cut to the width (a wrapped line could not be redrawn);
+ * elsewhere a plain line every few seconds. `stop` draws the last state.
  */
-export function startDisplay(write: (text: string) => void, tty: boolean, line: (bar: boolean) => string): () => void {
-  const draw = tty ? () => write(`\r\x1b[K${line(true)}`) : () => write(`${line(false)}\n`);
+export function startDisplay(
+  write: (text: string) => void,
+  columns: number | undefined,
+  line: (bar: boolean) => string,
+): () => void {
+  const tty = columns !== undefined;
+  const draw = tty ? () => write(`\r\x1b[K${line(true).slice(0, Math.max(columns - 1, 20))}`) : () => write(`${line(false)}\n`);
   const timer = setInterval(draw, tty ? 100 : 2000);
   return () => {
     clearInterval(timer);
