@@ -29,6 +29,14 @@ describe('rx-smtp probe', () => {
     expect(out).toContainEqual('  PIPELINING');
   });
 
+  it('shows TLS details over implicit TLS (smtps://)', async () => {
+    real = await startSmtpServer({ secure: true });
+    const result = await runCli(['probe', '-s', `smtps://localhost:${real.port}`, '--ca', ca, '--json']);
+    expect(result.code).toBe(0);
+    const [found] = lines(result.stdout).map((l) => JSON.parse(l) as { tls: Record<string, string> });
+    expect(found.tls).toEqual({ protocol: expect.stringMatching(/^TLSv1\.[23]$/), cipher: expect.any(String), subject: 'localhost', validTo: expect.stringMatching(/GMT$/) });
+  });
+
   it('--json prints one object', async () => {
     real = await startSmtpServer({ hideSTARTTLS: true });
     const result = await runCli(['probe', '-s', `smtp://127.0.0.1:${real.port}`, '--json']);

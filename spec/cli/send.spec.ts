@@ -59,6 +59,21 @@ describe('rx-smtp send', () => {
     expect(result.code).toBe(1);
   });
 
+  it('over LMTP prints each recipient\'s delivery after the body', async () => {
+    real = await startSmtpServer({
+      lmtp: true,
+      onRcptTo: (address, _s, cb) => (address.address.startsWith('nobody') ? cb(refuse(550, '5.1.1 No such user')) : cb()),
+    });
+    const result = await runCli(['send', '-s', `lmtp://127.0.0.1:${real.port}`, '--starttls', 'never', '-f', 'me@x.test', '-t', 'one@x.test', '-t', 'nobody@x.test', '--body', 'x']);
+    expect(lines(result.stdout)).toEqual([
+      '✓ one@x.test  250 Accepted',
+      '✗ nobody@x.test  550 5.1.1 No such user',
+      expect.stringMatching(/^✓ one@x\.test {2}delivered\? 250 /),
+      expect.stringMatching(/^sent: 250 .*\(1 recipient refused\)$/),
+    ]);
+    expect(result.code).toBe(1);
+  });
+
   it('--json prints every sendmail$ event as one JSON object with its type', async () => {
     const server = await refusingServer();
     const result = await runCli(['send', '-s', `smtp://127.0.0.1:${server.port}`, '-f', 'me@x.test', '-t', 'you@x.test', '-t', 'nobody@x.test', '--body', 'x', '--json']);
