@@ -89,26 +89,49 @@ export async function bulk(argv: readonly string[], io: Io): Promise<ExitCode> {
   if (skip.size) io.err(`resuming: ${batch.length - todo.length} of ${batch.length} messages already sent or possibly delivered: skipped\n`);
   const tally = new Tally(todo.length);
   earlier.interrupted.forEach(() => tally.counts['possibly-delivered']++);
-  const stop = startDisplay(io.err, io.errColumns, (bar) => statusLine(tally, pool.stats.connections, bar));
+  const stopDisplay = startDisplay(io.err, io.errColumns, (bar) => statusLine(tally, pool.stats.connections, bar));
   let firstError: unknown;
+  // Ctrl-C: hand over no more messages and let those under way end with their outcomes, so a
+  // rerun resends none of them and sends the rest; a second Ctrl-C ends the process at once.
+  const stop = { requested: false };
+  const interrupt = (): void => {
+    if (stop.requested) process.exit(130);
+    stop.requested = true;
+    io.err('\ninterrupted: finishing the messages under way (Ctrl-C again to quit now)\n');
+  };
+  process.on('SIGINT', interrupt);
   try {
-    await each(sendAll$(pool, handOver(todo, file, journal)), (outcome) => {
+    await each(sendAll$(pool, handOver(todo, file, journal, stop)), (outcome) => {
       const line = outcomeLine(outcome);
       journal.write(line);
       tally.add(outcome.status, Object.keys(line.refused ?? {}).length);
       if (outcome.status !== 'sent') firstError ??= outcome.error;
     });
   } finally {
-    stop();
+    process.off('SIGINT', interrupt);
+    stopDisplay();
     journal.close();
     await pool.close();
+  }
+  if (stop.requested) {
+    io.err(`interrupted: ${tally.total - tally.done} messages not sent; run again with the same --outcomes to send them\n`);
+    return EXIT.refused;
   }
   return verdict(tally, firstError, io);
 }
 
-/** The messages as the pool pulls them; each marked `sending` in the journal as it is handed over. */
-function* handOver(batch: readonly InputLine[], file: string, journal: Journal): Generator<PoolMessage<string>> {
+/**
+ * The messages as the pool pulls them, until a stop is requested; each marked `sending` in the
+ * journal as it is handed over.
+ */
+function* handOver(
+  batch: readonly InputLine[],
+  file: string,
+  journal: Journal,
+  stop: { readonly requested: boolean },
+): Generator<PoolMessage<string>> {
   for (const message of batch) {
+    if (stop.requested) return;
     journal.write({ id: message.id, status: 'sending' });
     yield {
       id: message.id,

@@ -111,6 +111,28 @@ describe('rx-smtp bulk', () => {
     expect([...accepted.values()].every((n) => n === 1)).toBe(true);
   });
 
+  it('on SIGINT finishes the messages under way, so a rerun sends the rest and none twice', async () => {
+    const outcomes = path.join(dir, 'outcomes.jsonl');
+    const args = ['bulk', '-s', url(), '-m', batchFile(dir, 120), '-o', outcomes, '--connections', '2'];
+    const first = await runCli(args, { started: (child) => (onAccepted = (n) => n === 20 && child.kill('SIGINT')) });
+    onAccepted = () => undefined;
+    expect(first.code).toBe(1);
+    expect(lines(first.stderr).pop()).toMatch(/^interrupted: \d+ messages not sent; run again/);
+    const journal = outcomesIn(outcomes);
+    const handedOver = journal.filter((o) => o.status === 'sending').map((o) => o.id);
+    // Every message handed over has its outcome: nothing is left for a rerun to guess about.
+    expect(terminal(journal).map((o) => o.id).sort()).toEqual([...handedOver].sort());
+    expect(handedOver.length).toBeLessThan(120);
+
+    const second = await runCli(args);
+    expect(second.code).toBe(1);
+    const final = terminal(outcomesIn(outcomes));
+    expect(final.filter((o) => o.status === 'possibly-delivered')).toEqual([]);
+    expect(new Set(final.map((o) => o.id)).size).toBe(120);
+    expect(accepted.size).toBe(119);
+    expect([...accepted.values()].every((n) => n === 1)).toBe(true);
+  });
+
   it('redraws one line in place on a terminal (\\r and erase-line)', async () => {
     const outcomes = path.join(dir, 'tty.jsonl');
     const cli = [process.execPath, CLI, 'bulk', '-s', url(), '-m', batchFile(dir, 40), '-o', outcomes].map((a) => `'${a}'`).join(' ');
