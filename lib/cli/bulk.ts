@@ -2,11 +2,10 @@ import * as path from 'node:path';
 import { PoolMessage, SMTPPool, SendOutcome, sendAll$ } from '../index';
 import { SERVER_HELP, SERVER_OPTIONS, UsageError, parse, positiveInt, required } from './args';
 import { EXIT, ExitCode, describe, exitCodeOf } from './exit';
-import { Io, replyText } from './io';
+import { Io, each, replyText } from './io';
 import { Journal, OutcomeLine, readEarlier } from './journal';
 import { composeMessage } from './message';
 import { Tally, startDisplay, statusLine } from './progress';
-import { each } from './send';
 import { ServerFlags, readFile, sessionConfig } from './server';
 
 const OPTIONS = {
@@ -29,7 +28,8 @@ each message handed to the pool.
 
 Resumable: run again with the same --outcomes file and messages already sent or possibly
 delivered are skipped; a message that was under way when an earlier run stopped is
-recorded as possibly-delivered and never resent.
+recorded as possibly-delivered and never resent. Ctrl-C hands over no more messages and
+lets those under way finish, so nothing is left to guess about (Ctrl-C twice: quit now).
 
 Each input line: { "id": "…", "from": "…", "to": ["…"], "subject"?: "…", "text"?: "…", "eml"?: "file.eml" }
 (eml: a message file sent as is, its path relative to FILE.jsonl).

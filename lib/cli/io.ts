@@ -1,3 +1,5 @@
+import { Observable } from 'rxjs';
+
 /** Where a command writes, and what it reads from its environment: the process's, or a test's. */
 export interface Io {
   /** Results: one line each. */
@@ -31,4 +33,9 @@ export function dialogueLine(event: { direction: 'send' | 'receive' | 'info'; te
     .split(/\r?\n/)
     .map((line) => `${arrow}${line}\n`)
     .join('');
+}
+
+/** Runs `values$` to its end, handing each value to `next`. */
+export function each<T>(values$: Observable<T>, next: (value: T) => void): Promise<void> {
+  return new Promise((resolve, reject) => values$.subscribe({ next, error: reject, complete: resolve }));
 }

@@ -2,8 +2,7 @@ import { of } from 'rxjs';
 import { Session, withSession$ } from '../index';
 import { SERVER_HELP, SERVER_OPTIONS, parse } from './args';
 import { EXIT, ExitCode, describe, exitCodeOf } from './exit';
-import { Io, dialogueLine, replyText } from './io';
-import { each } from './send';
+import { Io, dialogueLine, each, replyText } from './io';
 import { ServerFlags, sessionConfig } from './server';
 
 const OPTIONS = { ...SERVER_OPTIONS, dialogue: { type: 'boolean' } } as const;

@@ -2,7 +2,7 @@ import { Observable } from 'rxjs';
 import { SendEvent, Session, sendMessage$, sendmail$, withSession$ } from '../index';
 import { SERVER_HELP, SERVER_OPTIONS, UsageError, Values, parse, required } from './args';
 import { EXIT, ExitCode, describe, exitCodeOf } from './exit';
-import { Io, dialogueLine, replyText } from './io';
+import { Io, dialogueLine, each, replyText } from './io';
 import { composeMessage } from './message';
 import { ServerFlags, readFile, sessionConfig } from './server';
 
@@ -147,9 +147,4 @@ function jsonPrinter(io: Io): Printer {
     },
     verdict: () => (refused ? EXIT.refused : EXIT.ok),
   };
-}
-
-/** Runs `events$` to its end, handing each value to `next`. */
-export function each<T>(events$: Observable<T>, next: (value: T) => void): Promise<void> {
-  return new Promise((resolve, reject) => events$.subscribe({ next, error: reject, complete: resolve }));
 }
