@@ -55,6 +55,8 @@ export function parseServerUrl(url: string): ServerUrl {
   // WHATWG keeps the brackets of an IPv6 literal in `hostname`; sockets want the bare address.
   const host = parsed.hostname.replace(/^\[(.*)\]$/, '$1');
   if (!host) throw invalid(url, 'the host is missing');
+  // Port 0 would mean "any" to a listener; to a client it is no port at all.
+  if (parsed.port === '0') throw invalid(url, 'port 0');
   return { host, port: parsed.port ? Number(parsed.port) : defaultPort, ...implied, ...auth };
 }
 

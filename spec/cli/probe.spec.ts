@@ -53,6 +53,13 @@ describe('rx-smtp probe', () => {
     expect(lines(result.stderr)).toEqual([expect.stringContaining('ERR_SMTP_TLS_CERTIFICATE')]);
   });
 
+  it('--insecure accepts a certificate that does not verify', async () => {
+    real = await startSmtpServer();
+    const result = await runCli(['probe', '-s', `smtp+starttls://localhost:${real.port}`, '--insecure']);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/^tls {11}TLSv1/m);
+  });
+
   it('exits 3 when STARTTLS is required and not offered', async () => {
     const fake = await FakeServer.start();
     try {

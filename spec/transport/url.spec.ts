@@ -39,6 +39,7 @@ describe('parseServerUrl', () => {
     ['smtp://', 'the host is missing'],
     ['smtp://h:99999', 'not a URL'],
     ['smtp://h:x', 'not a URL'],
+    ['smtp://h:0', 'port 0'],
     ['smtp://h/inbox', 'no path is allowed'],
     ['smtp://h?x=1', 'no query or fragment'],
     ['lmtp+unix://host/sock', 'has no host'],
