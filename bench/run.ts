@@ -178,8 +178,20 @@ function plan(ports: { sink: number; postfix?: number; proxy?: number; postfixEr
   add('W5', 'smtp-source', `-s 8 -d, lockstep, ${w5n} msgs`, 'msg/s', { command: smtpSource(ports.sink, 8, w5n, 1), external: { messages: w5n }, timeoutS: 90 });
   add('W5', 'nodemailer', `pool, maxConnections 8, 64 sendMail outstanding, ≤${w5n} msgs / 40 s`, 'msg/s', { command: node('nodemailer.js', { ...w5, concurrency: 64, maxSeconds: 40 }), timeoutS: 90 });
   add('W5', 'raw socket', `bare socket loop on 8 connections, no checks, ${w5n} msgs`, 'msg/s', { command: node('raw-socket.js', { ...w5, concurrency: 8 }), timeoutS: 90 });
+  // W5 naive (issue 12): the README's path as users write it, against sendAll$ holding as many messages.
+  const naiveN = scaled(20_000);
+  for (const k of NAIVE_K) {
+    const pool = `SMTPPool of 8 × ${Math.ceil(k / 8)} stacked`;
+    add('W5', 'rx-smtp', `${naiveSetup(k)}, ${pool}, ${naiveN} msgs`, 'msg/s', { command: node('rx-smtp.js', { ...w5, count: naiveN, concurrency: k, variant: 'naive' }), timeoutS: 90 });
+    add('W5', 'rx-smtp', `${sendAllSetup(k)}, ${pool}, ${naiveN} msgs`, 'msg/s', { command: node('rx-smtp.js', { ...w5, count: naiveN, concurrency: k, variant: 'sendAll' }), timeoutS: 90 });
+  }
   return jobs;
 }
+
+/** The in-flight counts of the W5 naive rows, and how their setups are named (the goals find them by it). */
+const NAIVE_K = [8, 32, 64];
+const naiveSetup = (k: number): string => `naive: range + mergeMap(pool.sendmail$, ${k})`;
+const sendAllSetup = (k: number): string => `sendAll$(pool, generator), queueLimit ${k}`;
 
 function ratios(rows: Row[]): void {
   for (const row of rows) {
@@ -212,6 +224,12 @@ function goals(rows: Row[]): Goal[] {
     ['W5 rx-smtp ÷ smtp-source -s 8', over(rate('W5', 'rx-smtp'), rate('W5', 'smtp-source')), 1, 'min'],
     ['W5 rx-smtp ÷ nodemailer pool of 8', over(rate('W5', 'rx-smtp'), rate('W5', 'nodemailer')), 5, 'min'],
     ['W5 rx-smtp peak RSS (MiB)', rss('W5', 'rx-smtp'), 150, 'max'],
+    ...NAIVE_K.map((k): [string, number | undefined, number, 'min'] => [
+      `W5 naive mergeMap ${k} ÷ sendAll$ holding ${k}`,
+      over(rate('W5', 'rx-smtp', `${naiveSetup(k)},`), rate('W5', 'rx-smtp', `${sendAllSetup(k)},`)),
+      0.9,
+      'min',
+    ]),
   ];
   const w5 = rows.find((r) => r.workload === 'W5' && r.client === 'rx-smtp');
   const out: Goal[] = list.map(([goal, measured, target, kind]) => ({

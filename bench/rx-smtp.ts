@@ -2,8 +2,8 @@
  * The rx-smtp client of the bench, one workload per run (see README.md). Runs compiled, in its
  * own process, so its peak RSS is its own.
  */
-import { Observable, lastValueFrom, mergeMap } from 'rxjs';
-import { BodyEncoder, SMTPPool, SendEvent, Session, SessionConfig, sendmail$, withSession$ } from '../lib/index';
+import { Observable, lastValueFrom, map, mergeMap, range } from 'rxjs';
+import { BodyEncoder, PoolMessage, SMTPPool, SendEvent, Session, SessionConfig, sendAll$, sendmail$, withSession$ } from '../lib/index';
 import { ClientArgs, FROM, Report, canonicalText, cycle, main, message1k, mixedChunks, recipients, seconds } from './common';
 
 /** What a timed run of sends counted: messages sent, sends that failed, and whether time ran out. */
@@ -98,6 +98,7 @@ async function encoder(args: ClientArgs): Promise<Report> {
  * connections sharing the concurrency).
  */
 async function pooled(args: ClientArgs): Promise<Report> {
+  if (args.variant === 'naive' || args.variant === 'sendAll') return naive(args);
   const [connections, stacked] = (args.variant ?? `8x${Math.ceil(args.concurrency / 8)}`).split('x').map(Number);
   const pool = new SMTPPool({
     host: args.host,
@@ -114,6 +115,43 @@ async function pooled(args: ClientArgs): Promise<Report> {
   const t0 = seconds();
   const send$ = countedSends(args, t0 + args.maxSeconds, tally, () => pool.sendmail$(FROM, to, body));
   await lastValueFrom(send$, { defaultValue: undefined });
+  const elapsed = seconds() - t0;
+  await pool.close();
+  return { ...tally, bytes: 0, seconds: elapsed };
+}
+
+/**
+ * W5 naive: the README's path as users write it, `range(0, count)` + `mergeMap(pool.sendmail$, k)`, with
+ * the library's pool of 8 connections sharing k (`variant: 'naive'`); `variant: 'sendAll'` is the same
+ * pool fed by `sendAll$` from a generator, holding k (`queueLimit`): the rate the naive path must match.
+ * No time bound: `range` puts every message in mergeMap's buffer at once, as users' code does.
+ */
+async function naive(args: ClientArgs): Promise<Report> {
+  const stacked = Math.ceil(args.concurrency / 8);
+  const pool = new SMTPPool({
+    host: args.host,
+    port: args.port,
+    starttls: 'never',
+    localHostname: 'bench.test',
+    maxConnections: 8,
+    maxMessagesPerConnection: Number.MAX_SAFE_INTEGER,
+    maxInFlightPerConnection: stacked,
+    queueLimit: args.concurrency,
+  });
+  const body = message1k();
+  const to = recipients(args.rcpts);
+  const tally: Tally = { messages: 0, failed: 0, truncated: false };
+  const t0 = seconds();
+  function* messages(): Generator<PoolMessage> {
+    for (let i = 0; i < args.count; i++) yield { from: FROM, to, body };
+  }
+  // Counted in a plain subscriber: no operator of the harness's own on the path being measured.
+  const sent$: Observable<boolean> = args.variant === 'sendAll'
+    ? sendAll$(pool, messages()).pipe(map((o) => o.status === 'sent'))
+    : range(0, args.count).pipe(mergeMap(() => pool.sendmail$(FROM, to, body), args.concurrency), map((e) => e.type === 'sent'));
+  await new Promise<void>((resolve, reject) =>
+    sent$.subscribe({ next: (sent) => void (sent && tally.messages++), error: reject, complete: resolve }),
+  );
   const elapsed = seconds() - t0;
   await pool.close();
   return { ...tally, bytes: 0, seconds: elapsed };

@@ -5,6 +5,8 @@
  * - exactly one outcome per message;
  * - `sent` ⇒ committed exactly once, with the bytes that were sent (0 lost, 0 corrupt);
  * - `failed` or `refused` ⇒ never committed; `possibly-delivered` ⇒ committed at most once (0 duplicates);
+ * - every CANCEL_EVERY-th message goes through `pool.sendmail$` instead and is unsubscribed at a drawn
+ *   point (see `cancelledSend$`): `cancelled` when it had no outcome by then, committed at most once either way;
  * - memory flat (RSS and, with --expose-gc, the heap after a full GC, at the start and the end);
  * - after `pool.close()` and the server's close, no handle left that was not there before.
  *
@@ -12,8 +14,9 @@
  * spec/pool/soak.spec.ts runs a small one inside `npm test`.
  */
 import { performance } from 'node:perf_hooks';
-import { PoolMessage, SMTPPool, SendOutcome, sendAll$ } from '../lib/index';
-import { SoakServer } from './soak-server';
+import { Observable, catchError, last, map, merge, mergeMap, of, range, takeUntil, takeWhile, timer } from 'rxjs';
+import { PoolMessage, SMTPPool, SendOutcome, classifyFailure, sendAll$ } from '../lib/index';
+import { SoakServer, draw } from './soak-server';
 
 export interface SoakOptions {
   readonly seed: number;
@@ -26,8 +29,12 @@ export interface SoakOptions {
   readonly log?: (line: string) => void;
 }
 
-export type Status = SendOutcome['status'];
-const STATUSES: readonly Status[] = ['sent', 'refused', 'failed', 'possibly-delivered'];
+export type Status = SendOutcome['status'] | 'cancelled';
+const STATUSES: readonly Status[] = ['sent', 'refused', 'failed', 'possibly-delivered', 'cancelled'];
+
+/** Every CANCEL_EVERY-th message is sent with `pool.sendmail$` and cancelled after a drawn delay. */
+const CANCEL_EVERY = 20;
+const cancelled = (id: number): boolean => id % CANCEL_EVERY === 3;
 
 export interface SoakReport {
   readonly seed: number;
@@ -49,8 +56,8 @@ export interface SoakReport {
   readonly committedButFailed: readonly number[];
   /** Ids committed with other bytes than were sent. */
   readonly corrupt: readonly number[];
-  /** Possibly delivered, and committed or not (both are legal: for the record). */
-  readonly possiblyDelivered: { readonly committed: number; readonly notCommitted: number };
+  /** Possibly delivered or cancelled, and committed or not (both are legal: for the record). */
+  readonly possiblyDelivered: Readonly<Record<'possibly-delivered' | 'cancelled', { readonly committed: number; readonly notCommitted: number }>>;
   readonly faults: Readonly<Record<string, number>>;
   readonly connections: number;
   readonly violations: readonly string[];
@@ -129,11 +136,43 @@ function progress(done: number, t0: number): string {
   return `  ${done} outcomes, ${((performance.now() - t0) / 1000).toFixed(1)} s, ${memory}`;
 }
 
+/** One message's end as the soak books it: its id, status and cause. */
+interface End {
+  readonly id: number;
+  readonly status: Status;
+  readonly cause: string;
+}
+
 /** Why a message did not end sent: its error's code, with the reply code when there is one. */
-function causeOf(outcome: SendOutcome): string {
-  if (outcome.status === 'sent') return 'sent';
-  const err = outcome.error as { code?: string; smtpCode?: number } | undefined;
-  return `${outcome.status}: ${err?.code ?? 'no code'}${err?.smtpCode ? ` ${err.smtpCode}` : ''}`;
+function causeOf(status: Status, error: unknown): string {
+  const err = error as { code?: string; smtpCode?: number } | undefined;
+  return `${status}: ${err?.code ?? 'no code'}${err?.smtpCode ? ` ${err.smtpCode}` : ''}`;
+}
+
+function endOf(outcome: SendOutcome<number>): End {
+  const id = outcome.message.id as number;
+  if (outcome.status === 'sent') return { id, status: 'sent', cause: 'sent' };
+  return { id, status: outcome.status, cause: causeOf(outcome.status, outcome.error) };
+}
+
+/**
+ * A message sent with `pool.sendmail$` (one attempt) and unsubscribed at a drawn point: at its
+ * first recipient event (mid-envelope), at its progress event (its body written, the final reply
+ * owed), or after 0–100 ms (often while it waits in the queue or for its connection's write lock).
+ */
+function cancelledSend$(pool: SMTPPool, id: number, r: number): Observable<End> {
+  const m = message(id);
+  const body = typeof m.body === 'function' ? m.body() : m.body;
+  const at = r < 0.3 ? 'recipient' : r < 0.6 ? 'progress' : undefined;
+  return pool.sendmail$(m.from, m.to, body).pipe(
+    at ? takeWhile((event) => event.type !== at, true) : takeUntil(timer(Math.floor(((r - 0.6) / 0.4) * 100))),
+    last((event) => event.type === 'sent', null),
+    map((sent): End => (sent ? { id, status: 'sent', cause: 'sent before its cancel' } : { id, status: 'cancelled', cause: 'cancelled' })),
+    catchError((err: unknown) => {
+      const status = classifyFailure(err).status;
+      return of<End>({ id, status, cause: causeOf(status, err) });
+    }),
+  );
 }
 
 export async function runSoak(options: SoakOptions): Promise<SoakReport> {
@@ -160,28 +199,41 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const deadline = t0 + options.maxSeconds * 1000;
   let fed = 0;
   let truncated = false;
+  const fedIds = new Uint8Array(options.messages);
+  const feed = (id: number): void => {
+    fed++;
+    fedIds[id] = 1;
+  };
+  const timeLeft = (): boolean => {
+    if (performance.now() <= deadline) return true;
+    truncated = true;
+    return false;
+  };
   function* messages(): Generator<PoolMessage<number>> {
-    for (let id = 0; id < options.messages; id++) {
-      if (performance.now() > deadline) {
-        truncated = true;
-        return;
-      }
-      fed++;
+    for (let id = 0; id < options.messages && timeLeft(); id++) {
+      if (cancelled(id)) continue;
+      feed(id);
       yield message(id);
     }
   }
+  // Alongside, on the same pool: the messages that will be cancelled, a few at a time.
+  const cancels$ = range(0, options.messages).pipe(
+    mergeMap((id) => {
+      if (!cancelled(id) || !timeLeft()) return [];
+      feed(id);
+      return cancelledSend$(pool, id, draw(options.seed, 'cancel', id));
+    }, 4),
+  );
   // Per id: how many outcomes, and the status of the last one.
   const seen = new Uint16Array(options.messages);
   const status = new Array<Status | undefined>(options.messages);
   const causes: Record<string, number> = {};
   let done = 0;
   await new Promise<void>((resolve, reject) =>
-    sendAll$(pool, messages()).subscribe({
-      next: (outcome) => {
-        const id = outcome.message.id as number;
+    merge(sendAll$(pool, messages()).pipe(map(endOf)), cancels$).subscribe({
+      next: ({ id, status: s, cause }) => {
         seen[id]++;
-        status[id] = outcome.status;
-        const cause = causeOf(outcome);
+        status[id] = s;
         causes[cause] = (causes[cause] ?? 0) + 1;
         if (++done % 5_000 === 0) log(progress(done, t0));
       },
@@ -204,8 +256,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     lost: [] as number[],
     committedButFailed: [] as number[],
   };
-  const possiblyDelivered = { committed: 0, notCommitted: 0 };
-  for (let id = 0; id < fed; id++) {
+  const possiblyDelivered = { 'possibly-delivered': { committed: 0, notCommitted: 0 }, cancelled: { committed: 0, notCommitted: 0 } };
+  for (let id = 0; id < options.messages; id++) {
+    // A message never fed (the time bound) is neither missing nor anything else.
+    if (!fedIds[id]) continue;
     const commits = server.commits[id];
     const s = status[id];
     if (seen[id] === 0) report.missing.push(id);
@@ -214,7 +268,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     if (s) outcomes[s]++;
     if (s === 'sent' && commits === 0) report.lost.push(id);
     if ((s === 'failed' || s === 'refused') && commits > 0) report.committedButFailed.push(id);
-    if (s === 'possibly-delivered') possiblyDelivered[commits > 0 ? 'committed' : 'notCommitted']++;
+    if (s === 'possibly-delivered' || s === 'cancelled') possiblyDelivered[s][commits > 0 ? 'committed' : 'notCommitted']++;
   }
   return {
     seed: options.seed,
@@ -256,7 +310,10 @@ export function describe(report: SoakReport): string {
   const lines = [
     `seed ${report.seed}: ${report.fed} messages in ${report.seconds.toFixed(1)} s${report.truncated ? ' (time bound hit)' : ''}, ${report.connections} connections`,
     `outcomes: ${STATUSES.map((s) => `${s} ${report.outcomes[s]}`).join(', ')}`,
-    `possibly delivered: ${report.possiblyDelivered.committed} committed by the server, ${report.possiblyDelivered.notCommitted} not`,
+    ...(['possibly-delivered', 'cancelled'] as const).map((s) => {
+      const { committed, notCommitted } = report.possiblyDelivered[s];
+      return `${s}: ${committed} committed by the server, ${notCommitted} not`;
+    }),
     'causes:',
     ...Object.entries(report.causes).sort().map(([cause, n]) => `  ${String(n).padStart(6)}  ${cause}`),
     'faults injected:',

@@ -11,6 +11,7 @@
  */
 import type { Reply } from './wire/reply';
 
+/** The stable `code` of every error rx-smtp raises, one per class: what callers match on. */
 export type SMTPErrorCode =
   | 'ERR_SMTP'
   | 'ERR_SMTP_NOT_SUPPORTED'
@@ -155,6 +156,13 @@ export class SMTPResponseException extends SMTPException {
     if (details.command) this.command = details.command;
   }
 
+  /**
+   * Builds the error from the server's reply, keeping the reply and the command that drew it.
+   *
+   * @param reply the refusal.
+   * @param command the command it answers, secrets redacted (`Command.debugText`).
+   * @return an instance of the class it is called on (`SMTPDataError.fromReply(…)` is an `SMTPDataError`).
+   */
   static fromReply<T extends SMTPResponseException>(
     this: new (code: number, message: string, details: { reply?: Reply; command?: string }) => T,
     reply: Reply,
@@ -217,6 +225,15 @@ export class SMTPPossiblyDeliveredError extends SMTPException {
   constructor(message: string, options: { cause: unknown }) {
     super(message, options);
   }
+}
+
+/**
+ * Whether the server said no (a reply decided it: smtplib's `SMTPResponseException` family, or
+ * every recipient refused), so the connection's state is known. Matched by `code`, like the rest.
+ */
+export function isServerRefusal(err: unknown): boolean {
+  const smtpCode = (err as { smtpCode?: unknown } | null)?.smtpCode;
+  return (typeof smtpCode === 'number' && err instanceof Error) || hasCode(err, 'ERR_SMTP_RECIPIENTS_REFUSED');
 }
 
 /** True when `err` is one of ours with the given code. */

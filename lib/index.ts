@@ -10,7 +10,9 @@ export { parseCapabilities } from './wire/capabilities';
 
 export { connect$ } from './transport/connect';
 export { SmtpConnection } from './transport/connection';
-export type { Outgoing, Payload, RequestOptions } from './transport/connection';
+export { lastRequest$ } from './transport/connection';
+export type { ConnectionOptions, Outgoing, Payload, ReplyHandler, RequestOptions, Turn } from './transport/connection';
+export type { TlsIdentity } from './transport/tls-upgrade';
 export type { DebugEvent } from './transport/debug';
 export type { ConnectOptions } from './transport/options';
 export { SMTP_PORT, SMTP_SSL_PORT, LMTP_PORT } from './transport/options';
@@ -24,14 +26,17 @@ export { ehlo, ehlo$, sendEhlo$, sendHelo$ } from './session/ehlo';
 export { starttls, starttls$ } from './session/starttls';
 export { quit, quit$ } from './session/quit';
 export { session$, withSession$ } from './session/open-session';
+export { verify$ } from './session/verify';
+export type { VerifyReport } from './session/verify';
 export { sendmail$ } from './session/sendmail';
 export { sendMessage$ } from './session/send-message';
 export type { SendEvent } from './session/sendmail';
 export { mail$, rcpt$, data$ } from './session/mail';
 export { planEnvelope } from './session/envelope';
 export type { MailOptions, RcptOptions, Recipient, Envelope } from './session/envelope';
-export type { Body } from './wire/body-source';
+export type { Body, BodyFacts, ChunkOptions } from './wire/body-source';
 export { encodeBody, BodyEncoder } from './wire/body-encoder';
+export type { EncodeBodyOptions } from './wire/body-encoder';
 export { toChunks$ } from './wire/body-source';
 export { xtext } from './wire/xtext';
 export type { SessionConfig, StartTlsPolicy } from './session/open-session';
@@ -54,16 +59,26 @@ export {
   scramSha256Mechanism,
   xoauth2Mechanism,
 } from './auth';
-export type { AuthObject, MechanismFactory, SaslMechanism } from './auth';
+export type {
+  AuthObject,
+  BearerCredentials,
+  BearerMechanism,
+  LoginMechanismOptions,
+  MechanismFactory,
+  OAuthBearerCredentials,
+  SaslMechanism,
+  ScramOptions,
+  TextMechanism,
+} from './auth';
 
 export { SMTP } from './client/smtp';
-export type { SMTPOptions, DebugMessage } from './client/smtp';
+export type { SMTPOptions, DebugMessage, DebugSink } from './client/smtp';
 export { SMTP_SSL } from './client/smtp-ssl';
 export { LMTP } from './client/lmtp';
 
 export { SMTPPool } from './pool/pool';
 export type { PoolConfig, PoolStats, RetryPolicy } from './pool/pool';
-export type { PoolMessage, SendOutcome } from './pool/outcome';
+export type { FailureStatus, PoolMessage, SendOutcome } from './pool/outcome';
 export type { RateLimit } from './pool/rate-window';
 export { sendAll, sendAll$ } from './pool/send-all';
 export type { MessageSource } from './pool/send-all';

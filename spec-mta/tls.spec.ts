@@ -42,7 +42,7 @@ describe('TLS against Postfix', () => {
       sourceAddress: from,
     });
     const { error } = await outcome(smtp.connect$());
-    expect(error?.code).toBe('ERR_SMTP_SERVER_DISCONNECTED');
+    expect(error?.code).toBe('ERR_SMTP_TLS_CERTIFICATE');
     expect((error?.cause as { code?: string } | undefined)?.code).toMatch(/UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED|CERT/);
     // Postfix saw a connection that never got past the handshake: no command at all.
     expect(await log.sessionEnd(from.host)).toEqual({ 'commands': '0/0' });
@@ -54,7 +54,7 @@ describe('TLS against Postfix', () => {
     const config = plainPort({ tls: { ca: otherCa }, starttls: 'required' });
     const { events, error } = await sendOnce(config, 'sender@client.test', [USER], message(token('bad-ca'), USER));
     expect(events).toEqual([]);
-    expect(error?.code).toBe('ERR_SMTP_SERVER_DISCONNECTED');
+    expect(error?.code).toBe('ERR_SMTP_TLS_CERTIFICATE');
     // Postfix counts the STARTTLS whose handshake failed as "0 of 1 succeeded".
     const counts = await log.sessionEnd(config.sourceAddress.host);
     expect(counts).toMatchObject({ ehlo: '1', starttls: '0/1' });

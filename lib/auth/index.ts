@@ -9,10 +9,16 @@ import { toAuthObject, type AuthObject, type MechanismFactory } from './mechanis
 import { plainMechanism } from './plain';
 import { scramSha1Mechanism, scramSha256Mechanism } from './scram';
 
-export { fromAuthObject, type AuthObject, type MechanismFactory, type SaslMechanism } from './mechanism';
+export {
+  fromAuthObject,
+  type AuthObject,
+  type MechanismFactory,
+  type SaslMechanism,
+  type TextMechanism,
+} from './mechanism';
 export type { BearerMechanism } from './bearer';
 export { cramMd5Mechanism } from './cram-md5';
-export { loginMechanism, type LoginOptions } from './login';
+export { loginMechanism, type LoginMechanismOptions } from './login';
 export { oauthbearerMechanism, type OAuthBearerCredentials } from './oauthbearer';
 export { plainMechanism } from './plain';
 export { scramSha1Mechanism, scramSha256Mechanism, type ScramOptions } from './scram';

@@ -1,7 +1,7 @@
 import { authFailure, type TextMechanism } from './mechanism';
 
 /** Options of the LOGIN mechanism. */
-export interface LoginOptions {
+export interface LoginMechanismOptions {
   /**
    * Send the user name as the initial response (`AUTH LOGIN <user>`), as smtplib
    * does with `initial_response_ok`. Default false: not every server accepts it.
@@ -25,7 +25,7 @@ export interface LoginOptions {
  */
 export function loginMechanism(
   { user, password }: { user: string; password: string },
-  options: LoginOptions = {},
+  options: LoginMechanismOptions = {},
 ): TextMechanism {
   const answers = [user, password];
   let answered = 0;

@@ -1,5 +1,5 @@
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
-import { Observable, Subject, Subscription, concatMap, defer, filter, finalize, map, tap } from 'rxjs';
+import { Observable, Subject, Subscription, concatMap, defer, filter, finalize, lastValueFrom, map, tap } from 'rxjs';
 import { SMTPInvalidArgumentError, SMTPServerDisconnected } from '../errors';
 import { ehlo$, sendEhlo$, sendHelo$ } from '../session/ehlo';
 import { greeting$ } from '../session/greeting';
@@ -20,15 +20,23 @@ import { parseServerUrl } from '../transport/url';
 import { command } from '../wire/command';
 import { Reply } from '../wire/reply';
 
+// Node releases before 20.4 lack Symbol.asyncDispose: TypeScript's recommended polyfill, so that the
+// method below and the compiled form of `await using` (which looks the symbol up the same way) agree.
+(Symbol as { asyncDispose?: symbol }).asyncDispose ??= Symbol.for('Symbol.asyncDispose');
+
 /** Options of the smtplib-shaped classes. A constructor never does I/O. */
 export interface SMTPOptions {
   readonly host?: string;
   readonly port?: number;
   /** The name sent in EHLO/HELO/LHLO; default: the FQDN when it has a dot, else `[address]`. */
   readonly localHostname?: string;
-  /** One timeout in ms for connecting and for every reply (smtplib's `timeout`). */
+  /**
+   * One timeout for connecting and for every reply, in **milliseconds** (smtplib's `timeout`
+   * counts seconds: `timeout: 30` waits 30 ms). The constructor refuses 0, negative, NaN or
+   * infinite values with `SMTPInvalidArgumentError`, as smtplib raises ValueError for 0.
+   */
   readonly timeout?: number;
-  /** Per-step reply timeouts in ms (RFC 5321 §4.5.3.2 defaults). */
+  /** Per-step reply timeouts in milliseconds (RFC 5321 §4.5.3.2 defaults); each positive and finite. */
   readonly timeouts?: Partial<Timeouts>;
   /** Bind the local end of the socket. */
   readonly sourceAddress?: { readonly host?: string; readonly port?: number };
@@ -36,6 +44,17 @@ export interface SMTPOptions {
   readonly tls?: TlsConnectionOptions;
   /** Let `login$`/`auth$` send credentials without TLS. Default false. */
   readonly allowPlaintextAuth?: boolean;
+  /**
+   * Where `setDebuglevel(1|2)` prints the dialogue, one line per event: default `process.stderr`,
+   * as smtplib prints to `sys.stderr`; `null` prints nothing (`debug$` still emits).
+   */
+  readonly debugStream?: DebugSink | null;
+}
+
+/** Something debug lines can be written to: `process.stderr`, a file stream, a test's buffer. */
+export interface DebugSink {
+  /** Takes one line, newline included. */
+  write(line: string): unknown;
 }
 
 /** A `debug$` event as the facade shows it: level 2 adds the time. */
@@ -62,6 +81,12 @@ export interface DebugMessage {
  * await lastValueFrom(smtp.connect$());
  * await lastValueFrom(smtp.starttls$());
  * await lastValueFrom(smtp.quit$());
+ *
+ * @example
+ * // Python's `with SMTP(…) as smtp:`: QUIT (or close) however the block ends.
+ * await using smtp = new SMTP({ host: 'mail.example.com' });
+ * await lastValueFrom(smtp.connect$());
+ * await lastValueFrom(smtp.sendmail$(from, to, body));
  */
 export class SMTP {
   /** smtplib's `SMTP_PORT`. */
@@ -89,12 +114,15 @@ export class SMTP {
   /** Recipients accepted since the last MAIL: LMTP answers the final dot once for each. */
   private accepted = 0;
   private readonly debugSubject = new Subject<DebugMessage>();
+  private readonly timeouts: Timeouts;
 
-  /** Wire events while the debug level is above 0; AUTH payloads are redacted. */
+  /** Wire events while the debug level is above 0 (also printed to `debugStream`); AUTH payloads are redacted. */
   readonly debug$: Observable<DebugMessage> = this.debugSubject.asObservable();
 
+  /** @throws SMTPInvalidArgumentError for a timeout that is not a positive, finite number of ms. */
   constructor(options: SMTPOptions = {}) {
     this.options = options;
+    this.timeouts = resolveTimeouts(options.timeout, options.timeouts);
   }
 
   /** The HELO reply text, once HELO was sent (smtplib's `helo_resp`). */
@@ -122,7 +150,7 @@ export class SMTP {
     return this.state;
   }
 
-  /** smtplib's `set_debuglevel`: 0 off, 1 wire events, 2 with timestamps. */
+  /** smtplib's `set_debuglevel`: 0 off, 1 wire events, 2 with timestamps; printed to `debugStream` (stderr). */
   setDebuglevel(level: 0 | 1 | 2): void {
     this.debugLevel = level;
   }
@@ -146,7 +174,7 @@ export class SMTP {
         lmtp: this.lmtp,
         defaultPort: (this.constructor as typeof SMTP).defaultPort,
         connectTimeout: this.options.timeout,
-        replyTimeout: resolveTimeouts(this.options.timeout, this.options.timeouts).command,
+        replyTimeout: this.timeouts.command,
       })
         .pipe(
           tap((connection) => this.watch(connection.debug$)),
@@ -330,6 +358,21 @@ export class SMTP {
     link?.unsubscribe();
   }
 
+  /**
+   * `await using` (Python's `with`): QUIT when connected and idle, and close at once when a
+   * command is still owed its reply, QUIT fails, or the connection is already gone. Never throws:
+   * it runs while an error may be propagating out of the block.
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    const connection = this.link ? this.state?.connection : undefined;
+    if (connection?.open && connection.inFlight === 0) {
+      // After the 221 our side is already ending gracefully (quit$); only a failed QUIT needs close().
+      const quitted = await lastValueFrom(this.quit$()).then(() => true, () => false);
+      if (quitted) return;
+    }
+    this.close();
+  }
+
   private authOptions<T extends AuthOptions>(options: T): T {
     return { allowPlaintextAuth: this.options.allowPlaintextAuth, ...options };
   }
@@ -354,12 +397,15 @@ export class SMTP {
   private watch(events$: Observable<DebugEvent>): void {
     events$.pipe(filter(() => this.debugLevel > 0)).subscribe((event) => {
       const level = this.debugLevel as 1 | 2;
-      this.debugSubject.next({
+      const message: DebugMessage = {
         direction: event.direction,
         text: event.text,
         ...(level === 2 ? { time: event.time } : {}),
         line: formatDebugEvent(event, level),
-      });
+      };
+      const sink = this.options.debugStream === undefined ? process.stderr : this.options.debugStream;
+      sink?.write(`${message.line}\n`);
+      this.debugSubject.next(message);
     });
   }
 }

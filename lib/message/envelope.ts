@@ -3,7 +3,7 @@ import { formatAddrSpec, parseAddressList } from './address-list';
 import type { HeaderField } from './header-block';
 
 /** The SMTP envelope of a message: the reverse path and the forward paths. */
-export interface Envelope {
+export interface HeaderEnvelope {
   /** The sender's addr-spec (`''` only when the caller asked for the null reverse path `<>`). */
   readonly from: string;
   /** The recipients' addr-specs, each once, in header order. */
@@ -39,7 +39,7 @@ export interface EnvelopeOverride {
  *   is not an address list or has a source-routed address (`<@a:b@c>`, refused rather than
  *   dropped, as `mailboxForWire` does), or when the message has more than one resent block.
  */
-export function envelopeFromHeaders(fields: readonly HeaderField[], override: EnvelopeOverride = {}): Envelope {
+export function envelopeFromHeaders(fields: readonly HeaderField[], override: EnvelopeOverride = {}): HeaderEnvelope {
   const prefix = resentPrefix(fields);
   const from = override.from ?? senderFromHeaders(fields, prefix);
   const to = unique(override.to ?? ['To', 'Bcc', 'Cc'].flatMap((name) => addressesOf(fields, prefix + name)));

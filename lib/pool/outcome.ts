@@ -11,6 +11,7 @@ import { Reply } from '../wire/reply';
 export interface PoolMessage<Id = unknown> {
   readonly from: string;
   readonly to: string | readonly (string | Recipient)[];
+  /** The message, or a function that returns a fresh copy of it for each attempt. */
   readonly body: Body | (() => Body);
   readonly mailOptions?: MailOptions;
   readonly rcptOptions?: RcptOptions;
@@ -44,6 +45,7 @@ export type SendOutcome<Id = unknown> =
       readonly attempts: number;
     };
 
+/** How a message that was not sent ended (`SendOutcome`'s statuses but `sent`). */
 export type FailureStatus = Exclude<SendOutcome['status'], 'sent'>;
 
 /** What an error from a transaction means for the message: its status, and whether trying again may help. */

@@ -144,6 +144,9 @@ export class SMTPPool {
    * Cold: subscribing queues the message. Subscriptions beyond the room on the
    * connections wait in order with their bodies unread; their number is the
    * caller's `mergeMap` concurrency (`sendAll` keeps it to `queueLimit`).
+   * A message whose connection dies before it wrote a byte (another's
+   * cancellation destroyed it, the server closed it) goes back to the head of
+   * the queue for another connection: only the messages on the wire fail.
    * Unsubscribing cancels it: taken off
    * the queue, or the transaction aborted as the session does (RSET before the
    * body; the connection destroyed during it). After `close`, errors with
@@ -319,9 +322,8 @@ export class SMTPPool {
    * is permanent or the run of failures has used up `connectRetry.attempts`.
    */
   private openFailed(err: unknown): void {
-    const { attempts, backoffMs, maxBackoffMs = Infinity } = this.connectRetry;
     this.openFailures++;
-    const hopeless = !classifyFailure(err).transient || this.openFailures >= attempts;
+    const hopeless = !classifyFailure(err).transient || this.openFailures >= this.connectRetry.attempts;
     if (hopeless && this.connections.size === 0) {
       // Spent: the next message gets a fresh run of attempts, at once.
       this.openFailures = 0;
@@ -329,7 +331,7 @@ export class SMTPPool {
       for (const job of this.queue.splice(0)) job.fail(err);
       return;
     }
-    this.reopenAt = this.scheduler.now() + Math.min(backoffMs * 2 ** (this.openFailures - 1), maxBackoffMs);
+    this.reopenAt = this.scheduler.now() + backoff(this.connectRetry, this.openFailures);
   }
 
   /** Jobs a dying connection never started: first in line again, since they were queued before the rest. */
@@ -365,9 +367,8 @@ export class SMTPPool {
     const policy = this.config.retry;
     const giveUp$ = throwError(() => err);
     if (!policy || !classifyFailure(err).transient || this.state !== 'open') return giveUp$;
-    const backoff = Math.min(policy.backoffMs * 2 ** (retryCount - 1), policy.maxBackoffMs ?? Infinity);
     // A close ends the wait at once: the message fails with the error it had.
-    return race(timer(backoff, this.scheduler), concat(this.stopping, giveUp$));
+    return race(timer(backoff(policy, retryCount), this.scheduler), concat(this.stopping, giveUp$));
   }
 
   private settleDrained(): void {
@@ -376,6 +377,11 @@ export class SMTPPool {
     this.drained.next();
     this.drained.complete();
   }
+}
+
+/** The wait before retry `n` (1 for the first): `backoffMs`, doubling, at most `maxBackoffMs`. */
+function backoff(policy: RetryPolicy, n: number): number {
+  return Math.min(policy.backoffMs * 2 ** (n - 1), policy.maxBackoffMs ?? Infinity);
 }
 
 function positive(name: string, value: number): number {

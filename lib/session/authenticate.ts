@@ -4,6 +4,7 @@ import {
   SMTPException,
   SMTPInsecureAuthError,
   SMTPNotSupportedError,
+  hasCode,
 } from '../errors';
 import {
   AuthObject,
@@ -27,6 +28,7 @@ import { Session, Step, hasExtension } from './session';
 /** smtplib's `_MAXCHALLENGE`: more challenges than this is a server looping. */
 const MAX_CHALLENGES = 5;
 
+/** How an AUTH exchange may go, for every kind of credentials. */
 export interface AuthOptions {
   /** Send the initial response with the AUTH command (RFC 4954 §4); default true, as smtplib. */
   readonly initialResponseOk?: boolean;
@@ -34,6 +36,7 @@ export interface AuthOptions {
   readonly allowPlaintextAuth?: boolean;
 }
 
+/** Options of `login$`: those of every AUTH exchange, and which password mechanisms to try. */
 export interface LoginOptions extends AuthOptions {
   /** The mechanisms to try, in order (names compare case-insensitively); pin one by naming only it. */
   readonly mechanisms?: readonly string[];
@@ -53,6 +56,7 @@ export interface OAuthAuth extends AuthOptions {
   readonly mechanism?: 'XOAUTH2' | 'OAUTHBEARER';
 }
 
+/** What the `authenticate` step and `SessionConfig.auth` take: a password or an OAuth token. */
 export type Credentials = PasswordAuth | OAuthAuth;
 
 /**
@@ -110,7 +114,7 @@ export function login$(session: Session, user: string, password: string, options
             : MECHANISMS[names[i]](credentials);
         return auth$(greeted, sasl, options).pipe(
           catchError((err: unknown) =>
-            err instanceof SMTPAuthenticationError && greeted.connection.open ? attempt$(i + 1, err) : throwError(() => err),
+            hasCode(err, 'ERR_SMTP_AUTHENTICATION') && greeted.connection.open ? attempt$(i + 1, err) : throwError(() => err),
           ),
         );
       };

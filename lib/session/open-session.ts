@@ -31,6 +31,12 @@ export interface SessionConfig extends ConnectOptions, SessionOptions {
   readonly debug?: (event: DebugEvent) => void;
   /** Further steps run after the greeting, TLS and AUTH. */
   readonly steps?: readonly OperatorFunction<Session, Session>[];
+  /**
+   * For Promise users (`lastValueFrom`): aborting ends the session as unsubscribing does (QUIT
+   * when idle, else the socket is destroyed) and errors the stream with `signal.reason`, as
+   * Node's own APIs reject. An already aborted signal errors it before anything is connected.
+   */
+  readonly signal?: AbortSignal;
 }
 
 /**
@@ -50,14 +56,15 @@ export interface SessionConfig extends ConnectOptions, SessionOptions {
  * @example
  * session$('smtps://me%40example.com:s3cret@mail.example.com').pipe(switchMap((s) => sendmail$(s, …)));
  * @param config where to connect and how to greet, or a server URL (see `SessionConfig.url`).
- * @return a cold Observable of the ready `Session`.
- * A malformed URL errors the Observable with `SMTPInvalidArgumentError` on subscribe.
+ * @return a cold Observable of the ready `Session`; a malformed URL, or a timeout that is not a
+ *   positive, finite number of ms, errors it with `SMTPInvalidArgumentError` before anything is connected.
  */
 export function session$(config: SessionConfig | string = {}): Observable<Session> {
-  return defer(() => open$(resolveConfig(config)));
+  // A bad URL or timeout is an error of the stream (before any I/O), where SMTPPool's connections see it too.
+  return defer(() => openSession$(resolveConfig(config)));
 }
 
-function open$(config: SessionConfig): Observable<Session> {
+function openSession$(config: SessionConfig): Observable<Session> {
   const policy = config.secure ? 'never' : (config.starttls ?? 'opportunistic');
   // A reply no step names (a fire-and-forget command, say) still has the session's deadline.
   const replyTimeout = resolveTimeouts(config.timeout, config.timeouts).command;
@@ -72,6 +79,11 @@ function open$(config: SessionConfig): Observable<Session> {
   const pipeline$ = (config.steps ?? []).reduce((session$, step) => session$.pipe(step), greeted$);
   return new Observable<Session>((subscriber) => {
     let current: Session | undefined;
+    const { signal } = config;
+    if (signal?.aborted) return subscriber.error(signal.reason);
+    // The error tears this subscription down: the goodbye below runs as for an unsubscribe.
+    const onAbort = (): void => subscriber.error(signal?.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
     const subscription = pipeline$.subscribe({
       next: (session) => {
         current = session;
@@ -81,6 +93,7 @@ function open$(config: SessionConfig): Observable<Session> {
       complete: () => subscriber.complete(),
     });
     return () => {
+      signal?.removeEventListener('abort', onAbort);
       if (current) sayGoodbye(current);
       subscription.unsubscribe();
     };

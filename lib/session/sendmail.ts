@@ -5,6 +5,8 @@ import {
   SMTPProtocolError,
   SMTPRecipientsRefused,
   SMTPResponseException,
+  hasCode,
+  isServerRefusal,
 } from '../errors';
 import { Outgoing, ReplyHandler, Turn } from '../transport/connection';
 import { BodyEncoder, encodeBody } from '../wire/body-encoder';
@@ -432,7 +434,7 @@ class Transaction {
    * BDAT) means the body was never taken; otherwise the server may have accepted the message.
    */
   private afterLastByte(err: unknown): unknown {
-    if (this.phase !== 'final' || err instanceof SMTPPossiblyDeliveredError) return err;
+    if (this.phase !== 'final' || hasCode(err, 'ERR_SMTP_POSSIBLY_DELIVERED')) return err;
     return this.envelopeFailure() ?? possiblyDelivered(err);
   }
 
@@ -443,8 +445,10 @@ class Transaction {
    */
   private refusedMidBody(phase: Phase): SMTPDataError | undefined {
     const why = this.session.connection.failure;
-    if (phase !== 'body' || !(why instanceof SMTPProtocolError) || !why.reply || why.reply.code < 400) return undefined;
-    return SMTPDataError.fromReply(why.reply, this.envelope.mode === 'data' ? 'DATA' : 'BDAT');
+    if (phase !== 'body' || !hasCode(why, 'ERR_SMTP_PROTOCOL')) return undefined;
+    const reply = (why as SMTPProtocolError).reply;
+    if (!reply || reply.code < 400) return undefined;
+    return SMTPDataError.fromReply(reply, this.envelope.mode === 'data' ? 'DATA' : 'BDAT');
   }
 
   /** smtplib's recovery: a 421 closes the connection; other refusals send RSET and keep it. */
@@ -547,7 +551,7 @@ class Transaction {
 
 /** A reply-based failure: the server said no, so the connection's state is known. */
 function isRefusal(err: unknown): boolean {
-  return err instanceof SMTPResponseException || err instanceof SMTPRecipientsRefused;
+  return isServerRefusal(err);
 }
 
 function possiblyDelivered(cause: unknown): SMTPPossiblyDeliveredError {

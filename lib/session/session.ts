@@ -2,6 +2,7 @@ import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import { Observable, OperatorFunction, concatMap, map } from 'rxjs';
 import { SmtpConnection } from '../transport/connection';
 import { defaultLocalHostname } from '../transport/options';
+import { SMTPInvalidArgumentError } from '../errors';
 import { Command } from '../wire/command';
 import { Reply } from '../wire/reply';
 
@@ -22,6 +23,7 @@ export interface Timeouts {
 }
 
 const MINUTE = 60_000;
+/** The per-step timeouts, in ms: RFC 5321 §4.5.3.2's figures (its 5 minutes for the commands it does not name). */
 export const DEFAULT_TIMEOUTS: Timeouts = {
   greeting: 5 * MINUTE,
   command: 5 * MINUTE,
@@ -32,12 +34,31 @@ export const DEFAULT_TIMEOUTS: Timeouts = {
   dataEnd: 10 * MINUTE,
 };
 
-/** Resolves per-step timeouts: one `timeout` (smtplib's) overrides every step; `timeouts` override single steps. */
+/**
+ * Resolves per-step timeouts: one `timeout` (smtplib's) overrides every step; `timeouts` override
+ * single steps. Every value must be a positive, finite number of ms; anything else is
+ * `SMTPInvalidArgumentError` (smtplib raises ValueError for 0), raised before any I/O.
+ *
+ * @param timeout smtplib's one timeout, in ms.
+ * @param timeouts per-step timeouts, in ms.
+ * @return a timeout for every step.
+ */
 export function resolveTimeouts(timeout?: number, timeouts: Partial<Timeouts> = {}): Timeouts {
+  checkTimeout('timeout', timeout);
+  for (const [step, ms] of Object.entries(timeouts)) checkTimeout(`timeouts.${step}`, ms);
   const base: Timeouts = timeout === undefined
     ? DEFAULT_TIMEOUTS
     : (Object.fromEntries(Object.keys(DEFAULT_TIMEOUTS).map((k) => [k, timeout])) as unknown as Timeouts);
   return { ...base, ...timeouts };
+}
+
+/**
+ * Node counts in ms, smtplib in seconds: `timeout: 0` (or a negative, NaN or infinite value) would
+ * fire at once or never, so it is refused rather than guessed at.
+ */
+function checkTimeout(name: string, ms: number | undefined): void {
+  if (ms === undefined || (Number.isFinite(ms) && ms > 0)) return;
+  throw new SMTPInvalidArgumentError(`${name} must be a positive, finite number of milliseconds, got ${ms}`);
 }
 
 /** Options that shape a session, beyond where to connect. */
@@ -46,9 +67,12 @@ export interface SessionOptions {
   readonly localHostname?: string;
   /** LMTP (RFC 2033): LHLO instead of EHLO, one reply per recipient after the body. */
   readonly lmtp?: boolean;
-  /** One timeout for every step, in ms (smtplib's `timeout`). */
+  /**
+   * One timeout for every step, in **milliseconds** (smtplib's `timeout`, which counts seconds:
+   * `timeout: 30` waits 30 ms). 0, negative, NaN or infinite values are `SMTPInvalidArgumentError`.
+   */
   readonly timeout?: number;
-  /** Per-step timeouts, in ms. */
+  /** Per-step timeouts, in milliseconds; each positive and finite, as `timeout`. */
   readonly timeouts?: Partial<Timeouts>;
   /** TLS options for STARTTLS. */
   readonly tls?: TlsConnectionOptions;

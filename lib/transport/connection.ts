@@ -9,7 +9,7 @@ import {
   throwError,
   timeout as rxTimeout,
 } from 'rxjs';
-import { SMTPException, SMTPProtocolError, SMTPServerDisconnected, SMTPTimeoutError } from '../errors';
+import { SMTPErrorCode, SMTPException, SMTPProtocolError, SMTPServerDisconnected, SMTPTimeoutError, hasCode } from '../errors';
 import { Command, command, encodeCommands } from '../wire/command';
 import { DEFAULT_REPLY_LIMITS, Reply, ReplyParser } from '../wire/reply';
 import { DebugEvent, redactSecrets } from './debug';
@@ -34,10 +34,13 @@ export type Outgoing = Command | Payload;
 
 /** Where a request delivers: each reply in order, or the failure that ends them (once). */
 export interface ReplyHandler {
+  /** Called with each reply the request drew, in order. */
   reply(reply: Reply): void;
+  /** Called at most once, when the connection fails before every reply is in; no reply follows. */
   error(err: unknown): void;
 }
 
+/** How one request is written and awaited (`Turn.request`, `SmtpConnection.request$`). */
 export interface RequestOptions {
   /** Name of the step, for the timeout error (`mail`, `rcpt`, `dataEnd`, …). */
   readonly step?: string;
@@ -54,6 +57,7 @@ export interface RequestOptions {
 
 /** How a connection is built (by `connect$`). */
 export interface ConnectionOptions extends TlsIdentity {
+  /** Bounds on what the server may send; the rest from `DEFAULT_REPLY_LIMITS`. */
   readonly replyLimits?: Partial<typeof DEFAULT_REPLY_LIMITS>;
   /** The deadline of a reply whose request names none (the greeting, fire-and-forget commands), in ms. */
   readonly replyTimeout?: number;
@@ -93,6 +97,8 @@ interface HeldWrite {
 }
 
 const noop = (): void => undefined;
+/** Failures that are a lost connection (or one that could not be trusted), not anyone's verdict. */
+const LOSSES: readonly SMTPErrorCode[] = ['ERR_SMTP_SERVER_DISCONNECTED', 'ERR_SMTP_TIMEOUT', 'ERR_SMTP_POOL_CLOSED', 'ERR_SMTP_TLS_CERTIFICATE'];
 const QUIT = command('QUIT');
 /** RFC 5321 §4.5.3.2's figure for commands the RFC does not name. */
 export const DEFAULT_REPLY_TIMEOUT = 5 * 60_000;
@@ -605,8 +611,13 @@ export class SmtpConnection {
     else this.repliesSubject.error(err);
   }
 
+  /**
+   * What a request on a dead connection gets: the loss itself when it was one (a timeout, a
+   * certificate that failed), never a refusal that closed it (that verdict belonged to its message).
+   */
   private disconnectedError(): SMTPException {
-    if (this.ended instanceof SMTPException && !(this.ended instanceof SMTPProtocolError)) return this.ended;
+    const why = this.ended;
+    if (LOSSES.some((code) => hasCode(why, code))) return why as SMTPException;
     return new SMTPServerDisconnected('Connection unexpectedly closed');
   }
 

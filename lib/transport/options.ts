@@ -3,8 +3,11 @@ import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import { ReplyLimits } from '../wire/reply';
 import { SMTPInvalidArgumentError } from '../errors';
 
+/** smtplib's `SMTP_PORT`: the SMTP port (RFC 5321 §4.5.4.2), used when none is given. */
 export const SMTP_PORT = 25;
+/** smtplib's `SMTP_SSL_PORT`: submission over implicit TLS (RFC 8314 §7.3), `SMTP_SSL`'s default. */
 export const SMTP_SSL_PORT = 465;
+/** smtplib's `LMTP_PORT`: the port LMTP servers are commonly set up on (RFC 2033 names none). */
 export const LMTP_PORT = 2003;
 
 /** Where and how to connect. */

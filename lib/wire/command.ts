@@ -65,12 +65,6 @@ export function command(verb: string, args: readonly string[] = [], options: { s
 
 const VERB = /^[A-Za-z][A-Za-z0-9-]*$/;
 
-/** A raw line (an AUTH response, say), validated; `secret` redacts it in `debug$`. */
-export function rawLine(verb: string, line: string, options: { secret?: boolean } = {}): Command {
-  checkArgument(line, `${verb} line`);
-  return { verb, line, debugText: options.secret ? '****' : line };
-}
-
 /** The bytes of commands on the wire, in one buffer (a pipelined group leaves in one write). */
 export function encodeCommands(commands: readonly Command[]): Buffer {
   let text = '';

@@ -200,7 +200,7 @@ describe('SMTP (smtplib surface)', () => {
 
   it('debug$ shows wire events at level 1, adds timestamps at level 2, and nothing at 0', async () => {
     fake = await FakeServer.start();
-    smtp = new SMTP({ host: '127.0.0.1', port: fake.port, localHostname: 'client.test' });
+    smtp = new SMTP({ host: '127.0.0.1', port: fake.port, localHostname: 'client.test', debugStream: null });
     const seen: import('../../lib').DebugMessage[] = [];
     smtp.debug$.subscribe((m) => seen.push(m));
     await run(smtp.connect$());
@@ -214,7 +214,50 @@ describe('SMTP (smtplib surface)', () => {
     expect(seen[2].time).toEqual(expect.any(Number));
     expect(seen[2].line).toMatch(/^\d{4}-\d\d-\d\dT.* send: "NOOP"$/);
   });
+
+  it('setDebuglevel prints the dialogue to debugStream, one line per event, AUTH redacted', async () => {
+    fake = await FakeServer.start({ extensions: ['AUTH PLAIN'], handlers: { AUTH: '235 2.7.0 ok' } });
+    const printed: string[] = [];
+    const debugStream = { write: (line: string) => printed.push(line) };
+    smtp = new SMTP({ host: '127.0.0.1', port: fake.port, localHostname: 'client.test', allowPlaintextAuth: true, debugStream });
+    await run(smtp.connect$());
+    expect(printed).toEqual([]);
+    smtp.setDebuglevel(1);
+    await run(smtp.noop$());
+    expect(printed).toEqual(['send: "NOOP"\n', 'reply: "250 2.0.0 Ok"\n']);
+    await run(smtp.login$('tim', 'hunter2'));
+    const initial = Buffer.from('\0tim\0hunter2').toString('base64');
+    expect(fake.session.commands).toContain(`AUTH PLAIN ${initial}`);
+    expect(printed.join('')).toContain('send: "AUTH PLAIN');
+    expect(printed.join('')).not.toMatch(new RegExp(`hunter2|${initial}`));
+    smtp.setDebuglevel(2);
+    await run(smtp.noop$());
+    expect(printed.at(-1)).toMatch(/^\d{4}-\d\d-\d\dT\S+ reply: "250 2.0.0 Ok"\n$/);
+  });
+
+  it('prints to process.stderr by default', async () => {
+    fake = await FakeServer.start();
+    smtp = new SMTP({ host: '127.0.0.1', port: fake.port, localHostname: 'client.test' });
+    await run(smtp.connect$());
+    smtp.setDebuglevel(1);
+    const printed = await capturingStderr(() => run(smtp!.noop$()));
+    smtp.setDebuglevel(0);
+    expect(printed).toEqual(['send: "NOOP"\n', 'reply: "250 2.0.0 Ok"\n']);
+  });
 });
+
+/** What `work` wrote to the real `process.stderr` (its write method swapped for the duration). */
+async function capturingStderr(work: () => Promise<unknown>): Promise<string[]> {
+  const printed: string[] = [];
+  const original = process.stderr.write;
+  process.stderr.write = ((chunk: string | Uint8Array) => printed.push(String(chunk)) > 0) as typeof process.stderr.write;
+  try {
+    await work();
+  } finally {
+    process.stderr.write = original;
+  }
+  return printed;
+}
 
 describe('SMTP_SSL', () => {
   let fake: FakeServer;

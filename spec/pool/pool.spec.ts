@@ -34,6 +34,7 @@ describe('SMTPPool', () => {
     expect(() => new SMTPPool({ maxConnections: 0 })).toThrow(SMTPInvalidArgumentError);
     expect(() => new SMTPPool({ maxMessagesPerConnection: 1.5 })).toThrow(/maxMessagesPerConnection must be a positive integer/);
     expect(() => new SMTPPool({ rateLimit: { messages: 0, perMs: 1000 } })).toThrow(SMTPInvalidArgumentError);
+    expect(() => new SMTPPool({ connectRetry: { attempts: 0, backoffMs: 1 } })).toThrow(/connectRetry.attempts must be a positive integer/);
   });
 
   describe('reuse', () => {

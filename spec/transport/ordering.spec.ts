@@ -38,7 +38,7 @@ describe('the connection owns order and time', () => {
 
   async function facade(script: FakeScript): Promise<SMTP> {
     fake = await FakeServer.start(script);
-    smtp = new SMTP({ host: '127.0.0.1', port: fake.port, localHostname: 'client.test', timeout: 2_000 });
+    smtp = new SMTP({ host: '127.0.0.1', port: fake.port, localHostname: 'client.test', timeout: 2_000, debugStream: null });
     await within(smtp.connect$());
     await within(smtp.ehlo$());
     return smtp;

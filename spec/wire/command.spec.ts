@@ -1,5 +1,5 @@
 import { SMTPInvalidArgumentError } from '../../lib/errors';
-import { checkArgument, command, encodeCommands, rawLine } from '../../lib/wire/command';
+import { checkArgument, command, encodeCommands } from '../../lib/wire/command';
 
 describe('command', () => {
   it('joins the verb and its arguments with single spaces', () => {
@@ -39,6 +39,5 @@ describe('command', () => {
   it('redacts secret commands in their debug text', () => {
     const cmd = command('AUTH', ['PLAIN', 'AHVzZXIAcGFzcw=='], { secret: true });
     expect(cmd.debugText).toBe('AUTH ****');
-    expect(rawLine('AUTH', 'c2VjcmV0', { secret: true }).debugText).toBe('****');
   });
 });
