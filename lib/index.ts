@@ -16,6 +16,8 @@ export type { TlsIdentity } from './transport/tls-upgrade';
 export type { DebugEvent } from './transport/debug';
 export type { ConnectOptions } from './transport/options';
 export { SMTP_PORT, SMTP_SSL_PORT, LMTP_PORT } from './transport/options';
+export { parseServerUrl } from './transport/url';
+export type { ServerUrl } from './transport/url';
 
 export type { Session, SessionOptions, Step, Timeouts } from './session/session';
 export { DEFAULT_TIMEOUTS, hasExtension, newSession } from './session/session';

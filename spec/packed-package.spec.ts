@@ -17,6 +17,7 @@ const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'))
   exports?: unknown;
   dependencies?: Record<string, string>;
   peerDependencies?: Record<string, string>;
+  bin?: Record<string, string>;
 };
 const tsc = path.join(root, 'node_modules/typescript/bin/tsc');
 const DEADLINE_MS = 60_000;
@@ -49,6 +50,16 @@ beforeAll(() => {
 afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
 
 describe('the packed rx-smtp', () => {
+  it('ships the rx-smtp command: its bin is in the tarball, starts with a shebang and runs', async () => {
+    const bin = pkg.bin?.['rx-smtp'];
+    expect(bin).toBeDefined();
+    expect(packed).toContain(path.normalize(bin!));
+    const file = path.join(installed, bin!);
+    expect(fs.readFileSync(file, 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true);
+    const { stdout } = await run(process.execPath, [file, '--help'], { timeout: DEADLINE_MS });
+    expect(stdout).toMatch(/^Usage: rx-smtp <command>/);
+  });
+
   it('holds the build, README, LICENSE, CHANGELOG and package.json, nothing else', () => {
     const outside = packed.filter(
       (f) => !f.startsWith('dist/') && !['README.md', 'LICENSE', 'CHANGELOG.md', 'package.json'].includes(f),

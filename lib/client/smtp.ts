@@ -1,6 +1,6 @@
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import { Observable, Subject, Subscription, concatMap, defer, filter, finalize, lastValueFrom, map, tap } from 'rxjs';
-import { SMTPServerDisconnected } from '../errors';
+import { SMTPInvalidArgumentError, SMTPServerDisconnected } from '../errors';
 import { ehlo$, sendEhlo$, sendHelo$ } from '../session/ehlo';
 import { greeting$ } from '../session/greeting';
 import { quit$ } from '../session/quit';
@@ -16,6 +16,7 @@ import { Body } from '../wire/body-source';
 import { connect$ as openConnection } from '../transport/connect';
 import { DebugEvent, formatDebugEvent } from '../transport/debug';
 import { SMTP_PORT } from '../transport/options';
+import { parseServerUrl } from '../transport/url';
 import { command } from '../wire/command';
 import { Reply } from '../wire/reply';
 
@@ -90,6 +91,19 @@ export interface DebugMessage {
 export class SMTP {
   /** smtplib's `SMTP_PORT`. */
   static readonly defaultPort: number = SMTP_PORT;
+
+  /**
+   * A client for a server URL: `SMTP_SSL` for `smtps://`, `LMTP` for `lmtp://` and `lmtp+unix://`, else `SMTP`
+   * (with `smtp+starttls://` call `starttls$()` yourself, as smtplib does). The facade logs in only when told
+   * (`login$`), so a URL with `user:password@` throws `SMTPInvalidArgumentError`: use `session$(url)` or `SMTPPool`.
+   */
+  static fromUrl(url: string, options: SMTPOptions = {}): SMTP {
+    const { host, port, path, secure, lmtp, auth } = parseServerUrl(url);
+    if (auth) throw new SMTPInvalidArgumentError('SMTP.fromUrl: the facade does not log in by itself; call login$()');
+    // Required here, not at the top: both subclasses extend SMTP, so they load after it.
+    const Client: typeof SMTP = secure ? require('./smtp-ssl').SMTP_SSL : lmtp ? require('./lmtp').LMTP : SMTP;
+    return new Client({ ...options, host: path ?? host, port });
+  }
 
   protected readonly options: SMTPOptions;
   protected readonly secure: boolean = false;

@@ -20,6 +20,7 @@ import {
 import { SMTPInvalidArgumentError, SMTPPoolClosedError } from '../errors';
 import { MailOptions, RcptOptions, Recipient } from '../session/envelope';
 import { SessionConfig } from '../session/open-session';
+import { parseServerUrl } from '../transport/url';
 import { SendEvent, sendmail$ } from '../session/sendmail';
 import { Body } from '../wire/body-source';
 import { Job } from './job';
@@ -88,7 +89,7 @@ const CONNECT_RETRY: RetryPolicy = { attempts: 3, backoffMs: 1_000, maxBackoffMs
  * `idleTimeout`, replaced when they die, and never reused in an unknown state.
  *
  * ```ts
- * const pool = new SMTPPool({ host: 'mx.example', maxConnections: 8 });
+ * const pool = new SMTPPool({ host: 'mx.example', maxConnections: 8 });   // or { url: 'smtps://u:p@mx.example' }
  * messages$.pipe(mergeMap((m) => pool.sendmail$(m.from, m.to, m.body), 8));
  * messages$.pipe(sendAll(pool));   // one SendOutcome per message, with retries
  * await pool.close();
@@ -117,6 +118,8 @@ export class SMTPPool {
   private again = false;
 
   constructor(private readonly config: PoolConfig = {}) {
+    // A malformed `url` fails here rather than on every connection (session$ parses it again).
+    if (config.url !== undefined) parseServerUrl(config.url);
     this.scheduler = config.scheduler ?? asyncScheduler;
     this.connectRetry = config.connectRetry ?? CONNECT_RETRY;
     positive('connectRetry.attempts', this.connectRetry.attempts);

@@ -1,5 +1,6 @@
-import { EMPTY, Observable, OperatorFunction, catchError, concat, defer, identity, ignoreElements, map, switchMap } from 'rxjs';
+import { EMPTY, Observable, OperatorFunction, catchError, concat, defer, identity, ignoreElements, map, switchMap, tap } from 'rxjs';
 import { connect$ } from '../transport/connect';
+import { DebugEvent } from '../transport/debug';
 import { ConnectOptions } from '../transport/options';
 import { ehlo } from './ehlo';
 import { greeting } from './greeting';
@@ -7,11 +8,18 @@ import { Session, SessionOptions, newSession, resolveTimeouts } from './session'
 import { starttls } from './starttls';
 import { quit$ } from './quit';
 import { Credentials, authenticate } from './authenticate';
+import { parseServerUrl } from '../transport/url';
 
 /** How a session uses STARTTLS: always (fail without it), when offered, or never. */
 export type StartTlsPolicy = 'required' | 'opportunistic' | 'never';
 
 export interface SessionConfig extends ConnectOptions, SessionOptions {
+  /**
+   * A server URL (`smtp://`, `smtps://`, `smtp+starttls://`, `lmtp://`, `lmtp+unix:///path`, with an
+   * optional `user:password@`): sets host, port, path, secure, lmtp, starttls and auth. A field
+   * given beside it takes precedence over what the URL says.
+   */
+  readonly url?: string;
   /**
    * Default `opportunistic` on a plaintext connection: upgrade when the server
    * offers STARTTLS (certificates verified). Ignored with implicit TLS.
@@ -19,6 +27,8 @@ export interface SessionConfig extends ConnectOptions, SessionOptions {
   readonly starttls?: StartTlsPolicy;
   /** Credentials: AUTH runs after STARTTLS, choosing from the capabilities the server listed over TLS. */
   readonly auth?: Credentials;
+  /** Called with every wire event of the connection from the greeting on (AUTH payloads redacted). */
+  readonly debug?: (event: DebugEvent) => void;
   /** Further steps run after the greeting, TLS and AUTH. */
   readonly steps?: readonly OperatorFunction<Session, Session>[];
   /**
@@ -43,13 +53,15 @@ export interface SessionConfig extends ConnectOptions, SessionOptions {
  * its body), under the command deadline, and closes our side once it is answered;
  * before the session is ready it destroys the socket.
  *
- * @param config where to connect and how to greet.
- * @return a cold Observable of the ready `Session`; a timeout that is not a positive, finite
- *   number of ms errors it with `SMTPInvalidArgumentError` before anything is connected.
+ * @example
+ * session$('smtps://me%40example.com:s3cret@mail.example.com').pipe(switchMap((s) => sendmail$(s, …)));
+ * @param config where to connect and how to greet, or a server URL (see `SessionConfig.url`).
+ * @return a cold Observable of the ready `Session`; a malformed URL, or a timeout that is not a
+ *   positive, finite number of ms, errors it with `SMTPInvalidArgumentError` before anything is connected.
  */
-export function session$(config: SessionConfig = {}): Observable<Session> {
-  // A bad timeout is an error of the stream (before any I/O), where SMTPPool's connections see it too.
-  return defer(() => openSession$(config));
+export function session$(config: SessionConfig | string = {}): Observable<Session> {
+  // A bad URL or timeout is an error of the stream (before any I/O), where SMTPPool's connections see it too.
+  return defer(() => openSession$(resolveConfig(config)));
 }
 
 function openSession$(config: SessionConfig): Observable<Session> {
@@ -57,6 +69,7 @@ function openSession$(config: SessionConfig): Observable<Session> {
   // A reply no step names (a fire-and-forget command, say) still has the session's deadline.
   const replyTimeout = resolveTimeouts(config.timeout, config.timeouts).command;
   const greeted$ = connect$({ replyTimeout, ...config }).pipe(
+    tap((connection) => config.debug && connection.debug$.subscribe(config.debug)),
     map((connection) => newSession(connection, config)),
     greeting(),
     ehlo(),
@@ -88,6 +101,18 @@ function openSession$(config: SessionConfig): Observable<Session> {
 }
 
 /**
+ * The config with its `url` spelled out as fields; the fields given beside it win.
+ *
+ * @throws SMTPInvalidArgumentError for a malformed URL (its password never in the message).
+ */
+export function resolveConfig(config: SessionConfig | string): SessionConfig {
+  if (typeof config === 'string') return parseServerUrl(config);
+  if (config.url === undefined) return config;
+  const defined = Object.fromEntries(Object.entries(config).filter(([, value]) => value !== undefined));
+  return { ...parseServerUrl(config.url), ...defined };
+}
+
+/**
  * QUIT without waiting for the reply when the connection is idle; with anything under way (a
  * transaction writing its body, a reply owed) the socket is destroyed instead: its state is
  * unknown, and unsubscribing must release it now, not after the last deadline. Never a QUIT
@@ -109,11 +134,11 @@ function sayGoodbye({ connection, timeouts }: Session): void {
  *
  * Unsubscribing early behaves as `session$` does (QUIT when idle, else destroy).
  *
- * @param config where to connect and how to greet.
+ * @param config where to connect and how to greet, or a server URL.
  * @param work what to do with the session; its values are passed through.
  * @return the work's values, completing after QUIT.
  */
-export function withSession$<T>(config: SessionConfig, work: (session: Session) => Observable<T>): Observable<T> {
+export function withSession$<T>(config: SessionConfig | string, work: (session: Session) => Observable<T>): Observable<T> {
   return new Observable<T>((subscriber) => {
     // Once the work is done, the job is: a connection that breaks during QUIT (a server that
     // closes first, a 421 after the last reply) changes nothing the work reported.

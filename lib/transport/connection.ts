@@ -234,6 +234,18 @@ export class SmtpConnection {
     return this.socket.localAddress;
   }
 
+  /**
+   * What TLS negotiated, read-only (for `rx-smtp probe` and logs): undefined on a plaintext connection.
+   * `subject` is the peer certificate's CN, `validTo` its expiry as OpenSSL prints it.
+   */
+  tlsInfo(): { protocol: string; cipher: string; subject: string; validTo: string } | undefined {
+    if (!(this.socket instanceof tls.TLSSocket)) return undefined;
+    const cert = this.socket.getPeerCertificate();
+    const cn = cert.subject?.CN ?? '';
+    const subject = Array.isArray(cn) ? cn.join(', ') : cn;
+    return { protocol: this.socket.getProtocol() ?? '', cipher: this.socket.getCipher().name, subject, validTo: cert.valid_to ?? '' };
+  }
+
   /** The host name TLS verifies against (the one connected to), when it is a name. */
   get servername(): string | undefined {
     return this.options.servername;
