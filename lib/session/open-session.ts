@@ -119,9 +119,7 @@ export function resolveConfig(config: SessionConfig | string): SessionConfig {
  * inside a body.
  */
 function sayGoodbye({ connection, timeouts }: Session): void {
-  if (!connection.open) return;
-  if (!connection.idle) return connection.destroy();
-  connection.quit$({ timeout: timeouts.command }).subscribe({ error: () => undefined });
+  connection.closeWhenIdle(timeouts.command);
 }
 
 /**

@@ -419,6 +419,21 @@ export class SmtpConnection {
     });
   }
 
+  /**
+   * Says goodbye once what is running now has settled (a transaction that reports its refusal
+   * gives its turn back right after): QUIT when idle then, else the socket is destroyed, since a
+   * body or a reply is still under way and its state is unknown. From now on nothing new is taken.
+   */
+  closeWhenIdle(timeout: number): void {
+    if (!this.open) return;
+    this.closeRequested = true;
+    queueMicrotask(() => {
+      if (this.ended !== undefined) return;
+      if (!this.idle) return this.destroy();
+      this.quit$({ timeout }).subscribe({ error: noop });
+    });
+  }
+
   /** Half-closes the socket gracefully, in turn (never inside a body); the server's close completes the streams. */
   end(): void {
     if (this.ended !== undefined) return;
