@@ -15,17 +15,21 @@ import {
   race,
   retry,
   throwError,
+  timeout,
   timer,
 } from 'rxjs';
 import { SMTPInvalidArgumentError, SMTPPoolClosedError } from '../errors';
 import { MailOptions, RcptOptions, Recipient } from '../session/envelope';
 import { SessionConfig } from '../session/open-session';
 import { SendEvent, sendmail$ } from '../session/sendmail';
+import { Session } from '../session/session';
 import { Body } from '../wire/body-source';
 import { Job } from './job';
+import { PoolEvent, PoolLogger, PoolMonitor, PoolStats } from './monitor';
 import { PoolMessage, SendOutcome, classifyFailure } from './outcome';
 import { ConnectionLimits, PooledConnection } from './pooled-connection';
 import { RateLimit, SlidingWindow } from './rate-window';
+import { THROTTLE_RULES, Throttle, ThrottleOptions, ThrottleRule, throttleReply, throttleStage } from './throttle';
 
 /** Retries of transient failures: at most `attempts` tries in all, `backoffMs` doubling between them. */
 export interface RetryPolicy {
@@ -64,22 +68,23 @@ export interface PoolConfig extends SessionConfig {
   readonly connectRetry?: RetryPolicy;
   /** Retries of transient failures for `send$`/`sendAll`; none by default. */
   readonly retry?: RetryPolicy;
+  /**
+   * Adaptive throttling: replies that mean "slow down" (`THROTTLE_RULES`, plus `rules`) halve the
+   * connection target (at connect) or the start rate (in a transaction), each quiet period raises
+   * them a step; `send$`/`sendAll` requeue the message without counting an attempt, for at most
+   * `budgetMs`. On by default; `false` turns it off.
+   */
+  readonly throttle?: ThrottleOptions | false;
+  /** Connection lifecycle and throttle changes are logged here (pino-compatible); never a secret. */
+  readonly logger?: PoolLogger;
   /** The clock of the rate limit, backoff and idle timers (tests pass a virtual one). Default `asyncScheduler`. */
   readonly scheduler?: SchedulerLike;
 }
 
-/** A snapshot of the pool, for progress displays and tests. */
-export interface PoolStats {
-  /** Connections open or opening. */
-  readonly connections: number;
-  /** Transactions waiting for a connection (or for the rate limit). */
-  readonly queued: number;
-  /** Transactions running on a connection. */
-  readonly running: number;
-}
-
 /** Opening connections, unless `connectRetry` says otherwise. */
 const CONNECT_RETRY: RetryPolicy = { attempts: 3, backoffMs: 1_000, maxBackoffMs: 30_000 };
+const THROTTLE_BUDGET_MS = 600_000;
+const THROTTLE_QUIET_MS = 5_000;
 
 /**
  * Many SMTP connections behind one object, for bulk sending. Connections open
@@ -115,6 +120,24 @@ export class SMTPPool {
   private reopenAt = -Infinity;
   private dispatching = false;
   private again = false;
+  private readonly monitor: PoolMonitor;
+  private readonly throttle: Throttle;
+  /** The "slow down" replies; empty when throttling is off. */
+  private readonly throttleRules: readonly ThrottleRule[];
+  private relaxTimer?: Subscription;
+  private connectionIds = 0;
+
+  /**
+   * The pool's state, sampled when it changes, at most every 100 ms (the last change always shows):
+   * connections, queue, outcome counters, start rate, throttle level. Starts with the current state.
+   *
+   * ```
+   * pool.stats$:  s----s-s--s---   (no more often than every 100 ms)
+   * ```
+   */
+  readonly stats$: Observable<PoolStats>;
+  /** Connections opened, closed, failed; throttled and released. Hot: only what happens after subscribing. */
+  readonly events$: Observable<PoolEvent>;
 
   constructor(private readonly config: PoolConfig = {}) {
     this.scheduler = config.scheduler ?? asyncScheduler;
@@ -128,6 +151,11 @@ export class SMTPPool {
     };
     this.queueLimit = positive('queueLimit', config.queueLimit ?? 2 * this.maxConnections * this.limits.maxInFlight);
     if (config.rateLimit) this.window = new SlidingWindow(config.rateLimit, this.scheduler);
+    this.throttle = new Throttle(this.maxConnections);
+    this.throttleRules = config.throttle === false ? [] : [...THROTTLE_RULES, ...(config.throttle?.rules ?? [])];
+    this.monitor = new PoolMonitor(this.scheduler, () => this.load(), config.logger);
+    this.stats$ = this.monitor.stats$;
+    this.events$ = this.monitor.events$;
   }
 
   /**
@@ -156,12 +184,17 @@ export class SMTPPool {
     mailOptions?: MailOptions,
     rcptOptions?: RcptOptions,
   ): Observable<SendEvent> {
+    return this.transaction$((session) => sendmail$(session, from, to, body, mailOptions, rcptOptions), true);
+  }
+
+  /** One attempt; `counted`: its end is the message's outcome in `stats$` (`send$` counts its own). */
+  private transaction$(run: (session: Session) => Observable<SendEvent>, counted: boolean): Observable<SendEvent> {
     return new Observable<SendEvent>((subscriber) => {
       if (this.state !== 'open') {
         subscriber.error(new SMTPPoolClosedError(`The pool is ${this.state === 'closing' ? 'closing' : 'destroyed'}`));
         return undefined;
       }
-      const job = new Job(subscriber, (session) => sendmail$(session, from, to, body, mailOptions, rcptOptions));
+      const job = new Job(subscriber, run, (j, err) => this.ended(j, err, counted));
       this.queue.push(job);
       this.dispatch();
       return () => this.cancel(job);
@@ -179,25 +212,51 @@ export class SMTPPool {
   send$<Id>(message: PoolMessage<Id>): Observable<SendOutcome<Id>> {
     return defer(() => {
       let attempts = 0;
+      const deadline = this.scheduler.now() + ((this.config.throttle || undefined)?.budgetMs ?? THROTTLE_BUDGET_MS);
+      /** The last "slow down": set, the next attempt must start before the deadline or end with it. */
+      let throttledBy: unknown;
       const attempt$ = defer(() => {
         attempts++;
         const body = typeof message.body === 'function' ? message.body() : message.body;
-        return this.sendmail$(message.from, message.to, body, message.mailOptions, message.rcptOptions);
+        const { from, to, mailOptions, rcptOptions } = message;
+        const sent$ = this.transaction$((session) => sendmail$(session, from, to, body, mailOptions, rcptOptions), false);
+        if (throttledBy === undefined) return sent$;
+        const err = throttledBy;
+        return sent$.pipe(timeout({ first: Math.max(0, deadline - this.scheduler.now()), with: () => throwError(() => err), scheduler: this.scheduler }));
       });
       return attempt$.pipe(
         filter((event): event is Extract<SendEvent, { type: 'sent' }> => event.type === 'sent'),
-        retry({ count: (this.config.retry?.attempts ?? 1) - 1, delay: (err: unknown, n) => this.retryAfter$(err, n) }),
-        map(({ reply, refused }): SendOutcome<Id> => ({ status: 'sent', message, reply, refused, attempts })),
-        catchError((error: unknown) => of<SendOutcome<Id>>({ status: classifyFailure(error).status, message, error, attempts })),
+        retry({
+          delay: (err: unknown) => {
+            if (!this.isThrottle(err) || this.scheduler.now() >= deadline || this.state !== 'open') return this.retryAfter$(err, attempts);
+            // Back-pressure, not a failure: the pool already slowed down; the attempt does not count.
+            attempts--;
+            throttledBy = err;
+            return of(0);
+          },
+        }),
+        map(({ reply, refused }): SendOutcome<Id> => {
+          this.monitor.count('sent');
+          return { status: 'sent', message, reply, refused, attempts };
+        }),
+        catchError((error: unknown) => {
+          const { status } = classifyFailure(error);
+          this.monitor.count(status);
+          return of<SendOutcome<Id>>({ status, message, error, attempts });
+        }),
       );
     });
   }
 
-  /** Transactions waiting and running, and connections open. */
+  /** The state `stats$` samples, now. */
   get stats(): PoolStats {
+    return this.monitor.snapshot();
+  }
+
+  private load(): { connections: number; queued: number; running: number; throttleLevel: number } {
     let running = 0;
     for (const connection of this.connections) running += connection.load;
-    return { connections: this.connections.size, queued: this.queue.length, running };
+    return { connections: this.connections.size, queued: this.queue.length, running, throttleLevel: this.throttle.level };
   }
 
   /**
@@ -230,6 +289,7 @@ export class SMTPPool {
     this.state = 'destroyed';
     this.stopping.complete();
     this.wakeUp?.timer.unsubscribe();
+    this.relaxTimer?.unsubscribe();
     // Connections first: the jobs waiting on them come back to the queue, and fail with it.
     for (const connection of [...this.connections]) connection.destroy(err);
     this.connections.clear();
@@ -252,6 +312,7 @@ export class SMTPPool {
     } finally {
       this.dispatching = false;
     }
+    this.monitor.touch();
   }
 
   private step(): void {
@@ -260,13 +321,18 @@ export class SMTPPool {
       const connection = this.leastLoaded();
       if (!connection) break;
       // The limit applies when a transaction starts, not when it was queued: no burst after a wait.
-      const wait = this.window?.wait() ?? 0;
+      const now = this.scheduler.now();
+      const wait = Math.max(this.window?.wait() ?? 0, this.throttle.wait(now));
       if (wait > 0) {
         this.wakeAfter(wait);
         break;
       }
       this.window?.take();
-      connection.run(this.queue.shift() as Job);
+      this.throttle.take(now);
+      this.monitor.started();
+      const job = this.queue.shift() as Job;
+      job.epoch = this.throttle.epoch;
+      connection.run(job);
     }
     this.openAsNeeded();
     const closing = this.state === 'closing' && this.queue.length === 0;
@@ -292,12 +358,17 @@ export class SMTPPool {
       if (this.queue.length > room) this.wakeAfter(this.reopenAt - now);
       return;
     }
-    while (this.queue.length > room && this.connections.size < this.maxConnections) {
+    while (this.queue.length > room && this.connections.size < Math.min(this.maxConnections, this.throttle.connections)) {
+      const id = ++this.connectionIds;
+      const epoch = this.throttle.epoch;
       const connection = new PooledConnection(this.config, this.limits, this.scheduler, {
         available: () => this.dispatch(),
-        opened: () => (this.openFailures = 0),
+        opened: () => {
+          this.openFailures = 0;
+          this.monitor.emit({ type: 'connection-opened', connection: id });
+        },
         handBack: (jobs) => this.handBack(jobs),
-        gone: (c, err) => this.gone(c, err),
+        gone: (c, err) => this.gone(c, id, epoch, err),
       });
       this.connections.add(connection);
       room++;
@@ -306,10 +377,47 @@ export class SMTPPool {
   }
 
   /** A connection closed; `err` is set when it failed before it ran anything. */
-  private gone(connection: PooledConnection, err?: unknown): void {
+  private gone(connection: PooledConnection, id: number, epoch: number, err?: unknown): void {
     if (!this.connections.delete(connection)) return;
-    if (err !== undefined) this.openFailed(err);
+    this.monitor.emit(err === undefined ? { type: 'connection-closed', connection: id } : { type: 'connection-failed', connection: id, error: err });
+    if (err !== undefined) {
+      this.signal(err, epoch);
+      this.openFailed(err);
+    }
     this.dispatch();
+  }
+
+  /** A job ended: counted when it is the message's outcome, and heard for "slow down". */
+  private ended(job: Job, err: unknown, counted: boolean): void {
+    if (counted) this.monitor.count(err === undefined ? 'sent' : classifyFailure(err).status);
+    if (err !== undefined) this.signal(err, job.epoch);
+  }
+
+  private isThrottle(err: unknown): boolean {
+    return throttleStage(err, this.throttleRules) !== undefined;
+  }
+
+  /** AIMD (see `Throttle`): a "slow down" halves the limit it concerns, and restarts the quiet period. */
+  private signal(err: unknown, epoch: number): void {
+    const stage = throttleStage(err, this.throttleRules);
+    if (!stage || !this.throttle.decrease(stage, epoch, this.monitor.ratePerSec)) return;
+    const { level, connections: connectionTarget, rate } = this.throttle;
+    this.monitor.emit({ type: 'throttled', level, connectionTarget, ratePerSec: rate, reply: throttleReply(err) });
+    this.relaxAfterQuiet();
+  }
+
+  private relaxAfterQuiet(): void {
+    this.relaxTimer?.unsubscribe();
+    const quietMs = (this.config.throttle || undefined)?.quietMs ?? THROTTLE_QUIET_MS;
+    this.relaxTimer = this.scheduler.schedule(() => {
+      this.relaxTimer = undefined;
+      if (this.throttle.increase()) this.monitor.emit({ type: 'released' });
+      else {
+        this.monitor.touch();
+        this.relaxAfterQuiet();
+      }
+      this.dispatch();
+    }, quietMs);
   }
 
   /**
@@ -360,10 +468,11 @@ export class SMTPPool {
     };
   }
 
+  /** The wait before retry number `retryCount` (1 for the first), or the error when there is none. */
   private retryAfter$(err: unknown, retryCount: number): Observable<number> {
     const policy = this.config.retry;
     const giveUp$ = throwError(() => err);
-    if (!policy || !classifyFailure(err).transient || this.state !== 'open') return giveUp$;
+    if (!policy || retryCount >= policy.attempts || !classifyFailure(err).transient || this.state !== 'open') return giveUp$;
     // A close ends the wait at once: the message fails with the error it had.
     return race(timer(backoff(policy, retryCount), this.scheduler), concat(this.stopping, giveUp$));
   }
@@ -371,6 +480,7 @@ export class SMTPPool {
   private settleDrained(): void {
     if (this.state === 'open' || this.queue.length > 0 || this.connections.size > 0) return;
     this.wakeUp?.timer.unsubscribe();
+    this.relaxTimer?.unsubscribe();
     this.drained.next();
     this.drained.complete();
   }
