@@ -380,10 +380,9 @@ export class SMTPPool {
   private gone(connection: PooledConnection, id: number, epoch: number, err?: unknown): void {
     if (!this.connections.delete(connection)) return;
     this.monitor.emit(err === undefined ? { type: 'connection-closed', connection: id } : { type: 'connection-failed', connection: id, error: err });
-    if (err !== undefined) {
-      this.signal(err, epoch);
-      this.openFailed(err);
-    }
+    // "Too many connections" while others serve the queue is back-pressure, answered by the lower
+    // target: no backoff, and no count towards failing the queue.
+    if (err !== undefined && !(this.signal(err, epoch) && this.connections.size > 0)) this.openFailed(err);
     this.dispatch();
   }
 
@@ -397,13 +396,18 @@ export class SMTPPool {
     return throttleStage(err, this.throttleRules) !== undefined;
   }
 
-  /** AIMD (see `Throttle`): a "slow down" halves the limit it concerns, and restarts the quiet period. */
-  private signal(err: unknown, epoch: number): void {
+  /**
+   * AIMD (see `Throttle`): a "slow down" halves the limit it concerns, and restarts the quiet period.
+   * @return whether `err` was a "slow down".
+   */
+  private signal(err: unknown, epoch: number): boolean {
     const stage = throttleStage(err, this.throttleRules);
-    if (!stage || !this.throttle.decrease(stage, epoch, this.monitor.ratePerSec)) return;
+    if (!stage) return false;
+    if (!this.throttle.decrease(stage, epoch, this.monitor.ratePerSec)) return true;
     const { level, connections: connectionTarget, rate } = this.throttle;
     this.monitor.emit({ type: 'throttled', level, connectionTarget, ratePerSec: rate, reply: throttleReply(err) });
     this.relaxAfterQuiet();
+    return true;
   }
 
   private relaxAfterQuiet(): void {
@@ -411,7 +415,7 @@ export class SMTPPool {
     const quietMs = (this.config.throttle || undefined)?.quietMs ?? THROTTLE_QUIET_MS;
     this.relaxTimer = this.scheduler.schedule(() => {
       this.relaxTimer = undefined;
-      if (this.throttle.increase()) this.monitor.emit({ type: 'released' });
+      if (this.throttle.increase(this.monitor.ratePerSec)) this.monitor.emit({ type: 'released' });
       else {
         this.monitor.touch();
         this.relaxAfterQuiet();

@@ -78,7 +78,7 @@ const BURST_MS = 50;
 /**
  * The AIMD state of a pool: a connection target and a start rate, halved on
  * a "slow down" and raised by a step after each quiet period, released once
- * both are back where they started.
+ * the target is back at the pool's maximum and the pace no longer binds.
  *
  * One decrease per round trip, as in TCP congestion control: a signal from
  * work that started before the last decrease (the `epoch` it started in) is
@@ -91,7 +91,6 @@ export class Throttle {
   connections: number;
   /** Starts per second; undefined: unpaced. */
   rate?: number;
-  private ceiling = 0;
   private step = 1;
   private nextStart = -Infinity;
 
@@ -109,22 +108,22 @@ export class Throttle {
     this.level++;
     if (stage === 'connect') this.connections = Math.max(1, Math.floor(this.connections / 2));
     else {
-      if (this.rate === undefined) this.ceiling = Math.max(1, observedRate);
-      this.rate = Math.max(1, (this.rate ?? this.ceiling) / 2);
-      this.step = Math.max(1, this.ceiling / 10);
+      this.rate = Math.max(1, (this.rate ?? observedRate) / 2);
+      this.step = Math.max(1, this.rate / 8);
     }
     return true;
   }
 
   /**
-   * A quiet period passed: one step up.
+   * A quiet period passed: one step up. The pace is dropped only once it no longer binds
+   * (`observedRate`, starts in the last second, is under half of it): dropping it while it
+   * binds would let the pool burst into the server's limit again.
    * @return whether that released the throttle (back to the pool's own limits).
    */
-  increase(): boolean {
+  increase(observedRate: number): boolean {
     this.connections = Math.min(this.maxConnections, this.connections + 1);
-    if (this.rate !== undefined) this.rate += this.step;
-    if (this.connections < this.maxConnections || (this.rate !== undefined && this.rate < this.ceiling)) return false;
-    this.rate = undefined;
+    if (this.rate !== undefined) this.rate = observedRate < this.rate / 2 ? undefined : this.rate + this.step;
+    if (this.connections < this.maxConnections || this.rate !== undefined) return false;
     this.level = 0;
     return true;
   }
