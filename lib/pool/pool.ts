@@ -11,9 +11,12 @@ import {
   filter,
   lastValueFrom,
   map,
+  mergeMap,
   of,
   race,
   retry,
+  take,
+  tap,
   throwError,
   timeout,
   timer,
@@ -26,7 +29,7 @@ import { Session } from '../session/session';
 import { Body } from '../wire/body-source';
 import { Job } from './job';
 import { PoolEvent, PoolLogger, PoolMonitor, PoolStats } from './monitor';
-import { PoolMessage, SendOutcome, classifyFailure } from './outcome';
+import { PoolMessage, SendOutcome, classifyFailure, mergeRefusals, refusalsAfter, transientRefusals } from './outcome';
 import { ConnectionLimits, PooledConnection } from './pooled-connection';
 import { RateLimit, SlidingWindow } from './rate-window';
 import { THROTTLE_RULES, Throttle, ThrottleOptions, ThrottleRule, throttleReply, throttleStage } from './throttle';
@@ -68,6 +71,12 @@ export interface PoolConfig extends SessionConfig {
   readonly connectRetry?: RetryPolicy;
   /** Retries of transient failures for `send$`/`sendAll`; none by default. */
   readonly retry?: RetryPolicy;
+  /**
+   * Recipients of a sent message refused with a 4xx get follow-up transactions of their own under
+   * `retry` (the others already have the message); those still refused in the end are `deferred`.
+   * Default false: they are reported `deferred` at once.
+   */
+  readonly retryRecipients?: boolean;
   /**
    * Adaptive throttling: replies that mean "slow down" (`THROTTLE_RULES`, plus `rules`) halve the
    * connection target (at connect) or the start rate (in a transaction), each quiet period raises
@@ -225,7 +234,7 @@ export class SMTPPool {
         return sent$.pipe(timeout({ first: Math.max(0, deadline - this.scheduler.now()), with: () => throwError(() => err), scheduler: this.scheduler }));
       });
       return attempt$.pipe(
-        filter((event): event is Extract<SendEvent, { type: 'sent' }> => event.type === 'sent'),
+        filter(isSent),
         retry({
           delay: (err: unknown) => {
             if (!this.isThrottle(err) || this.scheduler.now() >= deadline || this.state !== 'open') return this.retryAfter$(err, attempts);
@@ -235,17 +244,45 @@ export class SMTPPool {
             return of(0);
           },
         }),
-        map(({ reply, refused }): SendOutcome<Id> => {
-          this.monitor.count('sent');
-          return { status: 'sent', message, reply, refused, attempts };
-        }),
-        catchError((error: unknown) => {
-          const { status } = classifyFailure(error);
-          this.monitor.count(status);
-          return of<SendOutcome<Id>>({ status, message, error, attempts });
-        }),
+        mergeMap(({ reply, refused }) => this.retryRecipients$({ status: 'sent', message, reply, refused, deferred: {}, attempts }, attempts)),
+        catchError((error: unknown) => of<SendOutcome<Id>>({ status: classifyFailure(error).status, message, error, attempts })),
+        tap((outcome) => this.monitor.count(outcome.status)),
       );
     });
+  }
+
+  /**
+   * The recipients of a sent message refused with a 4xx, tried again alone in a follow-up
+   * transaction under `retry` (attempt `attempts` + 1 on), until they take it or the tries
+   * run out; those still refused with a 4xx then end in `deferred`.
+   */
+  private retryRecipients$<Id>(outcome: SentOutcome<Id>, attempts: number): Observable<SendOutcome<Id>> {
+    const policy = this.config.retry;
+    const retried = transientRefusals(outcome.refused);
+    if (retried.length === 0) return of(outcome);
+    if (!policy || !this.config.retryRecipients || attempts >= policy.attempts || this.state !== 'open') {
+      return of({ ...outcome, deferred: Object.fromEntries(retried.map((address) => [address, outcome.refused[address]])) });
+    }
+    const { from, to, body, mailOptions, rcptOptions } = outcome.message;
+    const recipients = (typeof to === 'string' ? [to] : to).filter((r) => retried.includes(typeof r === 'string' ? r : r.address));
+    // A close ends the wait at once: the follow-up then fails with the pool, and the recipients stay deferred.
+    return race(timer(backoff(policy, attempts), this.scheduler), concat(this.stopping, of(0))).pipe(
+      take(1),
+      mergeMap(() => {
+        const fresh = typeof body === 'function' ? body() : body;
+        return this.transaction$((session) => sendmail$(session, from, recipients, fresh, mailOptions, rcptOptions), false);
+      }),
+      filter(isSent),
+      map(({ refused }) => refused),
+      catchError((err: unknown) => {
+        // RFC 5321 §4.5.3.2: lost after its body, the follow-up may have been delivered: never sent again.
+        if (classifyFailure(err).status === 'possibly-delivered') throw err;
+        return of(refusalsAfter(err, retried, outcome.refused));
+      }),
+      mergeMap((now) => this.retryRecipients$({ ...outcome, refused: mergeRefusals(outcome.refused, retried, now) }, attempts + 1)),
+      // Those recipients stay refused with their last 4xx, and are not `deferred`: resending them might duplicate it.
+      catchError(() => of(outcome)),
+    );
   }
 
   /** The state `stats$` samples, now. */
@@ -488,6 +525,12 @@ export class SMTPPool {
     this.drained.next();
     this.drained.complete();
   }
+}
+
+type SentOutcome<Id> = Extract<SendOutcome<Id>, { status: 'sent' }>;
+
+function isSent(event: SendEvent): event is Extract<SendEvent, { type: 'sent' }> {
+  return event.type === 'sent';
 }
 
 /** The wait before retry `n` (1 for the first): `backoffMs`, doubling, at most `maxBackoffMs`. */
