@@ -114,6 +114,8 @@ export class PoolMonitor {
   /** A message ended so. */
   count(status: FailureStatus | 'sent'): void {
     this.counts[status]++;
+    // Its own announcement: the pool's last one may have been sampled before this count.
+    this.touch();
   }
 
   snapshot(): PoolStats {
@@ -126,11 +128,6 @@ export class PoolMonitor {
     this.log(event);
     this.events.next(event);
     this.touch();
-  }
-
-  complete(): void {
-    this.events.complete();
-    this.changes.complete();
   }
 
   private log(event: PoolEvent): void {

@@ -40,6 +40,17 @@ describe('SMTPPool observability', () => {
     await pool.close();
   });
 
+  it('stats$ shows the outcome of a message that ends after a quiet spell of more than 100 ms', async () => {
+    const fake = await bench.fake({ handlers: { '.': { delayMs: 300, reply: '250 2.0.0 Ok' } } });
+    const pool = bench.pool(fake.port, { maxConnections: 1 });
+    const sent$ = firstValueFrom(pool.stats$.pipe(filter((s) => s.sent === 1), timeout(3_000)));
+
+    await lastValueFrom(pool.sendmail$('a@x.test', 'b@x.test', BODY));
+
+    await expect(sent$).resolves.toMatchObject({ sent: 1, running: 0 });
+    await pool.close();
+  });
+
   it('counts each final outcome once: sent, refused, failed after retries, possibly delivered', async () => {
     const fake = await bench.fake({
       handlers: {
