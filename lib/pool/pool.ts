@@ -184,7 +184,8 @@ export class SMTPPool {
    * Unsubscribing cancels it: taken off
    * the queue, or the transaction aborted as the session does (RSET before the
    * body; the connection destroyed during it). After `close`, errors with
-   * `SMTPServerDisconnected`.
+   * `SMTPServerDisconnected`. A "slow down" reply errors it as any refusal
+   * does; the pool still slows down (only `send$` requeues).
    */
   sendmail$(
     from: string,
@@ -196,7 +197,14 @@ export class SMTPPool {
     return this.transaction$((session) => sendmail$(session, from, to, body, mailOptions, rcptOptions), true);
   }
 
-  /** One attempt; `counted`: its end is the message's outcome in `stats$` (`send$` counts its own). */
+  /** One try of `message` to `to`, with a fresh body; `send$` counts its outcome itself. */
+  private attempt$(message: PoolMessage<unknown>, to: PoolMessage['to']): Observable<SendEvent> {
+    const { from, body, mailOptions, rcptOptions } = message;
+    const fresh = typeof body === 'function' ? body() : body;
+    return this.transaction$((session) => sendmail$(session, from, to, fresh, mailOptions, rcptOptions), false);
+  }
+
+  /** One transaction; `counted`: its end is the message's outcome in `stats$`. */
   private transaction$(run: (session: Session) => Observable<SendEvent>, counted: boolean): Observable<SendEvent> {
     return new Observable<SendEvent>((subscriber) => {
       if (this.state !== 'open') {
@@ -213,6 +221,8 @@ export class SMTPPool {
   /**
    * Sends one message and emits its one `SendOutcome`; never errors. Transient
    * failures are retried per `retry`; refusals and "possibly delivered" never.
+   * A "slow down" (see `throttle`) puts it back in the queue without counting an
+   * attempt, until `throttle.budgetMs` has passed since it was subscribed.
    *
    * ```
    * pool.send$(m):  -------(o|)      o: sent | refused | failed | possibly-delivered
@@ -226,9 +236,7 @@ export class SMTPPool {
       let throttledBy: unknown;
       const attempt$ = defer(() => {
         attempts++;
-        const body = typeof message.body === 'function' ? message.body() : message.body;
-        const { from, to, mailOptions, rcptOptions } = message;
-        const sent$ = this.transaction$((session) => sendmail$(session, from, to, body, mailOptions, rcptOptions), false);
+        const sent$ = this.attempt$(message, message.to);
         if (throttledBy === undefined) return sent$;
         const err = throttledBy;
         return sent$.pipe(timeout({ first: Math.max(0, deadline - this.scheduler.now()), with: () => throwError(() => err), scheduler: this.scheduler }));
@@ -263,15 +271,12 @@ export class SMTPPool {
     if (!policy || !this.config.retryRecipients || attempts >= policy.attempts || this.state !== 'open') {
       return of({ ...outcome, deferred: Object.fromEntries(retried.map((address) => [address, outcome.refused[address]])) });
     }
-    const { from, to, body, mailOptions, rcptOptions } = outcome.message;
+    const { to } = outcome.message;
     const recipients = (typeof to === 'string' ? [to] : to).filter((r) => retried.includes(typeof r === 'string' ? r : r.address));
     // A close ends the wait at once: the follow-up then fails with the pool, and the recipients stay deferred.
     return race(timer(backoff(policy, attempts), this.scheduler), concat(this.stopping, of(0))).pipe(
       take(1),
-      mergeMap(() => {
-        const fresh = typeof body === 'function' ? body() : body;
-        return this.transaction$((session) => sendmail$(session, from, recipients, fresh, mailOptions, rcptOptions), false);
-      }),
+      mergeMap(() => this.attempt$(outcome.message, recipients)),
       filter(isSent),
       map(({ refused }) => refused),
       catchError((err: unknown) => {
