@@ -77,7 +77,10 @@ export { SMTP_SSL } from './client/smtp-ssl';
 export { LMTP } from './client/lmtp';
 
 export { SMTPPool } from './pool/pool';
-export type { PoolConfig, PoolStats, RetryPolicy } from './pool/pool';
+export type { PoolConfig, RetryPolicy } from './pool/pool';
+export type { PoolEvent, PoolLogger, PoolStats } from './pool/monitor';
+export { THROTTLE_RULES, throttleStage } from './pool/throttle';
+export type { ThrottleOptions, ThrottleRule, ThrottleStage } from './pool/throttle';
 export type { FailureStatus, PoolMessage, SendOutcome } from './pool/outcome';
 export type { RateLimit } from './pool/rate-window';
 export { sendAll, sendAll$ } from './pool/send-all';

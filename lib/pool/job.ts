@@ -11,12 +11,19 @@ import { Session } from '../session/session';
 export class Job {
   private state: 'queued' | 'assigned' | 'running' | 'done' = 'queued';
   private running?: Subscription;
-  private settle: (err?: unknown) => void = () => undefined;
+  private settle: (err?: unknown, outcome?: boolean) => void = () => undefined;
   private withdraw: () => void = () => undefined;
+  /** The pool's throttle epoch when it started (see `Throttle`). */
+  epoch = 0;
 
+  /**
+   * @param ended hears how it ended (an error, or nothing: sent) before the subscriber does;
+   * not when it was cancelled.
+   */
   constructor(
     private readonly subscriber: Subscriber<SendEvent>,
     private readonly transaction$: (session: Session) => Observable<SendEvent>,
+    private readonly ended: (job: Job, err?: unknown) => void,
   ) {}
 
   /** Whether it still waits in the pool's queue. */
@@ -47,10 +54,11 @@ export class Job {
    */
   start(session: Session, settle: (err?: unknown) => void): void {
     this.state = 'running';
-    this.settle = (err) => {
+    this.settle = (err, outcome = true) => {
       if (this.state === 'done') return;
       this.state = 'done';
       settle(err);
+      if (outcome) this.ended(this, err);
     };
     // Subscribed with the caller's subscriber at the end of the chain, so that a caller leaving
     // during a synchronous event stops the transaction at once (before its body is written).
@@ -62,6 +70,7 @@ export class Job {
   /** Fails it before it started (the pool is destroyed, the server refuses connections). */
   fail(err: unknown): void {
     this.state = 'done';
+    this.ended(this, err);
     this.subscriber.error(err);
   }
 
@@ -76,6 +85,6 @@ export class Job {
       return this.withdraw();
     }
     this.running?.unsubscribe();
-    this.settle();
+    this.settle(undefined, false);
   }
 }

@@ -21,8 +21,12 @@ export interface PoolMessage<Id = unknown> {
 
 /**
  * How one message ended; exactly one per message.
- * - `sent`: the server accepted it; `refused` holds the recipients it refused
- *   (a 4xx among them is reported, not retried: the others already have the message).
+ * - `sent`: the server accepted it; `refused` holds the recipients that finally did not
+ *   take it. With `retryRecipients`, those refused with a 4xx are tried again alone, in
+ *   follow-up transactions under `retry` (the others already have the message); `deferred`
+ *   holds those whose last answer was still a 4xx when the retries ran out (a subset of
+ *   `refused`). A follow-up lost after its body ends the retries: its recipients stay in
+ *   `refused` and not in `deferred`, since they may have it.
  * - `refused`: permanent; resending it unchanged fails again (a 5xx, or a message
  *   that cannot be sent as given: a bad address, an extension the server lacks).
  * - `failed`: transient (a 4xx, a connection lost before the end of the body, a
@@ -36,6 +40,7 @@ export type SendOutcome<Id = unknown> =
       readonly message: PoolMessage<Id>;
       readonly reply: Reply;
       readonly refused: Readonly<Record<string, Reply>>;
+      readonly deferred: Readonly<Record<string, Reply>>;
       readonly attempts: number;
     }
   | {
@@ -93,4 +98,30 @@ function smtpCodeOf(err: unknown): number | undefined {
  */
 export function leavesConnectionClean(err: unknown): boolean {
   return smtpCodeOf(err) !== undefined || PERMANENT.some((c) => hasCode(err, c));
+}
+
+/** The refused recipients worth another transaction: a 4xx is transient (RFC 5321 §4.2.1). */
+export function transientRefusals(refused: Readonly<Record<string, Reply>>): string[] {
+  return Object.keys(refused).filter((address) => refused[address].code >= 400 && refused[address].code < 500);
+}
+
+/**
+ * The refusals after a follow-up to `retried`: the earlier ones for everyone else, and for
+ * `retried` what the follow-up said (`now`: refused there; absent: it took the message).
+ */
+export function mergeRefusals(
+  before: Readonly<Record<string, Reply>>,
+  retried: readonly string[],
+  now: Readonly<Record<string, Reply>>,
+): Record<string, Reply> {
+  const merged: Record<string, Reply> = {};
+  for (const [address, reply] of Object.entries(before)) if (!retried.includes(address)) merged[address] = reply;
+  for (const address of retried) if (now[address]) merged[address] = now[address];
+  return merged;
+}
+
+/** What a failed follow-up says about its recipients: each one's refusal, or (no verdict per recipient) the ones they had. */
+export function refusalsAfter(err: unknown, retried: readonly string[], before: Readonly<Record<string, Reply>>): Readonly<Record<string, Reply>> {
+  if (hasCode(err, 'ERR_SMTP_RECIPIENTS_REFUSED')) return (err as SMTPRecipientsRefused).recipients;
+  return Object.fromEntries(retried.map((address) => [address, before[address]]));
 }

@@ -11,10 +11,14 @@ import {
   filter,
   lastValueFrom,
   map,
+  mergeMap,
   of,
   race,
   retry,
+  take,
+  tap,
   throwError,
+  timeout,
   timer,
 } from 'rxjs';
 import { SMTPInvalidArgumentError, SMTPPoolClosedError } from '../errors';
@@ -22,11 +26,14 @@ import { MailOptions, RcptOptions, Recipient } from '../session/envelope';
 import { SessionConfig } from '../session/open-session';
 import { parseServerUrl } from '../transport/url';
 import { SendEvent, sendmail$ } from '../session/sendmail';
+import { Session } from '../session/session';
 import { Body } from '../wire/body-source';
 import { Job } from './job';
-import { PoolMessage, SendOutcome, classifyFailure } from './outcome';
+import { PoolEvent, PoolLogger, PoolMonitor, PoolStats } from './monitor';
+import { PoolMessage, SendOutcome, classifyFailure, mergeRefusals, refusalsAfter, transientRefusals } from './outcome';
 import { ConnectionLimits, PooledConnection } from './pooled-connection';
 import { RateLimit, SlidingWindow } from './rate-window';
+import { THROTTLE_RULES, Throttle, ThrottleOptions, ThrottleRule, throttleReply, throttleStage } from './throttle';
 
 /** Retries of transient failures: at most `attempts` tries in all, `backoffMs` doubling between them. */
 export interface RetryPolicy {
@@ -65,22 +72,29 @@ export interface PoolConfig extends SessionConfig {
   readonly connectRetry?: RetryPolicy;
   /** Retries of transient failures for `send$`/`sendAll`; none by default. */
   readonly retry?: RetryPolicy;
+  /**
+   * Recipients of a sent message refused with a 4xx get follow-up transactions of their own under
+   * `retry` (the others already have the message); those still refused in the end are `deferred`.
+   * Default false: they are reported `deferred` at once.
+   */
+  readonly retryRecipients?: boolean;
+  /**
+   * Adaptive throttling: replies that mean "slow down" (`THROTTLE_RULES`, plus `rules`) halve the
+   * connection target (at connect) or the start rate (in a transaction), each quiet period raises
+   * them a step; `send$`/`sendAll` requeue the message without counting an attempt, for at most
+   * `budgetMs`. On by default; `false` turns it off.
+   */
+  readonly throttle?: ThrottleOptions | false;
+  /** Connection lifecycle and throttle changes are logged here (pino-compatible); never a secret. */
+  readonly logger?: PoolLogger;
   /** The clock of the rate limit, backoff and idle timers (tests pass a virtual one). Default `asyncScheduler`. */
   readonly scheduler?: SchedulerLike;
 }
 
-/** A snapshot of the pool, for progress displays and tests. */
-export interface PoolStats {
-  /** Connections open or opening. */
-  readonly connections: number;
-  /** Transactions waiting for a connection (or for the rate limit). */
-  readonly queued: number;
-  /** Transactions running on a connection. */
-  readonly running: number;
-}
-
 /** Opening connections, unless `connectRetry` says otherwise. */
 const CONNECT_RETRY: RetryPolicy = { attempts: 3, backoffMs: 1_000, maxBackoffMs: 30_000 };
+const THROTTLE_BUDGET_MS = 600_000;
+const THROTTLE_QUIET_MS = 5_000;
 
 /**
  * Many SMTP connections behind one object, for bulk sending. Connections open
@@ -116,6 +130,24 @@ export class SMTPPool {
   private reopenAt = -Infinity;
   private dispatching = false;
   private again = false;
+  private readonly monitor: PoolMonitor;
+  private readonly throttle: Throttle;
+  /** The "slow down" replies; empty when throttling is off. */
+  private readonly throttleRules: readonly ThrottleRule[];
+  private relaxTimer?: Subscription;
+  private connectionIds = 0;
+
+  /**
+   * The pool's state, sampled when it changes, at most every 100 ms (the last change always shows):
+   * connections, queue, outcome counters, start rate, throttle level. Starts with the current state.
+   *
+   * ```
+   * pool.stats$:  s----s-s--s---   (no more often than every 100 ms)
+   * ```
+   */
+  readonly stats$: Observable<PoolStats>;
+  /** Connections opened, closed, failed; throttled and released. Hot: only what happens after subscribing. */
+  readonly events$: Observable<PoolEvent>;
 
   constructor(private readonly config: PoolConfig = {}) {
     // A malformed `url` fails here rather than on every connection (session$ parses it again).
@@ -131,6 +163,11 @@ export class SMTPPool {
     };
     this.queueLimit = positive('queueLimit', config.queueLimit ?? 2 * this.maxConnections * this.limits.maxInFlight);
     if (config.rateLimit) this.window = new SlidingWindow(config.rateLimit, this.scheduler);
+    this.throttle = new Throttle(this.maxConnections);
+    this.throttleRules = config.throttle === false ? [] : [...THROTTLE_RULES, ...(config.throttle?.rules ?? [])];
+    this.monitor = new PoolMonitor(this.scheduler, () => this.load(), config.logger);
+    this.stats$ = this.monitor.stats$;
+    this.events$ = this.monitor.events$;
   }
 
   /**
@@ -150,7 +187,8 @@ export class SMTPPool {
    * Unsubscribing cancels it: taken off
    * the queue, or the transaction aborted as the session does (RSET before the
    * body; the connection destroyed during it). After `close`, errors with
-   * `SMTPServerDisconnected`.
+   * `SMTPServerDisconnected`. A "slow down" reply errors it as any refusal
+   * does; the pool still slows down (only `send$` requeues).
    */
   sendmail$(
     from: string,
@@ -159,12 +197,24 @@ export class SMTPPool {
     mailOptions?: MailOptions,
     rcptOptions?: RcptOptions,
   ): Observable<SendEvent> {
+    return this.transaction$((session) => sendmail$(session, from, to, body, mailOptions, rcptOptions), true);
+  }
+
+  /** One try of `message` to `to`, with a fresh body; `send$` counts its outcome itself. */
+  private attempt$(message: PoolMessage<unknown>, to: PoolMessage['to']): Observable<SendEvent> {
+    const { from, body, mailOptions, rcptOptions } = message;
+    const fresh = typeof body === 'function' ? body() : body;
+    return this.transaction$((session) => sendmail$(session, from, to, fresh, mailOptions, rcptOptions), false);
+  }
+
+  /** One transaction; `counted`: its end is the message's outcome in `stats$`. */
+  private transaction$(run: (session: Session) => Observable<SendEvent>, counted: boolean): Observable<SendEvent> {
     return new Observable<SendEvent>((subscriber) => {
       if (this.state !== 'open') {
         subscriber.error(new SMTPPoolClosedError(`The pool is ${this.state === 'closing' ? 'closing' : 'destroyed'}`));
         return undefined;
       }
-      const job = new Job(subscriber, (session) => sendmail$(session, from, to, body, mailOptions, rcptOptions));
+      const job = new Job(subscriber, run, (j, err) => this.ended(j, err, counted));
       this.queue.push(job);
       this.dispatch();
       return () => this.cancel(job);
@@ -174,6 +224,8 @@ export class SMTPPool {
   /**
    * Sends one message and emits its one `SendOutcome`; never errors. Transient
    * failures are retried per `retry`; refusals and "possibly delivered" never.
+   * A "slow down" (see `throttle`) puts it back in the queue without counting an
+   * attempt, until `throttle.budgetMs` has passed since it was subscribed.
    *
    * ```
    * pool.send$(m):  -------(o|)      o: sent | refused | failed | possibly-delivered
@@ -182,25 +234,74 @@ export class SMTPPool {
   send$<Id>(message: PoolMessage<Id>): Observable<SendOutcome<Id>> {
     return defer(() => {
       let attempts = 0;
+      const deadline = this.scheduler.now() + ((this.config.throttle || undefined)?.budgetMs ?? THROTTLE_BUDGET_MS);
+      /** The last "slow down": set, the next attempt must start before the deadline or end with it. */
+      let throttledBy: unknown;
       const attempt$ = defer(() => {
         attempts++;
-        const body = typeof message.body === 'function' ? message.body() : message.body;
-        return this.sendmail$(message.from, message.to, body, message.mailOptions, message.rcptOptions);
+        const sent$ = this.attempt$(message, message.to);
+        if (throttledBy === undefined) return sent$;
+        const err = throttledBy;
+        return sent$.pipe(timeout({ first: Math.max(0, deadline - this.scheduler.now()), with: () => throwError(() => err), scheduler: this.scheduler }));
       });
       return attempt$.pipe(
-        filter((event): event is Extract<SendEvent, { type: 'sent' }> => event.type === 'sent'),
-        retry({ count: (this.config.retry?.attempts ?? 1) - 1, delay: (err: unknown, n) => this.retryAfter$(err, n) }),
-        map(({ reply, refused }): SendOutcome<Id> => ({ status: 'sent', message, reply, refused, attempts })),
+        filter(isSent),
+        retry({
+          delay: (err: unknown) => {
+            if (!this.isThrottle(err) || this.scheduler.now() >= deadline || this.state !== 'open') return this.retryAfter$(err, attempts);
+            // Back-pressure, not a failure: the pool already slowed down; the attempt does not count.
+            attempts--;
+            throttledBy = err;
+            return of(0);
+          },
+        }),
+        mergeMap(({ reply, refused }) => this.retryRecipients$({ status: 'sent', message, reply, refused, deferred: {}, attempts }, attempts)),
         catchError((error: unknown) => of<SendOutcome<Id>>({ status: classifyFailure(error).status, message, error, attempts })),
+        tap((outcome) => this.monitor.count(outcome.status)),
       );
     });
   }
 
-  /** Transactions waiting and running, and connections open. */
+  /**
+   * The recipients of a sent message refused with a 4xx, tried again alone in a follow-up
+   * transaction under `retry` (attempt `attempts` + 1 on), until they take it or the tries
+   * run out; those still refused with a 4xx then end in `deferred`.
+   */
+  private retryRecipients$<Id>(outcome: SentOutcome<Id>, attempts: number): Observable<SendOutcome<Id>> {
+    const policy = this.config.retry;
+    const retried = transientRefusals(outcome.refused);
+    if (retried.length === 0) return of(outcome);
+    if (!policy || !this.config.retryRecipients || attempts >= policy.attempts || this.state !== 'open') {
+      return of({ ...outcome, deferred: Object.fromEntries(retried.map((address) => [address, outcome.refused[address]])) });
+    }
+    const { to } = outcome.message;
+    const recipients = (typeof to === 'string' ? [to] : to).filter((r) => retried.includes(typeof r === 'string' ? r : r.address));
+    // A close ends the wait at once: the follow-up then fails with the pool, and the recipients stay deferred.
+    return race(timer(backoff(policy, attempts), this.scheduler), concat(this.stopping, of(0))).pipe(
+      take(1),
+      mergeMap(() => this.attempt$(outcome.message, recipients)),
+      filter(isSent),
+      map(({ refused }) => refused),
+      catchError((err: unknown) => {
+        // RFC 5321 §4.5.3.2: lost after its body, the follow-up may have been delivered: never sent again.
+        if (classifyFailure(err).status === 'possibly-delivered') throw err;
+        return of(refusalsAfter(err, retried, outcome.refused));
+      }),
+      mergeMap((now) => this.retryRecipients$({ ...outcome, refused: mergeRefusals(outcome.refused, retried, now) }, attempts + 1)),
+      // Those recipients stay refused with their last 4xx, and are not `deferred`: resending them might duplicate it.
+      catchError(() => of(outcome)),
+    );
+  }
+
+  /** The state `stats$` samples, now. */
   get stats(): PoolStats {
+    return this.monitor.snapshot();
+  }
+
+  private load(): { connections: number; queued: number; running: number; throttleLevel: number } {
     let running = 0;
     for (const connection of this.connections) running += connection.load;
-    return { connections: this.connections.size, queued: this.queue.length, running };
+    return { connections: this.connections.size, queued: this.queue.length, running, throttleLevel: this.throttle.level };
   }
 
   /**
@@ -233,6 +334,7 @@ export class SMTPPool {
     this.state = 'destroyed';
     this.stopping.complete();
     this.wakeUp?.timer.unsubscribe();
+    this.relaxTimer?.unsubscribe();
     // Connections first: the jobs waiting on them come back to the queue, and fail with it.
     for (const connection of [...this.connections]) connection.destroy(err);
     this.connections.clear();
@@ -255,6 +357,7 @@ export class SMTPPool {
     } finally {
       this.dispatching = false;
     }
+    this.monitor.touch();
   }
 
   private step(): void {
@@ -263,13 +366,18 @@ export class SMTPPool {
       const connection = this.leastLoaded();
       if (!connection) break;
       // The limit applies when a transaction starts, not when it was queued: no burst after a wait.
-      const wait = this.window?.wait() ?? 0;
+      const now = this.scheduler.now();
+      const wait = Math.max(this.window?.wait() ?? 0, this.throttle.wait(now));
       if (wait > 0) {
         this.wakeAfter(wait);
         break;
       }
       this.window?.take();
-      connection.run(this.queue.shift() as Job);
+      this.throttle.take(now);
+      this.monitor.started();
+      const job = this.queue.shift() as Job;
+      job.epoch = this.throttle.epoch;
+      connection.run(job);
     }
     this.openAsNeeded();
     const closing = this.state === 'closing' && this.queue.length === 0;
@@ -295,12 +403,17 @@ export class SMTPPool {
       if (this.queue.length > room) this.wakeAfter(this.reopenAt - now);
       return;
     }
-    while (this.queue.length > room && this.connections.size < this.maxConnections) {
+    while (this.queue.length > room && this.connections.size < Math.min(this.maxConnections, this.throttle.connections)) {
+      const id = ++this.connectionIds;
+      const epoch = this.throttle.epoch;
       const connection = new PooledConnection(this.config, this.limits, this.scheduler, {
         available: () => this.dispatch(),
-        opened: () => (this.openFailures = 0),
+        opened: () => {
+          this.openFailures = 0;
+          this.monitor.emit({ type: 'connection-opened', connection: id });
+        },
         handBack: (jobs) => this.handBack(jobs),
-        gone: (c, err) => this.gone(c, err),
+        gone: (c, err) => this.gone(c, id, epoch, err),
       });
       this.connections.add(connection);
       room++;
@@ -309,10 +422,51 @@ export class SMTPPool {
   }
 
   /** A connection closed; `err` is set when it failed before it ran anything. */
-  private gone(connection: PooledConnection, err?: unknown): void {
+  private gone(connection: PooledConnection, id: number, epoch: number, err?: unknown): void {
     if (!this.connections.delete(connection)) return;
-    if (err !== undefined) this.openFailed(err);
+    this.monitor.emit(err === undefined ? { type: 'connection-closed', connection: id } : { type: 'connection-failed', connection: id, error: err });
+    // "Too many connections" while others serve the queue is back-pressure, answered by the lower
+    // target: no backoff, and no count towards failing the queue.
+    if (err !== undefined && !(this.signal(err, epoch) && this.connections.size > 0)) this.openFailed(err);
     this.dispatch();
+  }
+
+  /** A job ended: counted when it is the message's outcome, and heard for "slow down". */
+  private ended(job: Job, err: unknown, counted: boolean): void {
+    if (counted) this.monitor.count(err === undefined ? 'sent' : classifyFailure(err).status);
+    if (err !== undefined) this.signal(err, job.epoch);
+  }
+
+  private isThrottle(err: unknown): boolean {
+    return throttleStage(err, this.throttleRules) !== undefined;
+  }
+
+  /**
+   * AIMD (see `Throttle`): a "slow down" halves the limit it concerns, and restarts the quiet period.
+   * @return whether `err` was a "slow down".
+   */
+  private signal(err: unknown, epoch: number): boolean {
+    const stage = throttleStage(err, this.throttleRules);
+    if (!stage) return false;
+    if (!this.throttle.decrease(stage, epoch, this.monitor.ratePerSec)) return true;
+    const { level, connections: connectionTarget, rate } = this.throttle;
+    this.monitor.emit({ type: 'throttled', level, connectionTarget, ratePerSec: rate, reply: throttleReply(err) });
+    this.relaxAfterQuiet();
+    return true;
+  }
+
+  private relaxAfterQuiet(): void {
+    this.relaxTimer?.unsubscribe();
+    const quietMs = (this.config.throttle || undefined)?.quietMs ?? THROTTLE_QUIET_MS;
+    this.relaxTimer = this.scheduler.schedule(() => {
+      this.relaxTimer = undefined;
+      if (this.throttle.increase(this.monitor.ratePerSec)) this.monitor.emit({ type: 'released' });
+      else {
+        this.monitor.touch();
+        this.relaxAfterQuiet();
+      }
+      this.dispatch();
+    }, quietMs);
   }
 
   /**
@@ -363,10 +517,11 @@ export class SMTPPool {
     };
   }
 
+  /** The wait before retry number `retryCount` (1 for the first), or the error when there is none. */
   private retryAfter$(err: unknown, retryCount: number): Observable<number> {
     const policy = this.config.retry;
     const giveUp$ = throwError(() => err);
-    if (!policy || !classifyFailure(err).transient || this.state !== 'open') return giveUp$;
+    if (!policy || retryCount >= policy.attempts || !classifyFailure(err).transient || this.state !== 'open') return giveUp$;
     // A close ends the wait at once: the message fails with the error it had.
     return race(timer(backoff(policy, retryCount), this.scheduler), concat(this.stopping, giveUp$));
   }
@@ -374,9 +529,16 @@ export class SMTPPool {
   private settleDrained(): void {
     if (this.state === 'open' || this.queue.length > 0 || this.connections.size > 0) return;
     this.wakeUp?.timer.unsubscribe();
+    this.relaxTimer?.unsubscribe();
     this.drained.next();
     this.drained.complete();
   }
+}
+
+type SentOutcome<Id> = Extract<SendOutcome<Id>, { status: 'sent' }>;
+
+function isSent(event: SendEvent): event is Extract<SendEvent, { type: 'sent' }> {
+  return event.type === 'sent';
 }
 
 /** The wait before retry `n` (1 for the first): `backoffMs`, doubling, at most `maxBackoffMs`. */
