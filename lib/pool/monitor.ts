@@ -8,9 +8,13 @@ import { FailureStatus } from './outcome';
  * `console` all fit. Nothing logged carries a credential or a message body.
  */
 export interface PoolLogger {
+  /** Detail nobody needs in production. */
   debug(fields: object, text: string): void;
+  /** The connection life cycle: opened, closed, throttle released. */
   info(fields: object, text: string): void;
+  /** A connection failed, or the server asked the pool to slow down. */
   warn(fields: object, text: string): void;
+  /** Something the pool cannot recover from by itself. */
   error(fields: object, text: string): void;
 }
 
