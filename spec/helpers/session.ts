@@ -2,7 +2,7 @@ import { Observable, map } from 'rxjs';
 import { SessionConfig, session$ } from '../../lib/session/open-session';
 import { Session, SessionOptions, newSession } from '../../lib/session/session';
 import { connect$ } from '../../lib/transport/connect';
-import { FakeServer } from './fake-server';
+import { FakeScript, FakeServer } from './fake-server';
 
 /** A fresh session (greeting not read) on the fake, as a cold Observable. */
 export function sessionOn(fake: FakeServer, options: SessionOptions & { host?: string } = {}): Observable<Session> {
@@ -23,4 +23,33 @@ export function openSession(
       error: reject,
     });
   });
+}
+
+/**
+ * One fake server and a ready session on it per test, both torn down after the test (register in a
+ * `describe`): `const bench = fakeSessions(); … const session = await bench.open(script);`.
+ */
+export function fakeSessions(options: Partial<SessionConfig> = { timeout: 2000 }): {
+  readonly fake: FakeServer;
+  open(script: FakeScript): Promise<Session>;
+} {
+  let fake: FakeServer | undefined;
+  let held: { close(): void } | undefined;
+  afterEach(async () => {
+    held?.close();
+    await fake?.close();
+    fake = held = undefined;
+  });
+  return {
+    get fake(): FakeServer {
+      if (!fake) throw new Error('fakeSessions: open() a session first');
+      return fake;
+    },
+    async open(script: FakeScript): Promise<Session> {
+      fake = await FakeServer.start(script);
+      const opened = await openSession(fake.port, options);
+      held = opened;
+      return opened.session;
+    },
+  };
 }

@@ -3,8 +3,8 @@ import { sendMessage$ } from '../../lib/session/send-message';
 import { Session } from '../../lib/session/session';
 import { sendmail$ } from '../../lib/session/sendmail';
 import { collect } from '../helpers/events';
-import { FakeScript, FakeServer } from '../helpers/fake-server';
-import { openSession } from '../helpers/session';
+import { FakeScript } from '../helpers/fake-server';
+import { fakeSessions } from '../helpers/session';
 
 /**
  * RFC 6152 §3: 8-bit data only to a server that offered 8BITMIME; RFC 6531 §3.2: UTF-8 header
@@ -12,22 +12,11 @@ import { openSession } from '../helpers/session';
  * recipient as mojibake.
  */
 describe('a message the server cannot take as it is', () => {
-  let fake: FakeServer;
-  let held: { session: Session; close(): void } | undefined;
-  afterEach(async () => {
-    held?.close();
-    held = undefined;
-    await fake.close();
-  });
-
-  async function sessionWith(script: FakeScript): Promise<Session> {
-    fake = await FakeServer.start(script);
-    held = await openSession(fake.port, { timeout: 2000 });
-    return held.session;
-  }
+  const bench = fakeSessions();
+  const sessionWith = (script: FakeScript): Promise<Session> => bench.open(script);
 
   /** Every byte the server received: nothing after the greeting's EHLO. */
-  const onlyEhlo = (): void => expect(fake.text()).toBe('EHLO c.test\r\n');
+  const onlyEhlo = (): void => expect(bench.fake.text()).toBe('EHLO c.test\r\n');
 
   const ASCII_HEADER_8BIT_BODY = 'From: a@x.test\r\nTo: b@x.test\r\nSubject: hi\r\n\r\nçà\r\n';
   const UTF8_HEADER = 'From: a@x.test\r\nTo: b@x.test\r\nSubject: héllo\r\n\r\nplain\r\n';
@@ -57,7 +46,7 @@ describe('a message the server cannot take as it is', () => {
       const session = await sessionWith(script);
       const { error } = await collect(sendmail$(session, 'a@x.test', 'b@x.test', 'Subject: hi\r\n\r\nplain\r\n'));
       expect(error).toBeUndefined();
-      expect(fake.session.commands[1]).toBe('MAIL FROM:<a@x.test> SIZE=22');
+      expect(bench.fake.session.commands[1]).toBe('MAIL FROM:<a@x.test> SIZE=22');
     });
   });
 
@@ -84,7 +73,7 @@ describe('a message the server cannot take as it is', () => {
     const session = await sessionWith({ extensions: ['PIPELINING', '8BITMIME', 'SMTPUTF8'] });
     const { error } = await collect(sendMessage$(session, Readable.from([Buffer.from(UTF8_HEADER)])));
     expect(error).toBeUndefined();
-    expect(fake.session.commands[1]).toBe('MAIL FROM:<a@x.test> BODY=8BITMIME SMTPUTF8');
-    expect(fake.session.messages[0].toString()).toBe(UTF8_HEADER);
+    expect(bench.fake.session.commands[1]).toBe('MAIL FROM:<a@x.test> BODY=8BITMIME SMTPUTF8');
+    expect(bench.fake.session.messages[0].toString()).toBe(UTF8_HEADER);
   });
 });

@@ -1,27 +1,16 @@
 import { Session } from '../../lib/session/session';
 import { sendmail$ } from '../../lib/session/sendmail';
-import { FakeScript, FakeServer } from '../helpers/fake-server';
+import { FakeScript } from '../helpers/fake-server';
 import { collect } from '../helpers/events';
-import { openSession } from '../helpers/session';
+import { fakeSessions } from '../helpers/session';
 
 // RFC 1870: SIZE= is what the server weighs the message by before taking it; it must never be
 // below the bytes that then arrive.
 describe('SIZE= of an in-memory body', () => {
-  let fake: FakeServer;
-  let held: { session: Session; close(): void } | undefined;
-  afterEach(async () => {
-    held?.close();
-    held = undefined;
-    await fake.close();
-  });
+  const bench = fakeSessions();
+  const sessionWith = (script: FakeScript): Promise<Session> => bench.open(script);
 
-  async function sessionWith(script: FakeScript): Promise<Session> {
-    fake = await FakeServer.start(script);
-    held = await openSession(fake.port, { timeout: 2000 });
-    return held.session;
-  }
-
-  const declared = (): number => Number(/^MAIL .* SIZE=(\d+)/.exec(fake.session.commands.find((c) => c.startsWith('MAIL')) ?? '')?.[1]);
+  const declared = (): number => Number(/^MAIL .* SIZE=(\d+)/.exec(bench.fake.session.commands.find((c) => c.startsWith('MAIL')) ?? '')?.[1]);
 
   const bodies: [string, string | Uint8Array][] = [
     ['bare LF line ends', 'Subject: hi\n\nline one\nline two\n'],
@@ -41,7 +30,7 @@ describe('SIZE= of an in-memory body', () => {
       const { error } = await collect(sendmail$(session, 'a@x.test', 'b@x.test', body));
       expect(error).toBeUndefined();
       // The fake keeps the doubled dots and drops the final ".\r\n": the bytes that went out for the body.
-      expect(declared()).toBe(fake.session.messages[0].length);
+      expect(declared()).toBe(bench.fake.session.messages[0].length);
     });
 
     it('refuses before MAIL a body that only outgrows the limit once its line ends are CRLF', async () => {
@@ -49,7 +38,7 @@ describe('SIZE= of an in-memory body', () => {
       const body = 'x\n'.repeat(40); // 80 bytes as given, 120 on the wire
       const { error } = await collect(sendmail$(session, 'a@x.test', 'b@x.test', body));
       expect(error).toMatchObject({ code: 'ERR_SMTP_SIZE_EXCEEDED', size: 120, limit: 100 });
-      expect(fake.session.commands).toEqual(['EHLO c.test']);
+      expect(bench.fake.session.commands).toEqual(['EHLO c.test']);
     });
   });
 
@@ -60,9 +49,9 @@ describe('SIZE= of an in-memory body', () => {
       const session = await sessionWith(script);
       const { error } = await collect(sendmail$(session, 'a@x.test', 'b@x.test', body));
       expect(error).toBeUndefined();
-      expect(declared()).toBeGreaterThanOrEqual(fake.session.messages[0].length);
+      expect(declared()).toBeGreaterThanOrEqual(bench.fake.session.messages[0].length);
       // BDAT does not close the last line: the bound is 2 bytes loose at most.
-      expect(declared()).toBeLessThanOrEqual(fake.session.messages[0].length + 2);
+      expect(declared()).toBeLessThanOrEqual(bench.fake.session.messages[0].length + 2);
     });
   });
 });
