@@ -47,6 +47,8 @@ export interface StatsEvent {
   readonly connections: number;
   readonly queued: number;
   readonly running: number;
+  /** The pool's adaptive throttle: how many slow-downs since it was last released (0: none). */
+  readonly throttleLevel: number;
   readonly rateLimit: number;
   readonly messagesPerSecond: number;
 }

@@ -53,7 +53,8 @@ const handlers = {
     $('#connections').textContent = e.connections;
     $('#running').textContent = e.running;
     $('#queued').textContent = e.queued;
-    $('#throttle').textContent = `${e.rateLimit}/s`;
+    // The pool's adaptive throttle: a level above 0 means the server asked it to slow down.
+    $('#throttle').textContent = e.throttleLevel > 0 ? `level ${e.throttleLevel} · ${e.rateLimit}/s` : `${e.rateLimit}/s`;
   },
   done() {
     batch.running = false;
