@@ -1,6 +1,6 @@
 /**
  * The suite StrykerJS runs against each mutant (stryker.config.js): the unit and loopback specs
- * that exercise lib/ directly. Left out: spec/package.spec.ts and the built-package case of
+ * that exercise lib/ directly. Left out: spec/package.spec.ts, spec/packed-package.spec.ts, spec/cli/ and the built-package case of
  * encoder-kernel.spec.ts, which test dist/ (not copied to Stryker's sandbox, and never mutated),
  * and spec-mta/ (a separate config already). Type errors are the TypeScript checker's job, so
  * ts-jest only transpiles: a full type-check per spec file would dominate every run.
@@ -11,7 +11,14 @@ const { compilerOptions } = require('./tsconfig.json');
 
 module.exports = {
   ...base,
-  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/spec/package\\.spec\\.ts$', '<rootDir>/spec/session/large-body\\.spec\\.ts$'],
+  testPathIgnorePatterns: [
+    '/node_modules/',
+    '<rootDir>/spec/package\\.spec\\.ts$',
+    '<rootDir>/spec/packed-package\\.spec\\.ts$',
+    // The command's specs run the built binary (dist/).
+    '<rootDir>/spec/cli/',
+    '<rootDir>/spec/session/large-body\\.spec\\.ts$',
+  ],
   testNamePattern: '^(?!encoder-kernel in a Node\\.js without WebAssembly)',
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: { ...compilerOptions, isolatedModules: true } }] },
 };
