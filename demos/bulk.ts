@@ -70,7 +70,9 @@ async function startServer(received: { messages: number; deferred: number }): Pr
       if (!address.address.startsWith('slow+') || deferred.has(address.address)) return callback();
       deferred.add(address.address);
       received.deferred++;
-      callback(Object.assign(new Error('4.7.1 Slow down, try again later'), { responseCode: 451 }));
+      // A plain transient failure (the message is retried), not a "slow down": that would make the
+      // pool's adaptive throttle back off, which is not what this demo shows.
+      callback(Object.assign(new Error('4.3.0 Temporary local problem'), { responseCode: 451 }));
     },
     onRcptTo(address, _session, callback) {
       if (address.address.startsWith('nobody@')) return callback(Object.assign(new Error('5.1.1 No such user'), { responseCode: 550 }));
