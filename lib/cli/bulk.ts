@@ -89,7 +89,7 @@ export async function bulk(argv: readonly string[], io: Io): Promise<ExitCode> {
   if (skip.size) io.err(`resuming: ${batch.length - todo.length} of ${batch.length} messages already sent or possibly delivered: skipped\n`);
   const tally = new Tally(todo.length);
   earlier.interrupted.forEach(() => tally.counts['possibly-delivered']++);
-  const stopDisplay = startDisplay(io.err, io.errColumns, (bar) => statusLine(tally, pool.stats.connections, bar));
+  const stopDisplay = startDisplay(io.err, io.errColumns, (bar) => statusLine(tally, pool.stats, bar));
   let firstError: unknown;
   // Ctrl-C: hand over no more messages and let those under way end with their outcomes, so a
   // rerun resends none of them and sends the rest; a second Ctrl-C ends the process at once.

@@ -23,8 +23,8 @@ export class Tally {
 
 const BAR = 24;
 
-/** One status line: bar (on a terminal), msg/s and ETA first (a narrow terminal cuts the end), counts per outcome, connections. */
-export function statusLine(tally: Tally, connections: number, bar: boolean): string {
+/** One status line: bar (on a terminal), msg/s and ETA first (a narrow terminal cuts the end), counts per outcome, connections, throttle level. */
+export function statusLine(tally: Tally, pool: { readonly connections: number; readonly throttleLevel: number }, bar: boolean): string {
   const seconds = Math.max((Date.now() - tally.started) / 1000, 0.001);
   const rate = tally.done / seconds;
   const left = tally.total - tally.done;
@@ -41,7 +41,9 @@ export function statusLine(tally: Tally, connections: number, bar: boolean): str
     `failed ${failed}`,
     `possibly-delivered ${tally.counts['possibly-delivered']}`,
     `rcpt-refused ${tally.refusedRecipients}`,
-    `conn ${connections}`,
+    `conn ${pool.connections}`,
+    // The pool's adaptive throttle: above 0 while the server is asking it to slow down.
+    `throttle ${pool.throttleLevel}`,
   ].join('  ');
 }
 

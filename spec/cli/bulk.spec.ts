@@ -72,7 +72,7 @@ describe('rx-smtp bulk', () => {
     expect(accepted.size).toBe(29);
     // Not a terminal: plain progress lines, the last one with the final counts.
     expect(result.stderr).not.toContain('\r');
-    expect(lines(result.stderr).pop()).toMatch(/^progress {2}30\/30 {2}\d+ msg\/s {2}ETA 0s {2}sent 29 {2}refused 1 {2}failed 0 {2}possibly-delivered 0 {2}rcpt-refused 3 {2}conn \d$/);
+    expect(lines(result.stderr).pop()).toMatch(/^progress {2}30\/30 {2}\d+ msg\/s {2}ETA 0s {2}sent 29 {2}refused 1 {2}failed 0 {2}possibly-delivered 0 {2}rcpt-refused 3 {2}conn \d {2}throttle 0$/);
   });
 
   it('writes outcomes to standard output without --outcomes; exit 0 when everything was accepted', async () => {
