@@ -173,9 +173,14 @@ describe('against smtp-sink fault injection', () => {
     // A body far larger than the socket buffers: the writer would block forever if it ignored the 550.
     const body = `${'x'.repeat(998)}\r\n`.repeat(8 * 1024);
     const { events, error } = await outcome(smtp.sendmail$(FROM, [TO], message(token('abort'), TO, body)));
-    // The final dot was never written: the 550 is the verdict (a refusal, so a pool does not
-    // retry it), never "possibly delivered", never sent.
-    expect(error).toMatchObject({ code: 'ERR_SMTP_DATA', smtpCode: 550 });
+    // The final dot was never written: never "possibly delivered", never sent. The 550 is the verdict
+    // when it is read. smtp-sink then resets the connection, and a body write that meets the reset
+    // before the client has read the 550 (it came in a later segment, still in the kernel) ends the
+    // socket with EPIPE, the 550 unread: a plain disconnect, retryable, which is all the client can
+    // know. Node destroys a socket on a write error; smtplib raises SMTPServerDisconnected alike.
+    // (When 354 and 550 share a segment the 550 always wins: spec/session/sendmail.spec.ts.)
+    if (error?.code === 'ERR_SMTP_DATA') expect(error).toMatchObject({ smtpCode: 550 });
+    else expect(error).toMatchObject({ code: 'ERR_SMTP_SERVER_DISCONNECTED', message: expect.stringMatching(/EPIPE|ECONNRESET/) });
     expect(ofType(events, 'recipient')).toMatchObject([{ accepted: true }]);
     expect(ofType(events, 'sent')).toEqual([]);
   });

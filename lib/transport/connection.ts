@@ -137,8 +137,8 @@ export class SmtpConnection {
   /** QUIT went out or our side was ended: the server's close is expected, not a failure. */
   private quitting = false;
   private upgrading = false;
-  /** A protocol failure was read: the connection ends once the replies before it are handled. */
-  private doomed = false;
+  /** A protocol failure was read: the connection ends with `err` once the replies before it are handled. */
+  private doomed: { readonly err: unknown } | undefined;
   private pipelined = false;
   private secureFlag: boolean;
 
@@ -608,7 +608,7 @@ export class SmtpConnection {
    * reaches its session. Nothing more is read meanwhile.
    */
   private failAfterReplies(err: unknown): void {
-    this.doomed = true;
+    this.doomed = { err };
     queueMicrotask(() => this.destroy(err));
   }
 
@@ -619,12 +619,14 @@ export class SmtpConnection {
     this.writeGroup(group, slot, replies);
   }
 
+  // A reply already read outranks the socket's own end: a server that answers 354 and 550 in one
+  // segment, then resets, fails the body's first write (made on the 354) before the 550 is handled.
   private onError = (err: Error): void => {
-    this.finish(socketFailure(err, 'Connection error'));
+    this.finish(this.doomed ? this.doomed.err : socketFailure(err, 'Connection error'));
   };
 
   private onClose = (): void => {
-    this.finish(this.quitting && this.pending.length === 0 ? null : this.disconnectedError());
+    this.finish(this.quitting && this.pending.length === 0 ? null : (this.doomed?.err ?? this.disconnectedError()));
     this.info('closed');
     this.closedSubject.next();
     this.closedSubject.complete();

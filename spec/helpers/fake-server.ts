@@ -8,7 +8,7 @@ import * as tls from 'node:tls';
 export type Action =
   | string
   | { readonly raw: string | Buffer } // exact bytes, nothing added
-  | { readonly close: true; readonly reply?: string } // optionally reply, then close
+  | { readonly close: true; readonly reply?: string; readonly reset?: boolean } // optionally reply, then close (RST if `reset`)
   | { readonly stall: true } // never answer
   | { readonly delayMs: number; readonly reply: string } // answer later; later replies wait behind it
   | { readonly starttls: true; readonly reply?: string; readonly inject?: string }; // 220 (+ injected bytes), then TLS
@@ -180,7 +180,8 @@ export class FakeServer {
         if (action.reply) queue(`${action.reply}\r\n`);
         held = false;
         flush();
-        socket.end();
+        if (action.reset) socket.resetAndDestroy();
+        else socket.end();
         return false;
       } else if ('starttls' in action) {
         queue(`${action.reply ?? '220 2.0.0 Ready to start TLS'}\r\n${action.inject ?? ''}`);

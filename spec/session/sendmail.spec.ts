@@ -416,6 +416,19 @@ describe('sendmail$', () => {
     });
   });
 
+  describe('a refusal in the middle of the body', () => {
+    // smtp-sink -A: 354 and 550 in one segment, then the connection reset. The body's first write,
+    // made on the 354 before the 550 is read, meets the reset: the 550 already read is the verdict.
+    it("is the verdict even when the body's first write meets the reset that follows it", async () => {
+      const session = await sessionWith({
+        handlers: { DATA: { close: true, reset: true, reply: '354 go ahead\r\n550 5.7.0 This violates SMTP' } },
+      });
+      const { values, error } = await send(session, 'b@x.test', `${'x'.repeat(998)}\r\n`.repeat(1024));
+      expect(error).toMatchObject({ code: 'ERR_SMTP_DATA', smtpCode: 550 });
+      expect(values.filter((e) => e.type === 'sent')).toEqual([]);
+    });
+  });
+
   describe('a connection lost with many transactions queued', () => {
     it('gives each its own outcome, in the order they were queued, without a deep stack', async () => {
       const session = await sessionWith({ handlers: { MAIL: { reply: '421 4.3.2 shutting down', close: true } } });
