@@ -30,7 +30,7 @@ export { verify$ } from './session/verify';
 export type { VerifyReport } from './session/verify';
 export { sendmail$ } from './session/sendmail';
 export { sendMessage$ } from './session/send-message';
-export type { SendEvent } from './session/sendmail';
+export type { SendEvent, SendHooks } from './session/sendmail';
 export { mail$, rcpt$, data$ } from './session/mail';
 export { planEnvelope } from './session/envelope';
 export type { MailOptions, RcptOptions, Recipient, Envelope } from './session/envelope';

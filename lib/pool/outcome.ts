@@ -17,6 +17,14 @@ export interface PoolMessage<Id = unknown> {
   readonly rcptOptions?: RcptOptions;
   /** Yours, carried through to the outcome untouched. */
   readonly id?: Id;
+  /**
+   * Runs in each attempt right before the end of the message is written, and the end waits for
+   * it (`SendHooks.beforeEnd`): where a durable queue records that the message may now be
+   * delivered. If it rejects, the attempt fails with its error, not retried, since the end was
+   * never written; if it does not settle within the data-block timeout, the attempt fails as
+   * transient.
+   */
+  readonly beforeEnd?: () => PromiseLike<void>;
 }
 
 /**

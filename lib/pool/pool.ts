@@ -202,9 +202,10 @@ export class SMTPPool {
 
   /** One try of `message` to `to`, with a fresh body; `send$` counts its outcome itself. */
   private attempt$(message: PoolMessage<unknown>, to: PoolMessage['to']): Observable<SendEvent> {
-    const { from, body, mailOptions, rcptOptions } = message;
+    const { from, body, mailOptions, rcptOptions, beforeEnd } = message;
     const fresh = typeof body === 'function' ? body() : body;
-    return this.transaction$((session) => sendmail$(session, from, to, fresh, mailOptions, rcptOptions), false);
+    const hooks = beforeEnd ? { beforeEnd } : {};
+    return this.transaction$((session) => sendmail$(session, from, to, fresh, mailOptions, rcptOptions, hooks), false);
   }
 
   /** One transaction; `counted`: its end is the message's outcome in `stats$`. */

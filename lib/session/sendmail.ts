@@ -1,4 +1,4 @@
-import { Observable, Subscriber, Subscription, concatMap, identity, of } from 'rxjs';
+import { Observable, Subscriber, Subscription, concatMap, defer, identity, of, throwError, timeout } from 'rxjs';
 import {
   SMTPDataError,
   SMTPPossiblyDeliveredError,
@@ -6,6 +6,7 @@ import {
   SMTPRecipientsRefused,
   SMTPResponseException,
   SMTPServerDisconnected,
+  SMTPTimeoutError,
   hasCode,
   isServerRefusal,
 } from '../errors';
@@ -26,6 +27,20 @@ export type SendEvent =
   | { readonly type: 'progress'; readonly bytesSent: number }
   | { readonly type: 'delivery'; readonly recipient: string; readonly delivered: boolean; readonly reply: Reply }
   | { readonly type: 'sent'; readonly reply: Reply; readonly refused: Readonly<Record<string, Reply>> };
+
+/** What a caller may run at fixed points of one transaction. */
+export interface SendHooks {
+  /**
+   * Runs once the server took the envelope and the body began (DATA's 354, or the first BDAT),
+   * right before the end of the message (DATA's final dot, BDAT LAST) is written; the end waits
+   * for it, under the data-block timeout. The last moment the message is certainly not delivered:
+   * a durable queue records "the end may have gone" here (rx-smtp/queue). If it rejects, or its
+   * time runs out (`SMTPTimeoutError` with step `beforeEnd`), the transaction fails with that
+   * error, the end unwritten, and the connection is closed (a body cannot be taken back).
+   * With it, a pipelined BDAT transaction waits for its envelope's replies instead of stacking.
+   */
+  readonly beforeEnd?: () => PromiseLike<void>;
+}
 
 const DATA = command('DATA');
 const RSET = command('RSET');
@@ -62,6 +77,7 @@ const IGNORE: ReplyHandler = { reply: noop, error: noop };
  * @param sender the reverse path; `''` for the null sender `<>`.
  * @param recipients addresses, or recipients with DSN options of their own.
  * @param body string, bytes, Readable, AsyncIterable or Observable of bytes.
+ * @param hooks code to run at fixed points of the transaction (`beforeEnd`).
  * @return the events of the transaction.
  */
 export function sendmail$(
@@ -71,6 +87,7 @@ export function sendmail$(
   body: Body,
   mailOptions: MailOptions = {},
   rcptOptions: RcptOptions = {},
+  hooks: SendHooks = {},
 ): Observable<SendEvent> {
   const list = typeof recipients === 'string' ? [recipients] : recipients;
   return new Observable<SendEvent>((subscriber) => {
@@ -87,7 +104,7 @@ export function sendmail$(
         if (list.length === 0) throw new SMTPRecipientsRefused({});
         const facts = bodyFacts(body);
         const envelope = planEnvelope(greeted, sender, list, facts, mailOptions, rcptOptions);
-        transaction = new Transaction(greeted, envelope, body, subscriber);
+        transaction = new Transaction(greeted, envelope, body, subscriber, hooks);
       } catch (err) {
         subscriber.error(err);
         return;
@@ -138,6 +155,7 @@ class Transaction {
   private envelopeOver = false;
   private finalsExpected = 0;
   private bodySubscription?: Subscription;
+  private beforeEndRan = false;
   private readonly pipelining: boolean;
   /** Pipelined BDAT, SMTP: the body follows the envelope without waiting (RFC 3030 §4.2). */
   private readonly stacked: boolean;
@@ -147,10 +165,12 @@ class Transaction {
     private readonly envelope: Envelope,
     private readonly body: Body,
     private readonly subscriber: Subscriber<SendEvent>,
+    private readonly hooks: SendHooks,
   ) {
     this.pipelining = hasExtension(session, 'pipelining');
-    // LMTP needs the number of accepted recipients before the end of data: it waits for the envelope.
-    this.stacked = this.pipelining && envelope.mode === 'bdat' && !session.lmtp;
+    // LMTP needs the number of accepted recipients before the end of data, and `beforeEnd` an
+    // accepted envelope: both wait for the envelope's replies.
+    this.stacked = this.pipelining && envelope.mode === 'bdat' && !session.lmtp && !hooks.beforeEnd;
   }
 
   /** Waits for the connection's write channel; transactions on one connection write one after another. */
@@ -373,6 +393,15 @@ class Transaction {
    */
   private sendFinal(group: readonly Outgoing[]): void {
     if (this.phase === 'done') return;
+    const before = this.hooks.beforeEnd;
+    if (before && !this.beforeEndRan) {
+      this.beforeEndRan = true;
+      const ms = this.session.timeouts.dataBlock;
+      this.bodySubscription = defer(before)
+        .pipe(timeout({ first: ms, with: () => throwError(() => new SMTPTimeoutError('beforeEnd', ms)) }))
+        .subscribe({ complete: () => this.sendFinal(group), error: (err: unknown) => this.fail(err) });
+      return;
+    }
     // A connection already gone takes nothing: the message was certainly not delivered.
     if (this.session.connection.alive) this.phase = 'final';
     this.finalsExpected = Math.max(this.expectedFinalReplies(), 1);

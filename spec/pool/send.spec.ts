@@ -26,6 +26,43 @@ describe('SMTPPool.send$', () => {
     expect(outcome).toMatchObject({ status: 'sent', reply: { code: 250 }, refused: { 'bad@x.test': { code: 550 } }, attempts: 1 });
   });
 
+  describe('beforeEnd', () => {
+    it('runs in each attempt before the dot; a rejection fails the message at once, unsent and not retried', async () => {
+      const fake = await bench.fake({});
+      let calls = 0;
+      const refusal = new Error('marker not recorded');
+      const outcome = await lastValueFrom(
+        bench.pool(fake.port, { retry }).send$({
+          ...message(),
+          beforeEnd: () => {
+            calls++;
+            return Promise.reject(refusal);
+          },
+        }),
+      );
+      expect(outcome).toMatchObject({ status: 'failed', attempts: 1, error: refusal });
+      expect(calls).toBe(1);
+      expect(bodies(fake.sessions)).toBe(0);
+    });
+
+    it("is called once per attempt, each time before that attempt's dot", async () => {
+      let tries = 0;
+      const fake = await bench.fake({ handlers: { '.': () => (++tries === 1 ? '451 4.3.0 later' : '250 2.0.0 queued') } });
+      const dotsAtCall: number[] = [];
+      const outcome = await lastValueFrom(
+        bench.pool(fake.port, { retry }).send$({
+          ...message(),
+          beforeEnd: () => {
+            dotsAtCall.push(tries);
+            return Promise.resolve();
+          },
+        }),
+      );
+      expect(outcome).toMatchObject({ status: 'sent', attempts: 2 });
+      expect(dotsAtCall).toEqual([0, 1]);
+    });
+  });
+
   describe('retries', () => {
     it('retries a 4xx with exponential backoff, and gives up after `attempts` tries', async () => {
       const clock = new ManualClock();

@@ -481,6 +481,105 @@ describe('sendmail$', () => {
     });
   });
 
+  describe('the beforeEnd hook', () => {
+    const chunking = { extensions: ['PIPELINING', 'CHUNKING', '8BITMIME', 'SIZE 100000000'] };
+    const wire = () => Buffer.concat(fake.session.bytes).toString();
+    /** A hook that records what the server had received when it ran, and settles when told. */
+    function gate() {
+      let settle!: { resolve(): void; reject(err: unknown): void };
+      const seen: string[] = [];
+      const hook = () => {
+        seen.push(wire());
+        return new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
+      };
+      return { hook, seen, settle: () => settle };
+    }
+
+    it('runs after the 354 and before the body and its dot, which wait for it', async () => {
+      const session = await sessionWith({});
+      const { hook, seen, settle } = gate();
+      const result = collect(sendmail$(session, 'a@x.test', 'b@x.test', MESSAGE, {}, {}, { beforeEnd: hook }));
+      await fake.until(() => seen.length === 1);
+      expect(seen[0]).toMatch(/DATA\r\n$/);
+      expect(fake.session.messages).toEqual([]);
+      settle().resolve();
+      const { error, values } = await result;
+      expect(error).toBeUndefined();
+      expect(values[values.length - 1]).toMatchObject({ type: 'sent' });
+      expect(fake.session.messages.map(String)).toEqual([MESSAGE]);
+    });
+
+    it('runs after a streamed body, before its dot', async () => {
+      const session = await sessionWith({});
+      const { hook, seen, settle } = gate();
+      const body = (async function* () {
+        yield Buffer.from('a'.repeat(70_000) + '\r\n');
+        yield Buffer.from('tail\r\n');
+      })();
+      const result = collect(sendmail$(session, 'a@x.test', 'b@x.test', body, {}, {}, { beforeEnd: hook }));
+      await fake.until(() => seen.length === 1 && wire().includes('tail'));
+      expect(wire()).not.toContain('tail\r\n.\r\n');
+      settle().resolve();
+      expect((await result).error).toBeUndefined();
+      expect(fake.session.messages.map((m) => m.length)).toEqual([70_008]);
+    });
+
+    it('makes pipelined BDAT wait for the envelope, and BDAT LAST for the hook', async () => {
+      const session = await sessionWith({ ...chunking, handlers: { RCPT: { delayMs: 30, reply: '250 2.1.5 Ok' } } });
+      const { hook, seen, settle } = gate();
+      const events: SendEvent[] = [];
+      let recipientsAtHook: SendEvent[] | undefined;
+      const done = new Promise<unknown>((resolve) => {
+        sendmail$(session, 'a@x.test', 'b@x.test', MESSAGE, {}, {}, {
+          beforeEnd: () => {
+            recipientsAtHook = events.filter((e) => e.type === 'recipient');
+            return hook();
+          },
+        }).subscribe({ next: (e) => events.push(e), error: resolve, complete: () => resolve(undefined) });
+      });
+      await fake.until(() => seen.length === 1);
+      expect(recipientsAtHook).toMatchObject([{ recipient: 'b@x.test', accepted: true }]);
+      expect(seen[0]).toMatch(new RegExp(`\r\nMAIL FROM:<a@x.test> SIZE=${MESSAGE.length}\r\nRCPT TO:<b@x.test>\r\n$`));
+      settle().resolve();
+      expect(await done).toBeUndefined();
+      expect(fake.session.commands.slice(-1)).toEqual([`BDAT ${MESSAGE.length} LAST`]);
+    });
+
+    it('fails the transaction with its error when it rejects: no dot, the connection closed', async () => {
+      const session = await sessionWith({});
+      const { hook, seen, settle } = gate();
+      const result = collect(sendmail$(session, 'a@x.test', 'b@x.test', MESSAGE, {}, {}, { beforeEnd: hook }));
+      await fake.until(() => seen.length === 1);
+      const refusal = new Error('redis is down');
+      settle().reject(refusal);
+      const { error, values } = await result;
+      expect(error).toBe(refusal);
+      expect(values.filter((e) => e.type === 'sent')).toEqual([]);
+      await fake.until(() => fake.session.closed);
+      expect(fake.session.messages).toEqual([]);
+    });
+
+    it('fails as a beforeEnd timeout when it never settles, under the data-block timer', async () => {
+      const session = await sessionWith({});
+      const impatient = { ...session, timeouts: { ...session.timeouts, dataBlock: 50 } };
+      const { error } = await collect(sendmail$(impatient, 'a@x.test', 'b@x.test', MESSAGE, {}, {}, { beforeEnd: () => new Promise<void>(() => undefined) }));
+      expect(error).toMatchObject({ code: 'ERR_SMTP_TIMEOUT', step: 'beforeEnd' });
+      await fake.until(() => fake.session.closed);
+      expect(fake.session.messages).toEqual([]);
+    });
+
+    it('is left behind when the caller unsubscribes while it runs: the connection closes, no dot', async () => {
+      const session = await sessionWith({});
+      const { hook, seen, settle } = gate();
+      const subscription = sendmail$(session, 'a@x.test', 'b@x.test', MESSAGE, {}, {}, { beforeEnd: hook }).subscribe({ error: () => undefined });
+      await fake.until(() => seen.length === 1);
+      subscription.unsubscribe();
+      settle().resolve();
+      await fake.until(() => fake.session.closed);
+      expect(fake.session.messages).toEqual([]);
+    });
+  });
+
   describe('extensions', () => {
     it('refuses a body over the SIZE limit before MAIL', async () => {
       const session = await sessionWith({ extensions: ['PIPELINING', 'SIZE 10'] });
