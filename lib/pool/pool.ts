@@ -95,6 +95,9 @@ export interface PoolConfig extends SessionConfig {
 const CONNECT_RETRY: RetryPolicy = { attempts: 3, backoffMs: 1_000, maxBackoffMs: 30_000 };
 const THROTTLE_BUDGET_MS = 600_000;
 const THROTTLE_QUIET_MS = 5_000;
+/** A message requeued after a slow-down waits this, doubling each time, up to the max. */
+const THROTTLE_REQUEUE_MS = 50;
+const THROTTLE_REQUEUE_MAX_MS = 30_000;
 
 /**
  * Many SMTP connections behind one object, for bulk sending. Connections open
@@ -238,6 +241,7 @@ export class SMTPPool {
       const deadline = this.scheduler.now() + ((this.config.throttle || undefined)?.budgetMs ?? THROTTLE_BUDGET_MS);
       /** The last "slow down": set, the next attempt must start before the deadline or end with it. */
       let throttledBy: unknown;
+      let throttles = 0;
       const attempt$ = defer(() => {
         attempts++;
         const sent$ = this.attempt$(message, message.to);
@@ -250,10 +254,12 @@ export class SMTPPool {
         retry({
           delay: (err: unknown) => {
             if (!this.isThrottle(err) || this.scheduler.now() >= deadline || this.state !== 'open') return this.retryAfter$(err, attempts);
-            // Back-pressure, not a failure: the pool already slowed down; the attempt does not count.
+            // Back-pressure, not a failure: the attempt does not count. The message waits a little
+            // longer each time, so one greylisted message does not loop while the pace stays up.
             attempts--;
             throttledBy = err;
-            return of(0);
+            const wait = Math.min(THROTTLE_REQUEUE_MS * 2 ** throttles++, THROTTLE_REQUEUE_MAX_MS, deadline - this.scheduler.now());
+            return race(timer(wait, this.scheduler), concat(this.stopping, of(0))).pipe(take(1));
           },
         }),
         mergeMap(({ reply, refused }) => this.retryRecipients$({ status: 'sent', message, reply, refused, deferred: {}, attempts }, attempts)),
@@ -435,6 +441,7 @@ export class SMTPPool {
   /** A job ended: counted when it is the message's outcome, and heard for "slow down". */
   private ended(job: Job, err: unknown, counted: boolean): void {
     if (counted) this.monitor.count(err === undefined ? 'sent' : classifyFailure(err).status);
+    this.throttle.observe(err !== undefined && throttleStage(err, this.throttleRules) === 'transaction');
     if (err !== undefined) this.signal(err, job.epoch);
   }
 

@@ -74,6 +74,10 @@ function repliesOf(err: unknown): Reply[] {
 
 /** Starts a paced throttle lets through at once after a pause, in ms of its rate. */
 const BURST_MS = 50;
+/** How many transaction ends the pool weighs to tell a rate limit from one message's bad luck. */
+const WINDOW = 50;
+/** The share of slow-downs among them that means the server's limit: a quarter. */
+const DENSE_SHARE = 0.25;
 
 /**
  * The AIMD state of a pool: a connection target and a start rate, halved on
@@ -83,6 +87,15 @@ const BURST_MS = 50;
  * One decrease per round trip, as in TCP congestion control: a signal from
  * work that started before the last decrease (the `epoch` it started in) is
  * the same congestion, already answered.
+ *
+ * Unlike a router, a mail server says "slow down" for reasons of one message too (a 4.7.1
+ * greylisting, a policy on one sender), and at thousands of messages a second such
+ * replies come several times per round trip: halving on each would take the pool down
+ * to a few messages a second (measured: 1 % of "451 4.7.1 slow down" gave ~6 msg/s). A
+ * server's rate limit refuses most of what passes it, so the rate is lowered only when
+ * slow-downs are dense: a quarter of the last transactions since the last decrease, and
+ * all of them while there are few. A connection refused at the greeting lowers the
+ * connection target at once: that reply is about the pool, never about a message.
  */
 export class Throttle {
   /** Decreases since the last release. */
@@ -93,6 +106,10 @@ export class Throttle {
   rate?: number;
   private step = 1;
   private nextStart = -Infinity;
+  /** The last transaction ends since the last decrease (true: a slow-down), a ring of WINDOW. */
+  private readonly recent: boolean[] = [];
+  private next = 0;
+  private slowDowns = 0;
 
   constructor(private readonly maxConnections: number) {
     this.connections = maxConnections;
@@ -103,8 +120,9 @@ export class Throttle {
    * @return whether it lowered the limits.
    */
   decrease(stage: ThrottleStage, epoch: number, observedRate: number): boolean {
-    if (epoch < this.epoch) return false;
+    if (epoch < this.epoch || (stage === 'transaction' && !this.congested())) return false;
     this.epoch++;
+    this.recent.length = this.next = this.slowDowns = 0;
     this.level++;
     if (stage === 'connect') this.connections = Math.max(1, Math.floor(this.connections / 2));
     else {
@@ -112,6 +130,20 @@ export class Throttle {
       this.step = Math.max(1, this.rate / 8);
     }
     return true;
+  }
+
+  /** A transaction ended: `slowDown` when its reply said "slow down". */
+  observe(slowDown: boolean): void {
+    if (this.recent.length === WINDOW) this.slowDowns -= this.recent[this.next] ? 1 : 0;
+    this.recent[this.next] = slowDown;
+    this.next = (this.next + 1) % WINDOW;
+    if (slowDown) this.slowDowns++;
+  }
+
+  /** Whether the slow-downs are dense enough to be the server's limit (see the class). */
+  private congested(): boolean {
+    const seen = this.recent.length;
+    return this.slowDowns > 0 && this.slowDowns >= Math.min(seen, Math.ceil(WINDOW * DENSE_SHARE)) && this.slowDowns >= seen * DENSE_SHARE;
   }
 
   /**

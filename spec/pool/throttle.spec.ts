@@ -133,6 +133,44 @@ describe('SMTPPool adaptive throttling', () => {
     await pool.close();
   }, 30_000);
 
+  it("keeps its rate when one message in a hundred is told to slow down (a greylisting, not the server's limit)", async () => {
+    const MESSAGES = 3_000;
+    let mails = 0;
+    const fake = await bench.fake({ handlers: { MAIL: () => (++mails % 100 === 0 ? '451 4.7.1 Please slow down' : '250 2.1.0 Ok') } });
+    const pool = bench.pool(fake.port, { maxConnections: 4, throttle: { quietMs: 60_000 } });
+    const events: PoolEvent[] = [];
+    pool.events$.subscribe((e) => events.push(e));
+
+    const outcomes = await lastValueFrom(sendAll$(pool, messages(MESSAGES)).pipe(toArray()));
+
+    expect(outcomes.filter((o) => o.status === 'sent')).toHaveLength(MESSAGES);
+    // Requeued, not retried: the 30 slowed-down messages went again without counting an attempt.
+    expect(outcomes.every((o) => o.attempts === 1)).toBe(true);
+    expect(mails).toBe(MESSAGES + Math.floor(mails / 100));
+    // Halving on each of those 30 replies took the pool down to a few messages a second.
+    expect(events.filter((e) => e.type === 'throttled')).toEqual([]);
+    expect(pool.stats.throttleLevel).toBe(0);
+    await pool.close();
+  }, 30_000);
+
+  it('requeues a message told to slow down after a growing wait, so one greylisted message does not loop', async () => {
+    const fake = await bench.fake({ handlers: { RCPT: (line) => (line.includes('grey@') ? '450 4.7.1 Greylisted, try again later' : '250 2.1.5 Ok') } });
+    const pool = bench.pool(fake.port, { maxConnections: 2, throttle: { budgetMs: 1_000, quietMs: 60_000 } });
+    const grey: PoolMessage<number> = { from: 'a@x.test', to: 'grey@x.test', body: 'Hi.\r\n', id: -1 };
+
+    const outcomes = await lastValueFrom(sendAll$(pool, [grey, ...messages(200)]).pipe(toArray()));
+
+    expect(outcomes.filter((o) => o.status === 'sent')).toHaveLength(200);
+    expect(outcomes.find((o) => o.message.id === -1)).toMatchObject({ status: 'failed', error: { code: 'ERR_SMTP_RECIPIENTS_REFUSED' } });
+    // The others kept the pace up (one slow-down among many is no limit), so only the message's own
+    // wait spaced its tries: 50, 100, 200, 400 ms… a handful in the 1 s budget, not one per round trip.
+    expect(pool.stats.throttleLevel).toBe(0);
+    const tries = fake.sessions.flatMap((s) => s.commands).filter((c) => c.startsWith('RCPT TO:<grey@')).length;
+    expect(tries).toBeGreaterThanOrEqual(4);
+    expect(tries).toBeLessThanOrEqual(7);
+    await pool.close();
+  }, 10_000);
+
   it('ends a message `failed` once a server that throttles forever has used up its budget', async () => {
     const fake = await bench.fake({ handlers: { MAIL: '454 4.7.0 Throttling failure: Maximum sending rate exceeded' } });
     const pool = bench.pool(fake.port, { maxConnections: 2, throttle: { budgetMs: 300, quietMs: 50 } });
