@@ -79,6 +79,7 @@ export { LMTP } from './client/lmtp';
 export { SMTPPool } from './pool/pool';
 export type { PoolConfig, RetryPolicy } from './pool/pool';
 export type { PoolEvent, PoolLogger, PoolStats } from './pool/monitor';
+export type { Logger } from './transport/logger';
 export { THROTTLE_RULES, throttleStage } from './pool/throttle';
 export type { ThrottleOptions, ThrottleRule, ThrottleStage } from './pool/throttle';
 export type { FailureStatus, PoolMessage, SendOutcome } from './pool/outcome';

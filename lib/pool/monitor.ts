@@ -1,22 +1,10 @@
 import { Observable, SchedulerLike, Subject, defer, distinctUntilChanged, finalize, map, startWith, throttleTime } from 'rxjs';
 import { Reply } from '../wire/reply';
 import { FailureStatus } from './outcome';
+import { Logger, describeError } from '../transport/logger';
 
-/**
- * Where the pool logs: any object with these four methods, called pino-style
- * (`logger.info({ event, … }, 'text')`), so pino, bunyan-like loggers and
- * `console` all fit. Nothing logged carries a credential or a message body.
- */
-export interface PoolLogger {
-  /** Detail nobody needs in production. */
-  debug(fields: object, text: string): void;
-  /** The connection life cycle: opened, closed, throttle released. */
-  info(fields: object, text: string): void;
-  /** A connection failed, or the server asked the pool to slow down. */
-  warn(fields: object, text: string): void;
-  /** Something the pool cannot recover from by itself. */
-  error(fields: object, text: string): void;
-}
+/** Where the pool logs (see `Logger`): connections opened, closed and failed, throttled, released. */
+export type PoolLogger = Logger;
 
 /** What happens to the pool's connections and throttle, as `pool.events$` tells it. */
 export type PoolEvent =
@@ -143,7 +131,7 @@ export class PoolMonitor {
       case 'connection-closed':
         return logger.info({ event: event.type, connection: event.connection }, 'SMTP pool: connection closed');
       case 'connection-failed':
-        return logger.warn({ event: event.type, connection: event.connection, ...describe(event.error) }, 'SMTP pool: connection failed');
+        return logger.warn({ event: event.type, connection: event.connection, ...describeError(event.error) }, 'SMTP pool: connection failed');
       case 'throttled': {
         const { type, level, connectionTarget, ratePerSec, reply } = event;
         const fields = { event: type, level, connectionTarget, ratePerSec, smtpCode: reply?.code, enhancedStatus: reply?.enhancedStatus };
@@ -153,11 +141,6 @@ export class PoolMonitor {
         return logger.info({ event: event.type }, 'SMTP pool: throttle released');
     }
   }
-}
-
-/** An error's stable code and text (ours never carry a secret), not the object with its stack and cause. */
-function describe(error: unknown): { code?: unknown; error: string } {
-  return { code: (error as { code?: unknown } | null)?.code, error: error instanceof Error ? error.message : String(error) };
 }
 
 function sameStats(a: PoolStats, b: PoolStats): boolean {

@@ -85,7 +85,10 @@ export interface PoolConfig extends SessionConfig {
    * `budgetMs`. On by default; `false` turns it off.
    */
   readonly throttle?: ThrottleOptions | false;
-  /** Connection lifecycle and throttle changes are logged here (pino-compatible); never a secret. */
+  /**
+   * Connection lifecycle and throttle changes are logged here (pino-compatible); never a secret.
+   * The pool's connections do not log as sessions do (their life cycle is the pool's events).
+   */
   readonly logger?: PoolLogger;
   /** The clock of the rate limit, backoff and idle timers (tests pass a virtual one). Default `asyncScheduler`. */
   readonly scheduler?: SchedulerLike;
@@ -135,6 +138,8 @@ export class SMTPPool {
   private again = false;
   private readonly monitor: PoolMonitor;
   private readonly throttle: Throttle;
+  /** What each connection's session is opened with: the config without the pool's logger. */
+  private readonly sessionConfig: SessionConfig;
   /** The "slow down" replies; empty when throttling is off. */
   private readonly throttleRules: readonly ThrottleRule[];
   private relaxTimer?: Subscription;
@@ -169,6 +174,7 @@ export class SMTPPool {
     this.throttle = new Throttle(this.maxConnections);
     this.throttleRules = config.throttle === false ? [] : [...THROTTLE_RULES, ...(config.throttle?.rules ?? [])];
     this.monitor = new PoolMonitor(this.scheduler, () => this.load(), config.logger);
+    this.sessionConfig = Object.fromEntries(Object.entries(config).filter(([key]) => key !== 'logger')) as SessionConfig;
     this.stats$ = this.monitor.stats$;
     this.events$ = this.monitor.events$;
   }
@@ -413,7 +419,7 @@ export class SMTPPool {
     while (this.queue.length > room && this.connections.size < Math.min(this.maxConnections, this.throttle.connections)) {
       const id = ++this.connectionIds;
       const epoch = this.throttle.epoch;
-      const connection = new PooledConnection(this.config, this.limits, this.scheduler, {
+      const connection = new PooledConnection(this.sessionConfig, this.limits, this.scheduler, {
         available: () => this.dispatch(),
         opened: () => {
           this.openFailures = 0;

@@ -9,6 +9,8 @@ import { starttls } from './starttls';
 import { quit$ } from './quit';
 import { Credentials, authenticate } from './authenticate';
 import { parseServerUrl } from '../transport/url';
+import { Logger, describeError } from '../transport/logger';
+import { SmtpConnection } from '../transport/connection';
 
 /** How a session uses STARTTLS: always (fail without it), when offered, or never. */
 export type StartTlsPolicy = 'required' | 'opportunistic' | 'never';
@@ -29,6 +31,12 @@ export interface SessionConfig extends ConnectOptions, SessionOptions {
   readonly auth?: Credentials;
   /** Called with every wire event of the connection from the greeting on (AUTH payloads redacted). */
   readonly debug?: (event: DebugEvent) => void;
+  /**
+   * pino-style logger (`debug/info/warn/error(fields, text)`; `console` fits): the session ready
+   * (info: server, TLS, extensions) or failed (warn: its `code`), the connection closed (info),
+   * and the dialogue line by line at debug, AUTH payloads redacted.
+   */
+  readonly logger?: Logger;
   /** Further steps run after the greeting, TLS and AUTH. */
   readonly steps?: readonly OperatorFunction<Session, Session>[];
   /**
@@ -69,7 +77,10 @@ function openSession$(config: SessionConfig): Observable<Session> {
   // A reply no step names (a fire-and-forget command, say) still has the session's deadline.
   const replyTimeout = resolveTimeouts(config.timeout, config.timeouts).command;
   const greeted$ = connect$({ replyTimeout, ...config }).pipe(
-    tap((connection) => config.debug && connection.debug$.subscribe(config.debug)),
+    tap((connection) => {
+      if (config.debug) connection.debug$.subscribe(config.debug);
+      if (config.logger) logConnection(connection, config.logger);
+    }),
     map((connection) => newSession(connection, config)),
     greeting(),
     ehlo(),
@@ -87,9 +98,13 @@ function openSession$(config: SessionConfig): Observable<Session> {
     const subscription = pipeline$.subscribe({
       next: (session) => {
         current = session;
+        config.logger?.info(readyFields(session, config), 'SMTP session ready');
         subscriber.next(session);
       },
-      error: (err: unknown) => subscriber.error(err),
+      error: (err: unknown) => {
+        config.logger?.warn({ event: 'session-failed', host: config.path ?? config.host, port: config.port, ...describeError(err) }, 'SMTP session failed');
+        subscriber.error(err);
+      },
       complete: () => subscriber.complete(),
     });
     return () => {
@@ -98,6 +113,25 @@ function openSession$(config: SessionConfig): Observable<Session> {
       subscription.unsubscribe();
     };
   });
+}
+
+/** The dialogue at debug (unless the logger says debug is off: then it is not even collected), and the close. */
+function logConnection(connection: SmtpConnection, logger: Logger): void {
+  if (logger.isLevelEnabled?.('debug') !== false) {
+    connection.debug$.subscribe(({ direction, text }) => logger.debug({ event: 'wire', direction, text }, 'SMTP wire'));
+  }
+  connection.closed$.subscribe(() => logger.info({ event: 'session-closed' }, 'SMTP connection closed'));
+}
+
+function readyFields(session: Session, config: SessionConfig): object {
+  return {
+    event: 'session-ready',
+    host: config.path ?? config.host,
+    port: config.port,
+    tls: session.connection.secure,
+    esmtp: session.doesEsmtp,
+    extensions: Object.keys(session.esmtpFeatures),
+  };
 }
 
 /**
