@@ -20,6 +20,38 @@ describe('sendAll', () => {
     ]);
   });
 
+  it('ends 10,000 messages with 5 % transient refusals all sent, each delivered once', async () => {
+    const MESSAGES = 10_000;
+    let mails = 0;
+    let rcpts = 0;
+    // Every 40th MAIL and every 40th RCPT refused with a plain 4xx (not a slow-down): 5 % of transactions.
+    const fake = await bench.fake({
+      handlers: {
+        MAIL: () => (++mails % 40 === 0 ? '451 4.3.0 Temporary lookup failure' : '250 2.1.0 Ok'),
+        RCPT: () => (++rcpts % 40 === 20 ? '450 4.2.0 Mailbox busy' : '250 2.1.5 Ok'),
+      },
+    });
+    const pool = bench.pool(fake.port, { maxConnections: 4, retry: { attempts: 10, backoffMs: 1 } });
+    const body = (id: number) => `Message-ID: <${id}@x.test>\r\n\r\nHello.\r\n`;
+    const source = Array.from({ length: MESSAGES }, (_, id): PoolMessage<number> => ({ from: 'a@x.test', to: 'b@x.test', body: body(id), id }));
+
+    const outcomes = await lastValueFrom(sendAll$(pool, source).pipe(toArray()));
+
+    expect(outcomes).toHaveLength(MESSAGES);
+    expect(outcomes.filter((o) => o.status === 'sent')).toHaveLength(MESSAGES);
+    const retried = outcomes.filter((o) => o.attempts > 1).length;
+    expect(retried).toBeGreaterThan(MESSAGES * 0.04);
+    // Each message reached the server exactly once: a refused MAIL or RCPT never let a body through.
+    const delivered = new Map<string, number>();
+    for (const m of fake.sessions.flatMap((session) => session.messages)) {
+      const id = /<(\d+)@x\.test>/.exec(m.toString())?.[1];
+      if (id !== undefined) delivered.set(id, (delivered.get(id) ?? 0) + 1);
+    }
+    expect(delivered.size).toBe(MESSAGES);
+    expect([...delivered.values()].every((n) => n === 1)).toBe(true);
+    expect(pool.stats).toMatchObject({ sent: MESSAGES, failed: 0, refused: 0 });
+  }, 60_000);
+
   it('holds at most queueLimit messages of an Observable source at once', async () => {
     const fake = await bench.fake();
     const pool = bench.pool(fake.port, { maxConnections: 2, queueLimit: 5 });
