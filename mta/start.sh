@@ -56,7 +56,7 @@ done
 
 # ---------------------------------------------------------------- ports
 BASE="${MTA_PORT_BASE:-20025}"
-P_PLAIN=$((BASE + 0)); P_SMTPS=$((BASE + 1)); P_SUBM=$((BASE + 2)); P_LMTP=$((BASE + 3))
+P_PLAIN=$((BASE + 0)); P_SMTPS=$((BASE + 1)); P_SUBM=$((BASE + 2)); P_LMTP=$((BASE + 3)); P_LIMITED=$((BASE + 4))
 S_DEFAULT=$((BASE + 10)); S_LMTP=$((BASE + 11)); S_HELO=$((BASE + 12)); S_NOPIPE=$((BASE + 13))
 S_ABORT=$((BASE + 14)); S_STALL_CONNECT=$((BASE + 15)); S_STALL_RCPT=$((BASE + 16))
 S_STALL_DATA=$((BASE + 17)); S_STALL_DOT=$((BASE + 18))
@@ -67,7 +67,7 @@ FAULT_KEYS=(mail rcpt data dot)
 fault_port() { # flag_index cmd_index
   echo $((BASE + 20 + $1 * 4 + $2))
 }
-ALL_PORTS=($P_PLAIN $P_SMTPS $P_SUBM $P_LMTP $S_DEFAULT $S_LMTP $S_HELO $S_NOPIPE $S_ABORT
+ALL_PORTS=($P_PLAIN $P_SMTPS $P_SUBM $P_LMTP $P_LIMITED $S_DEFAULT $S_LMTP $S_HELO $S_NOPIPE $S_ABORT
            $S_STALL_CONNECT $S_STALL_RCPT $S_STALL_DATA $S_STALL_DOT)
 for fi in 0 1 2 3; do for ci in 0 1 2 3; do ALL_PORTS+=("$(fault_port $fi $ci)"); done; done
 
@@ -275,6 +275,8 @@ PF_PARAMS=(
   "minimal_backoff_time = 30s"
   "maximal_backoff_time = 60s"
   "default_process_limit = 200"
+  # The anvil limits of the 'limited' listener count per 5 s, so a test that crosses them runs in seconds.
+  "anvil_rate_time_unit = 5s"
 )
 if [ -n "$BARE_NL_MODE" ]; then
   # The default exclusion is $mynetworks, i.e. our own 127.0.0.0/8 clients: exclude nobody.
@@ -303,6 +305,11 @@ cat >"$PF_ETC/master.cf" <<EOF
   -o smtpd_sender_restrictions=\$rxsmtp_sender_refusals,permit_sasl_authenticated,reject
   -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
   -o smtpd_recipient_restrictions=\$rxsmtp_rcpt_refusals,permit_sasl_authenticated,reject
+127.0.0.1:$P_LIMITED inet n - n - - smtpd
+  -o syslog_name=postfix-rxsmtp/limited
+  -o smtpd_client_event_limit_exceptions=
+  -o smtpd_client_connection_count_limit=2
+  -o smtpd_client_message_rate_limit=20
 EOF
 cat "$SCRIPT_DIR/master-services.cf" >>"$PF_ETC/master.cf"
 
@@ -485,7 +492,8 @@ env = {
   "tls": {"ca": "$TLS/ca.pem", "cert": "$TLS/server.pem", "key": "$TLS/server.key",
           "names": ["localhost", "127.0.0.1"]},
   "postfix": {
-    "plain": $P_PLAIN, "implicitTls": $P_SMTPS, "submission": $P_SUBM,
+    "plain": $P_PLAIN, "implicitTls": $P_SMTPS, "submission": $P_SUBM, "limited": $P_LIMITED,
+    "limits": {"connectionsPerClient": 2, "messagesPerClient": 20, "perSeconds": 5},
     "hostname": "mx.rx-smtp.test",
     "configDir": "$PF_ETC", "log": "$LOGS/postfix.log",
     "messageSizeLimit": 10485760,
@@ -494,6 +502,7 @@ env = {
       "plain": "STARTTLS offered (optional), no AUTH; accepts any recipient from 127.0.0.0/8",
       "implicitTls": "TLS from the first byte; AUTH offered (optional); accepts any recipient",
       "submission": "STARTTLS required before AUTH; AUTH required before MAIL (MAIL unauthenticated -> 554 5.7.1)",
+      "limited": "anvil limits per client address, loopback not exempt: 2 connections at once (421 4.7.0 too many connections), 20 MAIL per 5 s (450 4.7.1 too much mail)",
       "delivery": "mail for the local users below goes to Dovecot over LMTP -> maildir; every other domain is accepted and discarded; unknown @example.test users -> 550 5.1.1 at RCPT"
     }
   },

@@ -2,8 +2,8 @@
  * Bulk sending over one connection: transactions stacked with mergeMap, every
  * message accounted for by the client and by Postfix.
  */
-import { filter, map, mergeMap, range } from 'rxjs';
-import { SendEvent, sendmail$, withSession$ } from '../lib';
+import { filter, lastValueFrom, map, mergeMap, range, toArray } from 'rxjs';
+import { PoolEvent, PoolMessage, SMTPPool, SendEvent, sendAll$, sendmail$, withSession$ } from '../lib';
 import { expectNoOpenSockets, message, outcome, token } from './helpers/client';
 import { env } from './helpers/env';
 import { PostfixLog } from './helpers/observe';
@@ -46,4 +46,31 @@ describe('bulk sending to Postfix', () => {
     const queued = await log.waitForCount(new RegExp(`message-id=<${run}-\\d+@client\\.test>`), COUNT);
     expect(new Set(queued.map((l) => /message-id=<([^>]+)>/.exec(l)?.[1])).size).toBe(COUNT);
   });
+
+  it('delivers everything through Postfix anvil limits (2 connections, 20 messages per 5 s) without one message failing', async () => {
+    const MESSAGES = 60;
+    const { connectionsPerClient, messagesPerClient } = env.postfix.limits;
+    const log = PostfixLog.mark();
+    const run = token('anvil');
+    const to = env.addresses.discard;
+    const config = plainPort({ port: env.postfix.limited, starttls: 'never' });
+    const pool = new SMTPPool({ ...config, maxConnections: 6, throttle: { quietMs: 2_000 } });
+    const events: PoolEvent[] = [];
+    pool.events$.subscribe((e) => events.push(e));
+    const messages = Array.from({ length: MESSAGES }, (_, i): PoolMessage<number> => ({ from: 'bulk@client.test', to, body: message(`${run}-${i}`, to), id: i }));
+
+    const outcomes = await lastValueFrom(sendAll$(pool, messages).pipe(toArray()));
+    await pool.close();
+
+    expect(outcomes.filter((o) => o.status !== 'sent')).toEqual([]);
+    expect(new Set(outcomes.map((o) => o.message.id)).size).toBe(MESSAGES);
+    // Postfix did limit this client, on both counts, and the pool answered by slowing down.
+    const lines = log.lines();
+    expect(lines.some((l) => l.includes(`Connection concurrency limit exceeded: ${connectionsPerClient + 1} from`))).toBe(true);
+    expect(lines.some((l) => l.includes(`Message delivery request rate limit exceeded: ${messagesPerClient + 1} from`))).toBe(true);
+    expect(events.some((e) => e.type === 'throttled')).toBe(true);
+    // Each message queued once.
+    const queued = await log.waitForCount(new RegExp(`message-id=<${run}-\\d+@client\\.test>`), MESSAGES);
+    expect(new Set(queued.map((l) => /message-id=<([^>]+)>/.exec(l)?.[1])).size).toBe(MESSAGES);
+  }, 120_000);
 });
