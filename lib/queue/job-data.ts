@@ -1,0 +1,117 @@
+import { createReadStream } from 'node:fs';
+import { SMTPInvalidArgumentError } from '../errors';
+import { mailboxForWire, reversePathForWire } from '../message/mailbox';
+import type { PoolMessage } from '../pool/outcome';
+import type { MailOptions, RcptOptions, Recipient } from '../session/envelope';
+import type { Body } from '../wire/body-source';
+
+/**
+ * A body as it can wait in Redis: text, bytes, or a reference the worker resolves when it sends
+ * (a file path by default), so that big bodies do not sit in Redis. A stream cannot be queued:
+ * store it, and queue its reference.
+ */
+export type QueueBody = string | Uint8Array | { readonly ref: string };
+
+/**
+ * A message for the queue: the pool's `PoolMessage`, with a body that can wait in Redis. Its `id`
+ * becomes the job id, so adding the same id twice queues it once (while the job is kept).
+ */
+export interface QueueMessage<Id extends string = string> extends Omit<PoolMessage<Id>, 'body'> {
+  readonly body: QueueBody;
+}
+
+/** A message without its body: what an outcome carries back. */
+export type QueueEnvelope<Id extends string = string> = Omit<QueueMessage<Id>, 'body'>;
+
+/** How a body is stored in a job (JSON). */
+type StoredBody = { readonly text: string } | { readonly base64: string } | { readonly ref: string };
+
+/** A job's data in Redis (JSON): the envelope, the body as stored, and what a retry needs. */
+export interface JobData {
+  readonly from: string;
+  readonly to: string | readonly (string | Recipient)[];
+  readonly body: StoredBody;
+  readonly mailOptions?: MailOptions;
+  readonly rcptOptions?: RcptOptions;
+  readonly id?: string;
+  /** The longest wait between two tries (`RetryPolicy.maxBackoffMs`); the worker's backoff reads it. */
+  readonly maxBackoffMs?: number;
+}
+
+/** Turns a body reference into the body to send; called once per attempt. */
+export type BodyResolver = (ref: string) => Body;
+
+/** The default resolver: the reference is a file path, read as a stream. */
+export const readFileBody: BodyResolver = (ref) => createReadStream(ref);
+
+/**
+ * A message as job data, checked as the session would check it before MAIL: the addresses
+ * (RFC 5321; UTF-8 allowed here, the server's SMTPUTF8 is checked when it is sent), the body's
+ * type, and the id (BullMQ's rules: not an integer, no `:`).
+ *
+ * @throws SMTPInvalidArgumentError before anything reaches Redis.
+ */
+export function toJobData<Id extends string>(message: QueueMessage<Id>, maxBackoffMs?: number): JobData {
+  if (typeof message !== 'object' || message === null) throw invalid(`a message must be an object, got ${typeof message}`);
+  const { from, to, mailOptions, rcptOptions, id } = message;
+  if (typeof from !== 'string') throw invalid('from must be a string');
+  reversePathForWire(from, { smtputf8: true });
+  const list = typeof to === 'string' ? [to] : to;
+  if (!Array.isArray(list) || list.length === 0) throw invalid('to must be an address or a non-empty list of them');
+  for (const r of list) mailboxForWire(typeof r === 'string' ? r : addressOf(r), { smtputf8: true });
+  if (id !== undefined) checkJobId(id);
+  return {
+    from,
+    to,
+    body: storeBody(message.body),
+    ...(mailOptions && { mailOptions }),
+    ...(rcptOptions && { rcptOptions }),
+    ...(id !== undefined && { id }),
+    ...(maxBackoffMs !== undefined && { maxBackoffMs }),
+  };
+}
+
+/**
+ * The message a worker hands to its pool: the body decoded, a reference resolved afresh for
+ * every attempt (a stream is read once).
+ */
+export function toPoolMessage(data: JobData, resolve: BodyResolver): PoolMessage<string> {
+  const { from, to, mailOptions, rcptOptions, id } = data;
+  const stored = data.body;
+  const body = 'text' in stored ? stored.text : 'base64' in stored ? Buffer.from(stored.base64, 'base64') : () => resolve(stored.ref);
+  return { from, to, body, ...(mailOptions && { mailOptions }), ...(rcptOptions && { rcptOptions }), ...(id !== undefined && { id }) };
+}
+
+/** The envelope of a job's message, for its outcome. */
+export function envelopeOf<Id extends string>(data: JobData): QueueEnvelope<Id> {
+  const { from, to, mailOptions, rcptOptions, id } = data;
+  return { from, to, ...(mailOptions && { mailOptions }), ...(rcptOptions && { rcptOptions }), ...(id !== undefined && { id: id as Id }) };
+}
+
+function storeBody(body: unknown): StoredBody {
+  if (typeof body === 'string') return { text: body };
+  if (body instanceof Uint8Array) return { base64: Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('base64') };
+  if (typeof body === 'object' && body !== null && typeof (body as { ref?: unknown }).ref === 'string') {
+    const { ref } = body as { ref: string };
+    if (ref === '') throw invalid('a body reference must not be empty');
+    return { ref };
+  }
+  throw invalid('a queued body must be a string, bytes or { ref }: store a stream and queue its reference');
+}
+
+function addressOf(recipient: unknown): string {
+  const address = (recipient as { address?: unknown } | null)?.address;
+  if (typeof address !== 'string') throw invalid('a recipient must be an address or { address, … }');
+  return address;
+}
+
+/** BullMQ's rules for a custom job id (`Job.addJob`): a string, not an integer, without `:`. */
+function checkJobId(id: unknown): void {
+  if (typeof id !== 'string' || id === '') throw invalid('id must be a non-empty string');
+  if (id.includes(':')) throw invalid(`id ${JSON.stringify(id)} must not contain ':' (BullMQ keys are separated by it)`);
+  if (String(parseInt(id, 10)) === id) throw invalid(`id ${JSON.stringify(id)} must not be an integer (BullMQ numbers its own jobs)`);
+}
+
+function invalid(text: string): SMTPInvalidArgumentError {
+  return new SMTPInvalidArgumentError(`rx-smtp/queue: ${text}`);
+}

@@ -1,0 +1,122 @@
+import { ConnectionOptions, JobsOptions, KeepJobs, Queue } from 'bullmq';
+import { Observable, defer, from, map } from 'rxjs';
+import { SMTPInvalidArgumentError } from '../errors';
+import type { RetryPolicy } from '../pool/pool';
+import { JobData, QueueMessage, toJobData } from './job-data';
+import { QueueOutcome } from './outcome';
+import { BACKOFF_TYPE } from './backoff';
+
+export interface MailQueueOptions {
+  /** Redis, as BullMQ takes it: `{ host, port, … }` or an ioredis instance. */
+  readonly connection: ConnectionOptions;
+  /** The key prefix of the queue in Redis (BullMQ's `prefix`). Default `bull`. */
+  readonly prefix?: string;
+  /**
+   * Tries of a message in all, and the wait before the first retry (doubling, at most
+   * `maxBackoffMs`), for transient failures; a refusal or "possibly delivered" is never retried.
+   * Default `{ attempts: 3, backoffMs: 30000 }`.
+   */
+  readonly retry?: RetryPolicy;
+  /**
+   * Finished jobs kept in Redis (BullMQ's `removeOnComplete`/`removeOnFail`). Default: all. An id
+   * is idempotent for as long as its job is kept: once removed, adding it again sends it again.
+   */
+  readonly removeOnComplete?: KeepJobs | boolean | number;
+  readonly removeOnFail?: KeepJobs | boolean | number;
+  /** The length of the queue's event stream, which `outcomes$` reads (BullMQ's default 10 000). */
+  readonly eventsMaxLen?: number;
+}
+
+const DEFAULT_RETRY: RetryPolicy = { attempts: 3, backoffMs: 30_000 };
+/** The name of every job: BullMQ wants one; the queue carries mail only. */
+const JOB_NAME = 'mail';
+
+/**
+ * The producer's side of the queue: messages go into Redis as BullMQ jobs, and any number of
+ * workers (`startWorker`), on any number of machines, send them.
+ *
+ * ```ts
+ * const queue = new MailQueue('mail', { connection: { host: 'redis' } });
+ * queue.add$({ id: 'invoice-42', from, to, body: { ref: '/spool/invoice-42.eml' } }).subscribe((jobId) => …);
+ * ```
+ *
+ * The constructor connects to Redis in the background (BullMQ); `close()` disconnects.
+ */
+export class MailQueue<Id extends string = string> {
+  /** BullMQ's queue, for what this API does not cover (counts, pausing, cleaning). */
+  readonly queue: Queue<JobData, QueueOutcome<Id>>;
+  private readonly jobOptions: JobsOptions;
+  private readonly maxBackoffMs?: number;
+
+  constructor(
+    readonly name: string,
+    readonly options: MailQueueOptions,
+  ) {
+    const retry = options.retry ?? DEFAULT_RETRY;
+    checkRetry(retry);
+    this.maxBackoffMs = retry.maxBackoffMs;
+    this.jobOptions = {
+      attempts: retry.attempts,
+      backoff: { type: BACKOFF_TYPE, delay: retry.backoffMs },
+      ...(options.removeOnComplete !== undefined && { removeOnComplete: options.removeOnComplete }),
+      ...(options.removeOnFail !== undefined && { removeOnFail: options.removeOnFail }),
+    };
+    this.queue = new Queue<JobData, QueueOutcome<Id>>(name, {
+      connection: options.connection,
+      ...(options.prefix !== undefined && { prefix: options.prefix }),
+      ...(options.eventsMaxLen !== undefined && { streams: { events: { maxLen: options.eventsMaxLen } } }),
+    });
+  }
+
+  /**
+   * Queues one message. The message is checked first (addresses, body type, id), so a bad one
+   * errors before anything reaches Redis.
+   *
+   * ```
+   * add$(m):  ----(id|)
+   * ```
+   *
+   * Cold: nothing is queued until it is subscribed. Adding an id that is already queued (or kept
+   * finished) queues nothing and emits the same id: it is sent once.
+   *
+   * @param message the message; its `id` becomes the job id.
+   * @return the job id.
+   */
+  add$(message: QueueMessage<Id>): Observable<string> {
+    return defer(() => {
+      const data = toJobData(message, this.maxBackoffMs);
+      return from(this.queue.add(JOB_NAME, data, { ...this.jobOptions, ...(data.id !== undefined && { jobId: data.id }) }));
+    }).pipe(map((job) => job.id as string));
+  }
+
+  /**
+   * Queues messages in one round trip (BullMQ's `addBulk`), all checked before any is sent.
+   * Ids already queued are kept as they were, as with `add$`.
+   *
+   * @param messages the messages (a few thousand at a time is a good size).
+   * @return their job ids, in order.
+   */
+  addBulk$(messages: readonly QueueMessage<Id>[]): Observable<string[]> {
+    return defer(() => {
+      const jobs = messages.map((message) => {
+        const data = toJobData(message, this.maxBackoffMs);
+        return { name: JOB_NAME, data, opts: { ...this.jobOptions, ...(data.id !== undefined && { jobId: data.id }) } };
+      });
+      return from(this.queue.addBulk(jobs));
+    }).pipe(map((added) => added.map((job) => job.id as string)));
+  }
+
+  /** Closes the queue's Redis connections. */
+  close(): Promise<void> {
+    return this.queue.close();
+  }
+}
+
+function checkRetry(retry: RetryPolicy): void {
+  if (!(Number.isInteger(retry.attempts) && retry.attempts > 0)) {
+    throw new SMTPInvalidArgumentError(`rx-smtp/queue: retry.attempts must be a positive integer, got ${retry.attempts}`);
+  }
+  for (const [name, value] of [['backoffMs', retry.backoffMs], ['maxBackoffMs', retry.maxBackoffMs ?? 0]] as const) {
+    if (!(Number.isFinite(value) && value >= 0)) throw new SMTPInvalidArgumentError(`rx-smtp/queue: retry.${name} must be a number of ms ≥ 0, got ${value}`);
+  }
+}
