@@ -170,7 +170,7 @@ export function startWorker(options: MailWorkerOptions): MailWorker {
         'it may have been delivered, so it is not sent again';
       return finish(job, token, dots, possiblyDelivered(why, job.attemptsMade + 1), { recovered: true });
     }
-    const message: PoolMessage<string> & { readonly beforeEnd: () => PromiseLike<void> } = {
+    const message: PoolMessage<string> = {
       ...toPoolMessage(job.data, resolveBody),
       beforeEnd: () => dots.mark(jobId, token),
     };
