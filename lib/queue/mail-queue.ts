@@ -1,6 +1,7 @@
 import { ConnectionOptions, JobsOptions, KeepJobs, Queue } from 'bullmq';
 import { Observable, defer, from, map } from 'rxjs';
 import { SMTPInvalidArgumentError } from '../errors';
+import type { PoolLogger } from '../pool/monitor';
 import type { RetryPolicy } from '../pool/pool';
 import { JobData, QueueMessage, toJobData } from './job-data';
 import { QueueOutcome } from './outcome';
@@ -25,6 +26,8 @@ export interface MailQueueOptions {
   readonly removeOnFail?: KeepJobs | boolean | number;
   /** The length of the queue's event stream, which `outcomes$` reads (BullMQ's default 10 000). */
   readonly eventsMaxLen?: number;
+  /** Redis connection errors (retried by ioredis) are logged here; by default they are dropped. */
+  readonly logger?: PoolLogger;
 }
 
 const DEFAULT_RETRY: RetryPolicy = { attempts: 3, backoffMs: 30_000 };
@@ -66,6 +69,8 @@ export class MailQueue<Id extends string = string> {
       ...(options.prefix !== undefined && { prefix: options.prefix }),
       ...(options.eventsMaxLen !== undefined && { streams: { events: { maxLen: options.eventsMaxLen } } }),
     });
+    // Without a listener BullMQ prints each one; a lost connection is retried, and add$ fails by itself.
+    this.queue.on('error', (err: Error) => options.logger?.warn({ event: 'queue-error', error: err.message }, 'rx-smtp queue: Redis error'));
   }
 
   /**

@@ -58,6 +58,7 @@ export function outcomes$<Id extends string = string>(queue: MailQueue<Id> | Que
     const base = { connection, ...(prefix !== undefined && { prefix }) };
     // A connection for lookups: QueueEvents' own is blocked in XREAD.
     const lookup = new Queue(name, base);
+    lookup.on('error', () => undefined);
     let events: QueueEvents | undefined;
     let closed = false;
     const start = async (): Promise<void> => {

@@ -44,14 +44,6 @@ export function limiterFor(limit: RateLimit): BullLimiter {
   return best;
 }
 
-/**
- * The most job starts a limiter lets into any interval of `perMs` (see `limiterFor`): what a
- * test of it asserts.
- */
-export function worstCase(limiter: BullLimiter, perMs: number): number {
-  return Math.ceil(perMs / limiter.duration) * limiter.max + limiter.max - 1;
-}
-
 function invalid(text: string): SMTPInvalidArgumentError {
   return new SMTPInvalidArgumentError(`rx-smtp/queue: ${text}`);
 }

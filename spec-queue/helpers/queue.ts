@@ -80,6 +80,8 @@ export interface WorkerProcess {
   readonly ready: Promise<void>;
   readonly exited: Promise<number | null>;
   kill(): Promise<void>;
+  /** SIGTERM (a graceful close), then SIGKILL if it has not exited within `ms`. */
+  stop(ms: number): Promise<void>;
 }
 
 export function startWorkerProcess(config: WorkerProcessConfig): WorkerProcess {
@@ -108,6 +110,14 @@ export function startWorkerProcess(config: WorkerProcessConfig): WorkerProcess {
     async kill() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       await exited;
+    },
+    async stop(ms) {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
+      await Promise.race([exited, late]);
+      clearTimeout(timer);
+      await this.kill();
     },
   };
 }
