@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { lastValueFrom } from 'rxjs';
 import { RealServer, startSmtpServer } from '../spec/helpers/smtp-server';
-import { MailQueue, MailWorker, QueueOutcome, startWorker } from '../lib/queue';
+import { MailQueue, MailWorker, QueueOutcome, QueueProgress, progress$, startWorker } from '../lib/queue';
 import { collectOutcomes, connection, ids, message, queueName, recordingServer, until } from './helpers/queue';
 import { ROOT } from './helpers/redis';
 
@@ -221,5 +221,55 @@ describe('rx-smtp/queue', () => {
     cleanups.push(() => subscription.unsubscribe());
     await until(() => seen.length === 3, DEADLINE, 'three outcomes');
     await until(() => last.sent === 2 && last.refused === 1, 2_000, 'the counters');
+  });
+
+  it("publishes each recipient's result as the job's progress, as they arrive", async () => {
+    const { server } = await recordingServer(undefined, { RCPT: (line) => (line.includes('bad@') ? '550 5.1.1 no such user' : '250 2.1.5 Ok') });
+    cleanups.push(() => server.close());
+    const q = queue('progress');
+    const seen = outcomes(q);
+    const progress: QueueProgress[] = [];
+    const subscription = progress$({ name: q.name, connection: connection() }, { since: 'start' }).subscribe((p) => progress.push(p));
+    cleanups.push(() => subscription.unsubscribe());
+    await lastValueFrom(q.add$({ ...message('two'), to: ['good@example.test', 'bad@example.test'] }));
+    worker(q, server.port);
+    await until(() => seen.length === 1, DEADLINE, 'the outcome');
+    await until(() => progress.length > 0, DEADLINE, 'progress');
+    const last = progress[progress.length - 1];
+    expect(last).toMatchObject({
+      jobId: 'two',
+      attempt: 1,
+      recipients: [
+        { type: 'recipient', recipient: 'good@example.test', accepted: true, reply: { code: 250 } },
+        { type: 'recipient', recipient: 'bad@example.test', accepted: false, reply: { code: 550 } },
+      ],
+    });
+    // The pipelined envelope's replies came in one read: one write to Redis.
+    expect(progress).toHaveLength(1);
+    expect((await q.queue.getJob('two'))?.progress).toEqual({ attempt: 1, recipients: last.recipients });
+    expect(seen[0]).toMatchObject({ status: 'sent', refused: { 'bad@example.test': { code: 550 } } });
+  });
+
+  it.each([
+    ['pauses every worker of the queue', { baseMs: 1500, maxMs: 1500 } as const, (n: number) => expect(n).toBeLessThanOrEqual(2)],
+    ['(without the pause, the other worker goes on)', false as const, (n: number) => expect(n).toBeGreaterThan(5)],
+  ])("a server's 'slow down' to one worker %s", async (_what, throttlePause, check) => {
+    let dots = 0;
+    const { server, accepted } = await recordingServer(() =>
+      ++dots === 1 ? '451 4.7.1 Throttling failure: Maximum sending rate exceeded' : { delayMs: 20, reply: '250 2.0.0 Ok: queued' },
+    );
+    cleanups.push(() => server.close());
+    const q = queue('throttle');
+    const seen = outcomes(q);
+    await lastValueFrom(q.addBulk$(ids(40).map((id) => message(id))));
+    const one = { maxConnections: 1, maxInFlightPerConnection: 1 };
+    for (let i = 0; i < 2; i++) worker(q, server.port, { pool: { host: '127.0.0.1', port: server.port, starttls: 'never', ...one }, throttlePause });
+    await until(() => accepted.length >= 1, DEADLINE, 'the first dot');
+    const throttledAt = accepted[0].at;
+    await until(() => seen.length === 40, DEADLINE, 'every outcome');
+    // Between the "slow down" and the end of the pause, only the jobs already taken may end.
+    check(accepted.filter((a) => a.at > throttledAt + 100 && a.at < throttledAt + 1400).length);
+    // The throttled message went again within its attempt: its own marker did not stop it.
+    expect(seen.every((o) => o.status === 'sent')).toBe(true);
   });
 });

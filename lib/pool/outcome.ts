@@ -1,5 +1,6 @@
 import { SMTPErrorCode, SMTPRecipientsRefused, hasCode } from '../errors';
 import { MailOptions, RcptOptions, Recipient } from '../session/envelope';
+import type { SendEvent } from '../session/sendmail';
 import { Body } from '../wire/body-source';
 import { Reply } from '../wire/reply';
 
@@ -25,6 +26,12 @@ export interface PoolMessage<Id = unknown> {
    * transient.
    */
   readonly beforeEnd?: () => PromiseLike<void>;
+  /**
+   * Called with each event of each try as the transaction emits it (`recipient` per RCPT reply,
+   * `progress`, LMTP `delivery`, then `sent`; not those of `retryRecipients`' follow-ups): where a
+   * durable queue publishes a job's progress. `send$` itself emits only the outcome.
+   */
+  readonly onEvent?: (event: SendEvent) => void;
 }
 
 /**

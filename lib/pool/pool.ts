@@ -256,6 +256,7 @@ export class SMTPPool {
         return sent$.pipe(timeout({ first: Math.max(0, deadline - this.scheduler.now()), with: () => throwError(() => err), scheduler: this.scheduler }));
       });
       return attempt$.pipe(
+        tap((event) => message.onEvent?.(event)),
         filter(isSent),
         retry({
           delay: (err: unknown) => {

@@ -30,10 +30,15 @@ export class SMTPQueueError extends SMTPException {
   }
 }
 
-// KEYS[1] the job's hash, KEYS[2] its lock; ARGV[1] the lock token, ARGV[2] the marker's value.
+// KEYS[1] the job's hash, KEYS[2] its lock; ARGV[1] the lock token, ARGV[2] the marker's value
+// (the token, a blank, the time). A marker with this token is this attempt's own: the pool tries
+// a message again within an attempt only after the server's verdict (a "slow down", a 4xx), never
+// after a lost one, so it may be written again. Any other token is an earlier holder's.
 const MARK = `
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
-if redis.call('HSETNX', KEYS[1], '${MARKER_FIELD}', ARGV[2]) == 0 then return -2 end
+local marked = redis.call('HGET', KEYS[1], '${MARKER_FIELD}')
+if marked and string.sub(marked, 1, #ARGV[1] + 1) ~= ARGV[1] .. ' ' then return -2 end
+redis.call('HSET', KEYS[1], '${MARKER_FIELD}', ARGV[2])
 return 1`;
 
 // KEYS as MARK; ARGV[1] the lock token.

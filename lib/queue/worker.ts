@@ -9,6 +9,7 @@ import type { RateLimit } from '../pool/rate-window';
 import { BodyResolver, JobData, envelopeOf, readFileBody, toPoolMessage } from './job-data';
 import { DotMarker, SMTPQueueError } from './marker';
 import { QueueOutcome, describeError, failureReason, toQueueOutcome } from './outcome';
+import { ProgressPublisher } from './progress';
 import { limiterFor } from './rate-limit';
 
 /** BullMQ's lock and stall detection for a worker; see BullMQ's `WorkerOptions`. */
@@ -48,6 +49,11 @@ export interface MailWorkerOptions {
   readonly throttlePause?: { readonly baseMs: number; readonly maxMs: number } | false;
   /** Turns a body reference (`{ ref }`) into the body, once per attempt. Default: a file path, streamed. */
   readonly resolveBody?: BodyResolver;
+  /**
+   * Publish each job's per-recipient results as its BullMQ progress, as they arrive (`progress$`):
+   * one Redis write per burst of replies. Default true.
+   */
+  readonly progress?: boolean;
   /** The deadline of each Redis command of the "final dot" marker, in ms. Default 10 000. */
   readonly redisTimeoutMs?: number;
   /**
@@ -170,9 +176,11 @@ export function startWorker(options: MailWorkerOptions): MailWorker {
         'it may have been delivered, so it is not sent again';
       return finish(job, token, dots, possiblyDelivered(why, job.attemptsMade + 1), { recovered: true });
     }
+    const progress = options.progress === false ? undefined : new ProgressPublisher(job.attemptsMade + 1, (p) => job.updateProgress({ ...p }));
     const message: PoolMessage<string> = {
       ...toPoolMessage(job.data, resolveBody),
       beforeEnd: () => dots.mark(jobId, token),
+      ...(progress && { onEvent: progress.onEvent }),
     };
     const sent = await lastValueFrom(pool.send$(message));
     if (sent.status === 'failed' && hasCode(sent.error, 'ERR_SMTP_QUEUE')) {

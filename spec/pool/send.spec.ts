@@ -63,6 +63,23 @@ describe('SMTPPool.send$', () => {
     });
   });
 
+  it('hands each event of each try to onEvent, in wire order, and emits only the outcome', async () => {
+    let tries = 0;
+    const fake = await bench.fake({
+      handlers: { RCPT: (l) => (l.includes('bad@') ? '550 5.1.1 no' : '250 2.1.5 ok'), '.': () => (++tries === 1 ? '451 4.3.0 later' : '250 2.0.0 queued') },
+    });
+    const events: string[] = [];
+    const emitted = await lastValueFrom(
+      bench
+        .pool(fake.port, { retry })
+        .send$({ ...message(['good@x.test', 'bad@x.test']), onEvent: (e) => events.push(e.type === 'recipient' ? `${e.recipient} ${e.accepted}` : e.type) })
+        .pipe(toArray()),
+    );
+    expect(emitted.map((o) => o.status)).toEqual(['sent']);
+    const attempt = ['good@x.test true', 'bad@x.test false', 'progress'];
+    expect(events).toEqual([...attempt, ...attempt, 'sent']);
+  });
+
   describe('retries', () => {
     it('retries a 4xx with exponential backoff, and gives up after `attempts` tries', async () => {
       const clock = new ManualClock();
