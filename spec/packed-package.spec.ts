@@ -101,6 +101,8 @@ describe('the packed rx-smtp', () => {
       (await run(process.execPath, [path.join(project, mode, 'out', file)], { timeout: DEADLINE_MS })).stdout.trim();
     expect(await output('esm.mjs')).toBe('ESM: default is the namespace true, SMTP function, port 25, reply 250');
     expect(await output('cjs.cjs')).toBe('CJS: SMTP function, port 25, reply 250, default undefined');
+    expect(await output('queue-esm.mjs')).toBe('ESM queue: MailQueue function, startWorker function, limiter 10/53, default is the namespace true');
+    expect(await output('queue-cjs.cjs')).toBe('CJS queue: MailQueue function, outcomes$ function, limiter 10/53');
   }, DEADLINE_MS);
 });
 
@@ -164,6 +166,29 @@ function writeConsumer(dir: string, options: { module: string; moduleResolution:
       '// @ts-expect-error: the CommonJS build has no default export, and its typings must say so',
       'const fallback: unknown = rx.default;',
       'console.log(`CJS: SMTP ${typeof rx.SMTP}, port ${rx.SMTP_PORT}, reply ${reply.code}, default ${fallback}`);',
+    ].join('\n'),
+  );
+  // rx-smtp/queue: its types name the pool's (PoolConfig) and BullMQ's; nothing connects here.
+  fs.writeFileSync(
+    path.join(dir, 'queue-esm.mts'),
+    [
+      "import queue, { MailQueue, startWorker, limiterFor, type QueueMessage, type MailWorkerOptions } from 'rx-smtp/queue';",
+      "const message: QueueMessage = { id: 'a1', from: 'a@example.test', to: 'b@example.test', body: { ref: '/spool/a1.eml' } };",
+      "const options: MailWorkerOptions = { queue: 'mail', connection: { host: '127.0.0.1' }, pool: { host: 'mx.example.test' } };",
+      'const { max, duration } = limiterFor({ messages: 200, perMs: 1000 });',
+      'void message; void options;',
+      'console.log(`ESM queue: MailQueue ${typeof MailQueue}, startWorker ${typeof startWorker}, limiter ${max}/${duration}, ' +
+        'default is the namespace ${queue.MailQueue === MailQueue}`);',
+    ].join('\n'),
+  );
+  fs.writeFileSync(
+    path.join(dir, 'queue-cjs.cts'),
+    [
+      "import q = require('rx-smtp/queue');",
+      "const outcome: q.QueueOutcome | undefined = undefined;",
+      'const { max, duration } = q.limiterFor({ messages: 200, perMs: 1000 });',
+      'void outcome;',
+      'console.log(`CJS queue: MailQueue ${typeof q.MailQueue}, outcomes$ ${typeof q.outcomes$}, limiter ${max}/${duration}`);',
     ].join('\n'),
   );
 }
