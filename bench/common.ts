@@ -6,7 +6,7 @@ import { performance } from 'node:perf_hooks';
 
 /** Arguments the orchestrator passes to a client, as one JSON string in argv[2]. */
 export interface ClientArgs {
-  readonly workload: 'w1' | 'w2' | 'w3' | 'w4' | 'w5';
+  readonly workload: 'w1' | 'w2' | 'w3' | 'w4' | 'w5' | 'w6';
   readonly host: string;
   readonly port: number;
   /** Messages to send (W1, W2, W5) or body bytes (W3, W4). */
@@ -19,6 +19,9 @@ export interface ClientArgs {
   readonly concurrency: number;
   /** Client-specific variant (`stream` / `transform` for nodemailer's DataStream, say). */
   readonly variant?: string;
+  /** W6: the bench's redis-server, and the queue a worker process serves. */
+  readonly redisPort?: number;
+  readonly queue?: string;
 }
 
 /** What a client measured, printed as the last stdout line. */

@@ -105,5 +105,7 @@ main((args) => {
       return bigBody(args);
     case 'w4':
       return encoder(args);
+    default:
+      throw new Error(`nodemailer: no workload ${args.workload}`);
   }
 });

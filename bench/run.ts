@@ -13,10 +13,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ClientArgs, Report, seconds, wholeLines } from './common';
 import { summarise } from './profile-summary';
-import { PINNING, REPO, drainPostfix, onClientCore, startPostfix, startProxy, startSink, stopAll } from './servers';
+import { PINNING, REPO, drainPostfix, onClientCore, startPostfix, startProxy, startRedis, startSink, stopAll } from './servers';
 
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
-const ONLY = (process.env.BENCH_ONLY ?? 'w1,w2,w3,w4,w5').split(',');
+const ONLY = (process.env.BENCH_ONLY ?? 'w1,w2,w3,w4,w5,w6').split(',');
 const PROFILE = process.env.BENCH_PROFILE === '1';
 /** The whole run must end within 10 minutes: rows that would start after this are skipped. */
 const BUDGET_S = 540;
@@ -118,7 +118,7 @@ async function runJob(job: Job): Promise<void> {
 }
 
 /** The jobs of every workload, given the servers' ports. */
-function plan(ports: { sink: number; postfix?: number; proxy?: number; postfixError?: string }): Job[] {
+function plan(ports: { sink: number; postfix?: number; proxy?: number; postfixError?: string; redis?: number; redisError?: string }): Job[] {
   const jobs: Job[] = [];
   const add = (workload: string, client: Client, setup: string, unit: Row['unit'], rest: Omit<Job, 'row'>, reference = false): void => {
     if (!ONLY.includes(workload.toLowerCase())) return;
@@ -184,6 +184,22 @@ function plan(ports: { sink: number; postfix?: number; proxy?: number; postfixEr
     const pool = `SMTPPool of 8 × ${Math.ceil(k / 8)} stacked`;
     add('W5', 'rx-smtp', `${naiveSetup(k)}, ${pool}, ${naiveN} msgs`, 'msg/s', { command: node('rx-smtp.js', { ...w5, count: naiveN, concurrency: k, variant: 'naive' }), timeoutS: 90 });
     add('W5', 'rx-smtp', `${sendAllSetup(k)}, ${pool}, ${naiveN} msgs`, 'msg/s', { command: node('rx-smtp.js', { ...w5, count: naiveN, concurrency: k, variant: 'sendAll' }), timeoutS: 90 });
+  }
+  // W6 (issue 15): the queue's overhead per message, 1 and 2 worker processes (each a pool of 8 × 4)
+  // fed through Redis, against the same pool in process.
+  const w6n = scaled(10_000);
+  if (ports.redis === undefined) {
+    for (const setup of ['in-process pool', 'rx-smtp/queue, 1 worker process', 'rx-smtp/queue, 2 worker processes']) {
+      add('W6', 'rx-smtp', setup, 'msg/s', { timeoutS: 0 });
+    }
+    jobs.filter((j) => j.row.workload === 'W6').forEach((j) => ((j.row.status = 'skipped'), (j.row.reason = ports.redisError)));
+  } else {
+    const w6 = { ...base, workload: 'w6' as const, port: ports.sink, count: w6n, maxSeconds: 40, redisPort: ports.redis };
+    add('W6', 'rx-smtp', `in-process SMTPPool of 8 × 4, sendAll$, ${w6n} msgs`, 'msg/s', { command: node('queue.js', { ...w6, variant: 'pool' }), timeoutS: 90 }, true);
+    for (const n of [1, 2]) {
+      const what = `rx-smtp/queue, ${n} worker process${n > 1 ? 'es' : ''} (each a pool of 8 × 4), Redis with AOF, ${w6n} msgs`;
+      add('W6', 'rx-smtp', what, 'msg/s', { command: node('queue.js', { ...w6, variant: `queue-${n}` }), timeoutS: 90 });
+    }
   }
   return jobs;
 }
@@ -258,6 +274,12 @@ function context(rows: Row[]): string {
     const first = new Map<Client, Row>();
     for (const r of others) if (!first.has(r.client)) first.set(r.client, r);
     lines.push(`  ${workload} ÷ bare socket loop: ${[...first.values()].map((r) => `${r.client} ${fmt(r.rate! / floor, 2)}`).join(', ')}`);
+  }
+  const w6 = rows.filter((r) => r.workload === 'W6' && r.status === 'ok' && r.rate !== undefined);
+  const pool = w6.find((r) => r.reference);
+  if (pool?.rate) {
+    const queued = w6.filter((r) => !r.reference).map((r) => `${/(\d) worker/.exec(r.setup)?.[1] ?? '?'} worker(s) ${fmt(r.rate! / pool.rate!, 2)}`);
+    lines.push(`  W6 rx-smtp/queue ÷ the same pool in process: ${queued.join(', ')}`);
   }
   return lines.join('\n');
 }
@@ -339,9 +361,18 @@ async function main(): Promise<void> {
       postfixError = err instanceof Error ? err.message : String(err);
     }
   }
+  let redis: number | undefined;
+  let redisError: string | undefined;
+  if (ONLY.includes('w6')) {
+    try {
+      redis = await startRedis(path.join(REPO, 'build', 'bench-redis'));
+    } catch (err) {
+      redisError = err instanceof Error ? err.message : String(err);
+    }
+  }
   const cores = PINNING ? `; smtp-sink on CPU ${PINNING.sink}, clients on CPU ${PINNING.clients}` : '';
-  console.log(`bench: scale ${SCALE}; smtp-sink :${sink}; Postfix :${postfix ?? '–'}; proxy (5 ms each way) :${proxy ?? '–'}${cores}`);
-  const jobs = plan({ sink, postfix, proxy, postfixError });
+  console.log(`bench: scale ${SCALE}; smtp-sink :${sink}; Postfix :${postfix ?? '–'}; proxy (5 ms each way) :${proxy ?? '–'}; Redis :${redis ?? '–'}${cores}`);
+  const jobs = plan({ sink, postfix, proxy, postfixError, redis, redisError });
   const profiles: string[] = [];
   for (let round = 1; round <= ROUNDS; round++) {
     for (const job of jobs) {

@@ -3,6 +3,7 @@
  * Postfix (bench/postfix.sh) and the delaying proxy. `stopAll` ends exactly what was started.
  */
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as net from 'node:net';
 import * as path from 'node:path';
@@ -64,6 +65,24 @@ export async function startSink(): Promise<number> {
   const user = process.getuid?.() === 0 ? ['-u', 'nobody'] : [];
   const sink = ['smtp-sink', ...user, '-c', `127.0.0.1:${port}`, '256'];
   const [exe, ...args] = PINNING ? ['taskset', '-c', PINNING.sink, ...sink] : sink;
+  const child = spawn(exe, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+  own(child);
+  await listening(port);
+  return port;
+}
+
+/**
+ * W6's redis-server, on the sink's core (the server side), in the foreground as a child of the run,
+ * with its append-only file on (as a queue that must survive a restart runs it) in `dir`, emptied first.
+ * Throws when redis-server is not installed.
+ */
+export async function startRedis(dir: string): Promise<number> {
+  if (spawnSync('sh', ['-c', 'command -v redis-server']).status !== 0) throw new Error('redis-server is not installed (apt-get install -y redis-server)');
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true });
+  const port = await freePort();
+  const redis = ['redis-server', '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--logfile', path.join(dir, 'redis.log')];
+  const [exe, ...args] = PINNING ? ['taskset', '-c', PINNING.sink, ...redis] : redis;
   const child = spawn(exe, args, { stdio: ['ignore', 'ignore', 'inherit'] });
   own(child);
   await listening(port);
