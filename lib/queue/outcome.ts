@@ -20,23 +20,12 @@ export interface OutcomeError {
  * to any machine. `message` is the envelope without the body; `jobId` names the job; `error` is an
  * `OutcomeError`; `attempts` counts the tries of every worker that sent it.
  */
-export type QueueOutcome<Id extends string = string> =
-  | {
-      readonly status: 'sent';
-      readonly jobId: string;
-      readonly message: QueueEnvelope<Id>;
-      readonly reply: Reply;
-      readonly refused: Readonly<Record<string, Reply>>;
-      readonly deferred: Readonly<Record<string, Reply>>;
-      readonly attempts: number;
-    }
-  | {
-      readonly status: 'refused' | 'failed' | 'possibly-delivered';
-      readonly jobId: string;
-      readonly message: QueueEnvelope<Id>;
-      readonly error: OutcomeError;
-      readonly attempts: number;
-    };
+export type QueueOutcome<Id extends string = string> = AsJson<SendOutcome<Id>, Id>;
+
+/** One case of `SendOutcome` as it crosses Redis (distributes over the union). */
+type AsJson<O, Id extends string> = O extends { readonly error: unknown }
+  ? Omit<O, 'message' | 'error'> & { readonly jobId: string; readonly message: QueueEnvelope<Id>; readonly error: OutcomeError }
+  : Omit<O, 'message'> & { readonly jobId: string; readonly message: QueueEnvelope<Id> };
 
 /** A pool's outcome as a job's, `attempts` counted from the job's earlier tries. */
 export function toQueueOutcome<Id extends string>(
