@@ -144,11 +144,14 @@ export function mixedChunks(count = 64): Buffer[] {
 
 /** Yields `total` bytes of `chunks`, cycled. */
 export function* cycle(chunks: readonly Buffer[], total: number): Generator<Buffer> {
+  if (chunks.length === 0) throw new Error('cycle: no chunks to cycle');
   let done = 0;
-  for (let i = 0; done < total; i++) {
-    const chunk = chunks[i % chunks.length];
-    const take = Math.min(chunk.length, total - done);
-    yield take === chunk.length ? chunk : chunk.subarray(0, take);
-    done += take;
+  for (;;) {
+    for (const chunk of chunks) {
+      if (done >= total) return;
+      const take = Math.min(chunk.length, total - done);
+      yield take === chunk.length ? chunk : chunk.subarray(0, take);
+      done += take;
+    }
   }
 }

@@ -48,13 +48,13 @@ async function rawSocket(args: ClientArgs): Promise<Report> {
   await read(1);
   socket.write(`MAIL FROM:<${FROM}>\r\nRCPT TO:<rcpt0@discard.test>\r\nDATA\r\n`);
   const envelope = await read(3);
-  if (!envelope[2].startsWith('354')) throw new Error(`DATA refused: ${envelope.join(' | ')}`);
+  if (!envelope[2]?.startsWith('354')) throw new Error(`DATA refused: ${envelope.join(' | ')}`);
   for await (const chunk of canonicalText(args.count)) {
     if (!socket.write(chunk)) await once(socket, 'drain');
   }
   socket.write('.\r\n');
   const [final] = await read(1);
-  if (!final.startsWith('250')) throw new Error(`end of data refused: ${final}`);
+  if (!final?.startsWith('250')) throw new Error(`end of data refused: ${final}`);
   const elapsed = seconds() - t0;
   socket.end('QUIT\r\n');
   return { messages: 1, failed: 0, bytes: args.count, seconds: elapsed, truncated: false };

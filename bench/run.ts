@@ -13,7 +13,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ClientArgs, Report, seconds, wholeLines } from './common';
 import { summarise } from './profile-summary';
-import { PINNING, REPO, drainPostfix, onClientCore, startPostfix, startProxy, startRedis, startSink, stopAll } from './servers';
+import { Argv, PINNING, REPO, drainPostfix, onClientCore, startPostfix, startProxy, startRedis, startSink, stopAll } from './servers';
 
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
 const ONLY = (process.env.BENCH_ONLY ?? 'w1,w2,w3,w4,w5,w6').split(',');
@@ -48,23 +48,23 @@ interface Row {
   peakRssMiB?: number;
   report?: Report;
   status: 'ok' | 'failed' | 'skipped' | 'pending';
-  reason?: string;
+  reason?: string | undefined;
   readonly reference?: boolean;
 }
 
 interface Job {
   readonly row: Row;
   /** The command; undefined when the row cannot run (its reason is on the row). */
-  readonly command?: readonly string[];
+  readonly command?: Argv;
   readonly args?: ClientArgs;
   /** smtp-source does not report: its wall time and the count it was given stand in. */
   readonly external?: { messages: number };
   readonly timeoutS: number;
 }
 
-const node = (script: string, args: ClientArgs): string[] => [process.execPath, path.join(OUT, script), JSON.stringify(args)];
-const python = (args: ClientArgs): string[] => ['python3', path.join(REPO, 'bench', 'smtplib_client.py'), JSON.stringify(args)];
-const smtpSource = (port: number, sessions: number, messages: number, rcpts: number): string[] => [
+const node = (script: string, args: ClientArgs): Argv => [process.execPath, path.join(OUT, script), JSON.stringify(args)];
+const python = (args: ClientArgs): Argv => ['python3', path.join(REPO, 'bench', 'smtplib_client.py'), JSON.stringify(args)];
+const smtpSource = (port: number, sessions: number, messages: number, rcpts: number): Argv => [
   'smtp-source', '-d', '-s', String(sessions), '-m', String(messages), '-l', '1024', '-r', String(rcpts),
   '-f', 'bench-sender@bench.test', '-t', 'rcpt@discard.test', `127.0.0.1:${port}`,
 ];
@@ -95,7 +95,8 @@ async function runJob(job: Job): Promise<void> {
   const wall = seconds() - t0;
   const timeLines = existsSync(timeFile) ? readFileSync(timeFile, 'utf8').trim().split('\n') : [];
   rmSync(timeFile, { force: true });
-  const [maxKb] = (timeLines[timeLines.length - 1] ?? '').split(' ').map(Number);
+  // `/usr/bin/time -f '%M %e'`: the peak RSS in KiB (NaN when the file is missing).
+  const maxKb = Number((timeLines.at(-1) ?? '').split(' ')[0]);
   if (code !== 0) {
     const reason = wall >= job.timeoutS ? `killed after ${job.timeoutS} s` : `exit ${code}: ${firstError(stderr)}`;
     // A row that already ran keeps its figures; the failed rerun is noted.
@@ -118,7 +119,14 @@ async function runJob(job: Job): Promise<void> {
 }
 
 /** The jobs of every workload, given the servers' ports. */
-function plan(ports: { sink: number; postfix?: number; proxy?: number; postfixError?: string; redis?: number; redisError?: string }): Job[] {
+function plan(ports: {
+  sink: number;
+  postfix: number | undefined;
+  proxy: number | undefined;
+  postfixError: string | undefined;
+  redis: number | undefined;
+  redisError: string | undefined;
+}): Job[] {
   const jobs: Job[] = [];
   const add = (workload: string, client: Client, setup: string, unit: Row['unit'], rest: Omit<Job, 'row'>, reference = false): void => {
     if (!ONLY.includes(workload.toLowerCase())) return;
@@ -218,9 +226,9 @@ function ratios(rows: Row[]): void {
 
 interface Goal {
   readonly goal: string;
-  readonly measured?: number;
+  readonly measured?: number | undefined;
   readonly target: number;
-  readonly pass?: boolean;
+  readonly pass?: boolean | undefined;
 }
 
 function goals(rows: Row[]): Goal[] {
@@ -304,8 +312,8 @@ function table(rows: Row[]): string {
       .filter(Boolean)
       .join('; '),
   ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  const line = (cells: string[]): string => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]?.length ?? 0)));
+  const line = (cells: string[]): string => `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`;
   return [line(head), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...body.map(line)].join('\n');
 }
 
@@ -316,9 +324,9 @@ function goalTable(list: Goal[]): string {
 }
 
 /** A `node --cpu-prof` rerun of one rx-smtp job; returns the summary's top lines. */
-async function profile(job: Job, dir: string): Promise<string> {
+async function profile(command: Argv, dir: string): Promise<string> {
   mkdirSync(dir, { recursive: true });
-  const [exe, ...rest] = job.command!;
+  const [exe, ...rest] = command;
   const child = spawn(exe, ['--cpu-prof', `--cpu-prof-dir=${dir}`, ...rest], { stdio: 'ignore' });
   await new Promise((resolve) => child.on('close', resolve));
   const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
@@ -390,7 +398,7 @@ async function main(): Promise<void> {
       const rate = row.rates && row.rates.length > before ? row.rates[row.rates.length - 1] : undefined;
       console.log(rate !== undefined ? `${fmt(rate)} ${row.unit}, ${fmt(row.peakRssMiB)} MiB` : `${row.status}: ${row.reason}`);
       if (round === 1 && PROFILE && row.client === 'rx-smtp' && row.reference && ['W1', 'W3', 'W4', 'W5'].includes(row.workload)) {
-        profiles.push(`${row.workload}:\n${await profile(job, path.join(RESULTS, `profile-${stamp}`, row.workload))}`);
+        profiles.push(`${row.workload}:\n${await profile(job.command, path.join(RESULTS, `profile-${stamp}`, row.workload))}`);
       }
     }
   }

@@ -55,16 +55,19 @@ function own(child: ChildProcess): void {
  */
 export const PINNING = os.cpus().length >= 2 ? { sink: String(os.cpus().length - 1), clients: '0' } : undefined;
 
+/** A command line: the program, then its arguments. */
+export type Argv = readonly [string, ...string[]];
+
 /** Prefixes a command with `taskset` for the clients' core (see PINNING). */
-export const onClientCore = (command: readonly string[]): string[] =>
+export const onClientCore = (command: Argv): Argv =>
   PINNING ? ['taskset', '-c', PINNING.clients, ...command] : [...command];
 
 /** `smtp-sink -u nobody -c 127.0.0.1:PORT 256` (its running counter goes nowhere), on its own core. */
 export async function startSink(): Promise<number> {
   const port = await freePort();
   const user = process.getuid?.() === 0 ? ['-u', 'nobody'] : [];
-  const sink = ['smtp-sink', ...user, '-c', `127.0.0.1:${port}`, '256'];
-  const [exe, ...args] = PINNING ? ['taskset', '-c', PINNING.sink, ...sink] : sink;
+  const sink: Argv = ['smtp-sink', ...user, '-c', `127.0.0.1:${port}`, '256'];
+  const [exe, ...args]: Argv = PINNING ? ['taskset', '-c', PINNING.sink, ...sink] : sink;
   const child = spawn(exe, args, { stdio: ['ignore', 'ignore', 'inherit'] });
   own(child);
   await listening(port);
@@ -81,8 +84,8 @@ export async function startRedis(dir: string): Promise<number> {
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(dir, { recursive: true });
   const port = await freePort();
-  const redis = ['redis-server', '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--logfile', path.join(dir, 'redis.log')];
-  const [exe, ...args] = PINNING ? ['taskset', '-c', PINNING.sink, ...redis] : redis;
+  const redis: Argv = ['redis-server', '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--logfile', path.join(dir, 'redis.log')];
+  const [exe, ...args]: Argv = PINNING ? ['taskset', '-c', PINNING.sink, ...redis] : redis;
   const child = spawn(exe, args, { stdio: ['ignore', 'ignore', 'inherit'] });
   own(child);
   await listening(port);

@@ -27,7 +27,7 @@ const fin = (reply?: string): Action => (reply ? { reply, cut: 'fin' } : { cut: 
 const rst = (reply?: string): Action => (reply ? { reply, cut: 'rst' } : { cut: 'rst' });
 
 /** Fault tables per step; probabilities per draw. */
-const TABLES: Readonly<Record<string, Table>> = {
+const TABLES = {
   greeting: [[0.01, fin('421 4.3.2 soak: try later'), '421+FIN'], [0.005, fin(), 'FIN'], [0.005, rst(), 'RST']],
   ehlo: [[0.005, fin('421 4.3.2 soak: closing'), '421+FIN'], [0.003, fin(), 'FIN'], [0.003, rst(), 'RST']],
   mail: [
@@ -64,7 +64,9 @@ const TABLES: Readonly<Record<string, Table>> = {
   ],
   rset: [[0.01, fin(), 'FIN'], [0.01, rst(), 'RST'], [0.01, { reply: '500 5.5.1 soak: no reset' }, '500']],
   quit: [[0.1, rst(), 'RST']],
-};
+} as const satisfies Readonly<Record<string, Table>>;
+/** A step of the dialogue that can fail. */
+type Step = keyof typeof TABLES;
 
 /** Final-step labels whose message the server has committed before it cuts or replies. */
 const COMMITTED_CUTS = new Set(['FIN before reply, committed', 'RST before reply, committed', '250+FIN', '250+RST']);
@@ -92,7 +94,7 @@ export interface SoakServerOptions {
   /** Message ids run from 0 to `messages - 1`: the books are fixed-size arrays, so the server's memory stays flat too. */
   readonly messages: number;
   /** Scales every fault probability (0: a well-behaved server). Default 1. */
-  readonly faultScale?: number;
+  readonly faultScale?: number | undefined;
   /** The body the client sent for message `id`, to check what the server commits byte for byte. */
   readonly bodyOf: (id: number) => Buffer;
 }
@@ -134,7 +136,7 @@ export class SoakServer {
   }
 
   /** The fault at `step` for these keys, or undefined for the step's normal answer. */
-  private fault(step: string, ...keys: readonly (string | number)[]): { action: Action; label: string } | undefined {
+  private fault(step: Step, ...keys: readonly (string | number)[]): { action: Action; label: string } | undefined {
     let r = draw(this.options.seed, step, ...keys);
     const scale = this.options.faultScale ?? 1;
     for (const [p, action, label] of TABLES[step]) {
@@ -149,7 +151,7 @@ export class SoakServer {
   }
 
   private commit(id: number, body: Buffer): void {
-    this.commits[id]++;
+    this.commits[id] = (this.commits[id] ?? 0) + 1;
     if (!body.equals(this.options.bodyOf(id))) this.corrupt.push(id);
   }
 
@@ -167,7 +169,7 @@ export class SoakServer {
       messages: this.options.messages,
       draw: (...keys) => draw(this.options.seed, ...keys),
       fault: (step, ...keys) => this.fault(step, ...keys),
-      attempt: (id) => ++this.attempts[id],
+      attempt: (id) => (this.attempts[id] = (this.attempts[id] ?? 0) + 1),
       commit: (id, body) => this.commit(id, body),
       violation: (what) => this.violations.push(what),
     };
@@ -177,7 +179,7 @@ export class SoakServer {
 interface SessionHooks {
   readonly messages: number;
   draw(...keys: readonly (string | number)[]): number;
-  fault(step: string, ...keys: readonly (string | number)[]): { action: Action; label: string } | undefined;
+  fault(step: Step, ...keys: readonly (string | number)[]): { action: Action; label: string } | undefined;
   attempt(id: number): number;
   commit(id: number, body: Buffer): void;
   violation(what: string): void;
@@ -200,7 +202,7 @@ interface Txn {
 class SoakSession {
   private buffer: Buffer = Buffer.alloc(0);
   private mode: 'command' | 'data' | { readonly bdat: number; readonly last: boolean } = 'command';
-  private txn?: Txn;
+  private txn: Txn | undefined;
   /** The connection was cut or stalled: nothing more is read. */
   private ended = false;
   private rsets = 0;
@@ -266,7 +268,7 @@ class SoakSession {
   }
 
   private command(line: string): boolean {
-    const verb = line.split(' ')[0].toUpperCase();
+    const verb = line.replace(/ .*/s, '').toUpperCase();
     switch (verb) {
       case 'EHLO': {
         const ext = ['PIPELINING', '8BITMIME', 'ENHANCEDSTATUSCODES', ...(this.chunking ? ['CHUNKING'] : [])];

@@ -61,7 +61,7 @@ export interface SoakReport {
   readonly faults: Readonly<Record<string, number>>;
   readonly connections: number;
   readonly violations: readonly string[];
-  readonly memory: { readonly rssStartMiB: number; readonly rssEndMiB: number; readonly heapStartMiB?: number; readonly heapEndMiB?: number };
+  readonly memory: { readonly rssStartMiB: number; readonly rssEndMiB: number; readonly heapStartMiB: number | undefined; readonly heapEndMiB: number | undefined };
   /** Handles alive after the pool and the server closed that were not alive before. */
   readonly handlesLeft: readonly string[];
 }
@@ -232,7 +232,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   await new Promise<void>((resolve, reject) =>
     merge(sendAll$(pool, messages()).pipe(map(endOf)), cancels$).subscribe({
       next: ({ id, status: s, cause }) => {
-        seen[id]++;
+        seen[id] = (seen[id] ?? 0) + 1;
         status[id] = s;
         causes[cause] = (causes[cause] ?? 0) + 1;
         if (++done % 5_000 === 0) log(progress(done, t0));
@@ -260,10 +260,11 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   for (let id = 0; id < options.messages; id++) {
     // A message never fed (the time bound) is neither missing nor anything else.
     if (!fedIds[id]) continue;
-    const commits = server.commits[id];
+    const commits = server.commits[id] ?? 0;
+    const outcomesSeen = seen[id] ?? 0;
     const s = status[id];
-    if (seen[id] === 0) report.missing.push(id);
-    if (seen[id] > 1) report.repeated.push(id);
+    if (outcomesSeen === 0) report.missing.push(id);
+    if (outcomesSeen > 1) report.repeated.push(id);
     if (commits > 1) report.duplicates.push(id);
     if (s) outcomes[s]++;
     if (s === 'sent' && commits === 0) report.lost.push(id);

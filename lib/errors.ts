@@ -113,7 +113,7 @@ export class SMTPProtocolError extends SMTPException {
   readonly reply?: Reply;
   constructor(message: string, options?: { cause?: unknown; reply?: Reply }) {
     super(message, options);
-    this.reply = options?.reply;
+    if (options?.reply) this.reply = options.reply;
   }
 }
 
@@ -148,7 +148,7 @@ export class SMTPResponseException extends SMTPException {
   constructor(
     smtpCode: number,
     smtpError: string,
-    details: { reply?: Reply; command?: string; cause?: unknown } = {},
+    details: { reply?: Reply; command?: string | undefined; cause?: unknown } = {},
   ) {
     super(`${smtpCode} ${smtpError}`, { cause: details.cause });
     this.smtpCode = smtpCode;
@@ -165,7 +165,7 @@ export class SMTPResponseException extends SMTPException {
    * @return an instance of the class it is called on (`SMTPDataError.fromReply(…)` is an `SMTPDataError`).
    */
   static fromReply<T extends SMTPResponseException>(
-    this: new (code: number, message: string, details: { reply?: Reply; command?: string }) => T,
+    this: new (code: number, message: string, details: { reply?: Reply; command?: string | undefined }) => T,
     reply: Reply,
     command?: string,
   ): T {
@@ -180,7 +180,7 @@ export class SMTPSenderRefused extends SMTPResponseException {
     smtpCode: number,
     smtpError: string,
     readonly sender: string,
-    details: { reply?: Reply; command?: string } = {},
+    details: { reply?: Reply; command?: string | undefined } = {},
   ) {
     super(smtpCode, smtpError, details);
     this.message = `${smtpCode} ${smtpError} (sender ${sender})`;

@@ -3,7 +3,7 @@
  * bad password, on the submission port (STARTTLS first) and over implicit TLS.
  */
 import { expectNoOpenSockets, message, ofType, token } from './helpers/client';
-import { OTHER, USER, env } from './helpers/env';
+import { OTHER, USER, env, passwordOf } from './helpers/env';
 import { PostfixLog, delivered } from './helpers/observe';
 import { plainPort, sendOnce } from './helpers/postfix';
 
@@ -19,7 +19,7 @@ describe('AUTH through Postfix and Dovecot', () => {
     it(`${mechanism}: STARTTLS, then AUTH with a good password, and the message is delivered`, async () => {
       const log = PostfixLog.mark();
       const id = token(`auth-${mechanism}`);
-      const config = submission({ user: USER, password: env.users[USER], mechanisms: [mechanism] });
+      const config = submission({ user: USER, password: passwordOf(USER), mechanisms: [mechanism] });
       const { events, error } = await sendOnce(config, USER, [OTHER], message(id, OTHER));
       expect(error).toBeUndefined();
       expect(ofType(events, 'sent')).toHaveLength(1);
@@ -43,7 +43,7 @@ describe('AUTH through Postfix and Dovecot', () => {
   it('logs in with a password holding spaces and symbols, picking the strongest mechanism offered', async () => {
     const log = PostfixLog.mark();
     const id = token('auth-symbols');
-    const config = submission({ user: OTHER, password: env.users[OTHER] });
+    const config = submission({ user: OTHER, password: passwordOf(OTHER) });
     const { error } = await sendOnce(config, OTHER, [USER], message(id, USER));
     expect(error).toBeUndefined();
     await log.waitFor(new RegExp(`client=\\S+\\[${ip(config.sourceAddress.host)}\\], sasl_method=SCRAM-SHA-256, sasl_username=${OTHER}$`));
@@ -52,7 +52,7 @@ describe('AUTH through Postfix and Dovecot', () => {
 
   it('never sends credentials before STARTTLS on the submission port', async () => {
     const log = PostfixLog.mark();
-    const config = submission({ user: USER, password: env.users[USER] }, 'never');
+    const config = submission({ user: USER, password: passwordOf(USER) }, 'never');
     const { events, error } = await sendOnce(config, USER, [OTHER], message(token('no-tls'), OTHER));
     expect(error?.code).toBe('ERR_SMTP_INSECURE_AUTH');
     expect(events).toEqual([]);
@@ -64,7 +64,7 @@ describe('AUTH through Postfix and Dovecot', () => {
   it('authenticates over implicit TLS and delivers', async () => {
     const log = PostfixLog.mark();
     const id = token('auth-smtps');
-    const config = plainPort({ port: env.postfix.implicitTls, secure: true, auth: { user: USER, password: env.users[USER] } });
+    const config = plainPort({ port: env.postfix.implicitTls, secure: true, auth: { user: USER, password: passwordOf(USER) } });
     const { error } = await sendOnce(config, USER, [OTHER], message(id, OTHER));
     expect(error).toBeUndefined();
     await log.waitFor(new RegExp(`client=\\S+\\[${ip(config.sourceAddress.host)}\\], sasl_method=\\S+, sasl_username=${USER}$`));

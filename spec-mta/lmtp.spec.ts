@@ -8,6 +8,7 @@ import { CLIENT_TIMEOUT, expectNoOpenSockets, message, ofType, outcome, token } 
 import { OTHER, USER, env } from './helpers/env';
 import { delivered, deliveredNow, expectDeliveredAs } from './helpers/observe';
 import { canonical } from './helpers/postfix';
+import { defined } from '../spec/helpers/defined';
 
 const { overQuota, unknown } = env.addresses;
 
@@ -41,7 +42,7 @@ describe('LMTP to Dovecot', () => {
     ]);
     const types = events.map((e) => e.type);
     expect(types.indexOf('delivery')).toBeGreaterThan(types.lastIndexOf('recipient'));
-    const [sent] = ofType(events, 'sent');
+    const sent = defined(ofType(events, 'sent')[0], 'a sent event');
     expect(types[types.length - 1]).toBe('sent');
     expect(Object.keys(sent.refused).sort()).toEqual([overQuota, unknown].sort());
     expect(sent.refused[overQuota]).toMatchObject({ code: 452 });

@@ -8,6 +8,7 @@ import { expectNoOpenSockets, message, ofType, token } from './helpers/client';
 import { OTHER, USER, env } from './helpers/env';
 import { PostfixLog, delivered, deliveredNow } from './helpers/observe';
 import { plainPort, sendOnce } from './helpers/postfix';
+import { defined } from '../spec/helpers/defined';
 
 const { reject, tempfail, rejectSender, tempfailSender, unknown } = env.addresses;
 
@@ -33,8 +34,8 @@ describe('refusals by Postfix', () => {
         [unknown, false, 550, '5.1.1'],
         [OTHER, true, 250, '2.1.5'],
       ]);
-      expect(events[events.length - 1].type).toBe('sent');
-      const [sent] = ofType(events, 'sent');
+      expect(events[events.length - 1]?.type).toBe('sent');
+      const sent = defined(ofType(events, 'sent')[0], 'a sent event');
       expect(Object.keys(sent.refused).sort()).toEqual([reject, tempfail, unknown].sort());
       expect(sent.refused[tempfail]).toMatchObject({ code: 450 });
       expect(sent.refused[reject]).toMatchObject({ code: 550 });

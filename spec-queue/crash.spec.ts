@@ -1,6 +1,7 @@
 import { lastValueFrom } from 'rxjs';
 import { MailQueue, QueueOutcome } from '../lib/queue';
 import { WorkerProcess, collectOutcomes, connection, ids, message, queueName, recordingServer, startWorkerProcess, until } from './helpers/queue';
+import { defined } from '../spec/helpers/defined';
 
 /*
  * Issue 15's crash test: 3 worker processes send 5,000 messages to a recording loopback server,
@@ -62,7 +63,7 @@ it(
         while (!done() && Date.now() < wait) await new Promise((r) => setTimeout(r, 50));
         if (done()) break;
         const live = [...workers];
-        const victim = live[Math.floor(rand() * live.length)];
+        const victim = defined(live[Math.floor(rand() * live.length)], 'a live worker');
         await victim.kill();
         kills++;
         spawnWorker();
@@ -86,7 +87,7 @@ it(
     const sent = status('sent');
     const possiblyDelivered = new Set(status('possibly-delivered'));
     const duplicates = [...taken].filter(([, n]) => n > 1).map(([id]) => id);
-    const lost = ids(MESSAGES).filter((id) => !byJob.has(id) || (byJob.get(id)![0].status === 'sent' && !taken.has(id)));
+    const lost = ids(MESSAGES).filter((id) => !byJob.has(id) || (byJob.get(id)?.[0]?.status === 'sent' && !taken.has(id)));
     const pdTaken = [...possiblyDelivered].filter((id) => taken.has(id)).length;
     console.log(
       `crash test (seed ${SEED}): ${MESSAGES} messages, ${WORKERS} workers, ${kills} killed with SIGKILL, ${((Date.now() - started) / 1000).toFixed(1)} s\n` +
@@ -96,7 +97,7 @@ it(
     );
 
     // Exactly one final outcome per job, in the event stream and in Redis.
-    expect([...byJob.values()].filter((list) => list.length !== 1).map((list) => list[0].jobId)).toEqual([]);
+    expect([...byJob.values()].filter((list) => list.length !== 1).map((list) => list[0]?.jobId)).toEqual([]);
     expect(byJob.size).toBe(MESSAGES);
     expect(counts).toEqual({ completed: sent.length, failed: MESSAGES - sent.length, active: 0, wait: 0, delayed: 0, prioritized: 0 });
     // Every `sent` message was taken exactly once; any taken twice was reported possibly delivered.

@@ -5,6 +5,7 @@ import { RealServer, startSmtpServer } from '../spec/helpers/smtp-server';
 import { MailQueue, MailWorker, QueueOutcome, QueueProgress, progress$, startWorker } from '../lib/queue';
 import { collectOutcomes, connection, ids, message, queueName, recordingServer, until } from './helpers/queue';
 import { ROOT } from './helpers/redis';
+import { defined } from '../spec/helpers/defined';
 
 const DEADLINE = 20_000;
 const cleanups: (() => Promise<unknown> | void)[] = [];
@@ -64,8 +65,8 @@ describe('rx-smtp/queue', () => {
     });
     expect(outcome).not.toHaveProperty('message.body');
     expect(smtp.messages).toHaveLength(1);
-    expect(smtp.messages[0].to).toEqual(['you@example.test']);
-    expect(smtp.messages[0].body.toString()).toContain('Hello from invoice-42.');
+    expect(smtp.messages[0]?.to).toEqual(['you@example.test']);
+    expect(smtp.messages[0]?.body.toString()).toContain('Hello from invoice-42.');
     expect((await q.queue.getJob('invoice-42'))?.returnvalue).toEqual(outcome);
   });
 
@@ -160,7 +161,8 @@ describe('rx-smtp/queue', () => {
     await lastValueFrom(q.add$(message('capped')));
     worker(q, server.port);
     await until(() => seen.length === 1, DEADLINE, 'the outcome');
-    const [a, b, c] = accepted.map((x) => x.at);
+    expect(accepted.length).toBeGreaterThanOrEqual(3);
+    const [a = 0, b = 0, c = 0] = accepted.map((x) => x.at);
     expect(b - a).toBeGreaterThanOrEqual(300);
     // Uncapped, the second wait would be 600 ms.
     expect(c - b).toBeGreaterThanOrEqual(400);
@@ -180,8 +182,8 @@ describe('rx-smtp/queue', () => {
     expect((await q.queue.getJob('on-disk'))?.data.body).toEqual({ ref: file });
     worker(q, smtp.port);
     await until(() => seen.length === 1, DEADLINE, 'the outcome');
-    expect(seen[0].status).toBe('sent');
-    expect(smtp.messages[0].body.toString()).toBe(text);
+    expect(seen[0]?.status).toBe('sent');
+    expect(smtp.messages[0]?.body.toString()).toBe(text);
   });
 
   it('sends bytes as they were given', async () => {
@@ -192,7 +194,7 @@ describe('rx-smtp/queue', () => {
     await lastValueFrom(q.add$({ id: 'bytes', from: 'sender@example.test', to: 'you@example.test', body: new Uint8Array(bytes) }));
     worker(q, smtp.port);
     await until(() => seen.length === 1, DEADLINE, 'the outcome');
-    expect(smtp.messages[0].body.equals(bytes)).toBe(true);
+    expect(smtp.messages[0]?.body.equals(bytes)).toBe(true);
   });
 
   it('close() lets the transaction in flight finish, then says QUIT', async () => {
@@ -246,7 +248,7 @@ describe('rx-smtp/queue', () => {
     });
     // The pipelined envelope's replies came in one read: one write to Redis.
     expect(progress).toHaveLength(1);
-    expect((await q.queue.getJob('two'))?.progress).toEqual({ attempt: 1, recipients: last.recipients });
+    expect((await q.queue.getJob('two'))?.progress).toEqual({ attempt: 1, recipients: last?.recipients });
     expect(seen[0]).toMatchObject({ status: 'sent', refused: { 'bad@example.test': { code: 550 } } });
   });
 
@@ -265,7 +267,7 @@ describe('rx-smtp/queue', () => {
     const one = { maxConnections: 1, maxInFlightPerConnection: 1 };
     for (let i = 0; i < 2; i++) worker(q, server.port, { pool: { host: '127.0.0.1', port: server.port, starttls: 'never', ...one }, throttlePause });
     await until(() => accepted.length >= 1, DEADLINE, 'the first dot');
-    const throttledAt = accepted[0].at;
+    const throttledAt = defined(accepted[0], 'the first dot').at;
     await until(() => seen.length === 40, DEADLINE, 'every outcome');
     // Between the "slow down" and the end of the pause, only the jobs already taken may end.
     check(accepted.filter((a) => a.at > throttledAt + 100 && a.at < throttledAt + 1400).length);

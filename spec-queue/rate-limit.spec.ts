@@ -1,6 +1,7 @@
 import { lastValueFrom } from 'rxjs';
 import { MailQueue } from '../lib/queue';
 import { WorkerProcess, collectOutcomes, connection, ids, message, queueName, recordingServer, startWorkerProcess, until } from './helpers/queue';
+import { defined } from '../spec/helpers/defined';
 
 /*
  * The queue-wide rate limit (BullMQ's limiter, one counter in Redis): 3 worker processes, each
@@ -43,11 +44,12 @@ it(`keeps 3 worker processes under a global ${LIMIT} msg/s: the server never see
   for (const t of times) perSecond.set(Math.floor(t / 1000), (perSecond.get(Math.floor(t / 1000)) ?? 0) + 1);
   // Any one-second interval, not only those that start on a whole second: for the record.
   let sliding = 0;
-  for (let i = 0, j = 0; i < times.length; i++) {
-    while (times[i] - times[j] >= 1000) j++;
+  let j = 0;
+  times.forEach((t, i) => {
+    while (t - defined(times[j], 'an earlier start') >= 1000) j++;
     sliding = Math.max(sliding, i - j + 1);
-  }
-  const seconds = (times[times.length - 1] - times[0]) / 1000;
+  });
+  const seconds = ((times.at(-1) ?? 0) - (times[0] ?? 0)) / 1000;
   console.log(
     `rate limit ${LIMIT}/s, 3 worker processes, ${MESSAGES} messages in ${seconds.toFixed(1)} s (${(MESSAGES / seconds).toFixed(0)}/s): ` +
       `per second ${JSON.stringify([...perSecond.values()])}, most in any sliding second ${sliding}`,

@@ -5,6 +5,7 @@ import { Browser, Page, chromium } from 'playwright-core';
 import { Batch } from '../demos/web/batch';
 import { Demo, startDemo } from '../demos/web/server';
 import { MailServerOptions } from '../demos/web/mail-server';
+import { defined } from '../spec/helpers/defined';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const DEADLINE = 30_000;
@@ -81,7 +82,7 @@ function serverView(batch: Batch): { statuses: Map<number, string>; counts: Reco
   for (const m of batch.messages) {
     const status = batch.outcomes.get(m.id)?.status ?? 'pending';
     statuses.set(m.id, status);
-    tally[status]++;
+    tally[status] = (tally[status] ?? 0) + 1;
   }
   return { statuses, counts: tally };
 }
@@ -111,7 +112,7 @@ describe('the web demo in Chromium', () => {
     const { demo, page } = await open();
     await startBatch(page, 50);
     await untilFinished(page);
-    const batch = demo.batches[0];
+    const batch = defined(demo.batches[0], 'a batch');
     expect(batch.done).toBe(true);
     expect(batch.outcomes.size).toBe(50);
     expect(await counts(page)).toEqual(serverView(batch).counts);
@@ -143,7 +144,7 @@ describe('the web demo in Chromium', () => {
     await untilFinished(page);
     gate.release();
     await snap(page, 'web-demo-cancelled.png');
-    const batch = demo.batches[0];
+    const batch = defined(demo.batches[0], 'a batch');
     expect(await counts(page)).toEqual({ ...serverView(batch).counts, cancelled: 40 });
     expectAgreement(await rows(page), demo, batch);
   });
@@ -154,7 +155,7 @@ describe('the web demo in Chromium', () => {
     await startBatch(page, 50);
     await page.waitForFunction(() => document.querySelectorAll('.row:not([data-status="pending"])').length === 10, undefined, { timeout: DEADLINE });
     await page.reload();
-    const batch = demo.batches[0];
+    const batch = defined(demo.batches[0], 'a batch');
     // Held mid-batch: the page rebuilds from the log what it showed before, 10 done and 40 pending.
     await page.waitForFunction(() => document.querySelectorAll('.row:not([data-status="pending"])').length === 10, undefined, { timeout: DEADLINE });
     expect(batch.done).toBe(false);

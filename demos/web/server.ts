@@ -83,7 +83,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
     if (route === 'GET /api/events') return streamEvents(req, res);
     if (route === 'POST /api/batches') return startBatch(await readJson(req), res);
     const cancel = /^POST \/api\/batches\/([a-z0-9]{1,16})\/cancel$/.exec(route);
-    if (cancel) return cancelBatch(cancel[1], await readJson(req), res);
+    if (cancel?.[1] !== undefined) return cancelBatch(cancel[1], await readJson(req), res);
     throw new HttpError(404, 'not found');
   }
 

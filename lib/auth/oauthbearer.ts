@@ -7,9 +7,9 @@ import type { BearerCredentials } from './xoauth2';
 /** The credentials of OAUTHBEARER, with the optional server identification of RFC 7628 §3.1. */
 export interface OAuthBearerCredentials extends BearerCredentials {
   /** The server's host name, as the client connected to it (the `host` key). */
-  host?: string;
+  host?: string | undefined;
   /** The server's port (the `port` key). */
-  port?: number;
+  port?: number | undefined;
 }
 
 /**

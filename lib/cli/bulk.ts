@@ -56,9 +56,9 @@ interface InputLine {
   readonly id: string;
   readonly from: string;
   readonly to: readonly string[];
-  readonly subject?: string;
-  readonly text?: string;
-  readonly eml?: string;
+  readonly subject?: string | undefined;
+  readonly text?: string | undefined;
+  readonly eml?: string | undefined;
 }
 
 /** `rx-smtp bulk`. */

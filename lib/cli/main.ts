@@ -26,7 +26,12 @@ Exit codes: 0 all accepted, 1 some refused or failed, 2 usage error,
             3 could not connect / TLS / AUTH failed, 4 some message possibly delivered.
 
 Examples:
-${[SEND_HELP, PROBE_HELP, BULK_HELP].map((h) => h.split('Examples:\n')[1].split('\n')[0]).join('\n')}`;
+${[SEND_HELP, PROBE_HELP, BULK_HELP].map(firstExample).join('\n')}`;
+
+/** The first line under a command's "Examples:". */
+function firstExample(help: string): string {
+  return /Examples:\n(.*)/.exec(help)?.[1] ?? '';
+}
 
 /** Runs one command line; never throws. */
 export async function main(argv: readonly string[], io: Io): Promise<ExitCode> {

@@ -5,10 +5,10 @@ import { UsageError } from './args';
 export interface Draft {
   readonly from: string;
   readonly to: readonly string[];
-  readonly cc?: readonly string[];
-  readonly subject?: string;
+  readonly cc?: readonly string[] | undefined;
+  readonly subject?: string | undefined;
   /** Extra header fields, `Name: value` each. */
-  readonly headers?: readonly string[];
+  readonly headers?: readonly string[] | undefined;
   readonly text: string;
 }
 

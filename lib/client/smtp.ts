@@ -26,29 +26,29 @@ import { Reply } from '../wire/reply';
 
 /** Options of the smtplib-shaped classes. A constructor never does I/O. */
 export interface SMTPOptions {
-  readonly host?: string;
-  readonly port?: number;
+  readonly host?: string | undefined;
+  readonly port?: number | undefined;
   /** The name sent in EHLO/HELO/LHLO; default: the FQDN when it has a dot, else `[address]`. */
-  readonly localHostname?: string;
+  readonly localHostname?: string | undefined;
   /**
    * One timeout for connecting and for every reply, in **milliseconds** (smtplib's `timeout`
    * counts seconds: `timeout: 30` waits 30 ms). The constructor refuses 0, negative, NaN or
    * infinite values with `SMTPInvalidArgumentError`, as smtplib raises ValueError for 0.
    */
-  readonly timeout?: number;
+  readonly timeout?: number | undefined;
   /** Per-step reply timeouts in milliseconds (RFC 5321 §4.5.3.2 defaults); each positive and finite. */
-  readonly timeouts?: Partial<Timeouts>;
+  readonly timeouts?: Partial<Timeouts> | undefined;
   /** Bind the local end of the socket. */
-  readonly sourceAddress?: { readonly host?: string; readonly port?: number };
+  readonly sourceAddress?: { readonly host?: string; readonly port?: number } | undefined;
   /** Node TLS options for implicit TLS and STARTTLS. Certificates are verified by default. */
-  readonly tls?: TlsConnectionOptions;
+  readonly tls?: TlsConnectionOptions | undefined;
   /** Let `login$`/`auth$` send credentials without TLS. Default false. */
-  readonly allowPlaintextAuth?: boolean;
+  readonly allowPlaintextAuth?: boolean | undefined;
   /**
    * Where `setDebuglevel(1|2)` prints the dialogue, one line per event: default `process.stderr`,
    * as smtplib prints to `sys.stderr`; `null` prints nothing (`debug$` still emits).
    */
-  readonly debugStream?: DebugSink | null;
+  readonly debugStream?: DebugSink | null | undefined;
 }
 
 /** Something debug lines can be written to: `process.stderr`, a file stream, a test's buffer. */
@@ -109,7 +109,7 @@ export class SMTP {
   protected readonly secure: boolean = false;
   protected readonly lmtp: boolean = false;
   private state: Session | null = null;
-  private link?: Subscription;
+  private link: Subscription | undefined;
   private debugLevel: 0 | 1 | 2 = 0;
   /** Recipients accepted since the last MAIL: LMTP answers the final dot once for each. */
   private accepted = 0;
@@ -420,6 +420,5 @@ export class SMTP {
 
 /** smtplib's `_addr_only`: the address of `"Name <addr>"`, or the string itself. */
 function addressOnly(address: string): string {
-  const angle = /<([^<>]*)>\s*$/.exec(address);
-  return angle ? angle[1] : address.trim();
+  return /<([^<>]*)>\s*$/.exec(address)?.[1] ?? address.trim();
 }

@@ -13,8 +13,8 @@ export interface HeaderEnvelope {
 /** Addresses given by the caller, which win over the headers (smtplib's `from_addr`/`to_addrs`). */
 export interface EnvelopeOverride {
   /** The sender; `''` asks for the null reverse path `<>` (bounces, RFC 5321 §4.5.5). */
-  readonly from?: string;
-  readonly to?: readonly string[];
+  readonly from?: string | undefined;
+  readonly to?: readonly string[] | undefined;
 }
 
 /**

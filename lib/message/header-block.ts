@@ -326,6 +326,6 @@ function parseField(raw: Uint8Array): HeaderField {
   const text = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('utf8');
   const unfolded = text.replace(/(?:\r\n|\r|\n)(?=[ \t])/g, '').replace(/(?:\r\n|\r|\n)$/, '');
   const match = FIELD_NAME.exec(unfolded);
-  if (!match) return { name: '', value: unfolded, raw };
+  if (match?.[1] === undefined) return { name: '', value: unfolded, raw };
   return { name: match[1], value: unfolded.slice(match[0].length).trim(), raw };
 }

@@ -107,7 +107,7 @@ function domainForWire(address: string, domain: string): string {
 function addressLiteral(address: string, literal: string): string {
   const inner = literal.slice(1, -1);
   const ipv6 = /^IPv6:(.*)$/i.exec(inner);
-  if (ipv6 ? isIPv6(ipv6[1]) : isIPv4(inner)) return literal;
+  if (ipv6 ? isIPv6(ipv6[1] ?? '') : isIPv4(inner)) return literal;
   // RFC 5321 §4.1.3 General-address-literal needs a registered tag; none is registered.
   throw invalid(address, 'has an address literal that is neither IPv4 nor IPv6');
 }

@@ -17,8 +17,8 @@ export type PoolEvent =
       readonly type: 'throttled';
       readonly level: number;
       readonly connectionTarget: number;
-      readonly ratePerSec?: number;
-      readonly reply?: Reply;
+      readonly ratePerSec?: number | undefined;
+      readonly reply?: Reply | undefined;
     }
   /** The throttle recovered to the pool's configured limits. */
   | { readonly type: 'released' };
@@ -157,17 +157,17 @@ class RateMeter {
   tick(): void {
     const slot = Math.floor(this.clock.now() / 100);
     const i = slot % 10;
-    if (this.slots[i] !== slot) {
-      this.slots[i] = slot;
-      this.counts[i] = 0;
-    }
-    this.counts[i]++;
+    const earlier = this.slots[i] === slot ? (this.counts[i] ?? 0) : 0;
+    this.slots[i] = slot;
+    this.counts[i] = earlier + 1;
   }
 
   perSecond(): number {
     const slot = Math.floor(this.clock.now() / 100);
     let sum = 0;
-    for (let i = 0; i < 10; i++) if (this.slots[i] > slot - 10) sum += this.counts[i];
+    this.slots.forEach((s, i) => {
+      if (s > slot - 10) sum += this.counts[i] ?? 0;
+    });
     return sum;
   }
 }

@@ -117,7 +117,9 @@ export function leavesConnectionClean(err: unknown): boolean {
 
 /** The refused recipients worth another transaction: a 4xx is transient (RFC 5321 §4.2.1). */
 export function transientRefusals(refused: Readonly<Record<string, Reply>>): string[] {
-  return Object.keys(refused).filter((address) => refused[address].code >= 400 && refused[address].code < 500);
+  return Object.entries(refused)
+    .filter(([, reply]) => reply.code >= 400 && reply.code < 500)
+    .map(([address]) => address);
 }
 
 /**
@@ -131,12 +133,20 @@ export function mergeRefusals(
 ): Record<string, Reply> {
   const merged: Record<string, Reply> = {};
   for (const [address, reply] of Object.entries(before)) if (!retried.includes(address)) merged[address] = reply;
-  for (const address of retried) if (now[address]) merged[address] = now[address];
+  for (const address of retried) {
+    const refusal = now[address];
+    if (refusal) merged[address] = refusal;
+  }
   return merged;
 }
 
 /** What a failed follow-up says about its recipients: each one's refusal, or (no verdict per recipient) the ones they had. */
 export function refusalsAfter(err: unknown, retried: readonly string[], before: Readonly<Record<string, Reply>>): Readonly<Record<string, Reply>> {
   if (hasCode(err, 'ERR_SMTP_RECIPIENTS_REFUSED')) return (err as SMTPRecipientsRefused).recipients;
-  return Object.fromEntries(retried.map((address) => [address, before[address]]));
+  return refusalsOf(before, retried);
+}
+
+/** The refusals of `addresses` among `refused` (an address with none is left out). */
+export function refusalsOf(refused: Readonly<Record<string, Reply>>, addresses: readonly string[]): Record<string, Reply> {
+  return Object.fromEntries(Object.entries(refused).filter(([address]) => addresses.includes(address)));
 }

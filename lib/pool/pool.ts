@@ -30,7 +30,7 @@ import { Session } from '../session/session';
 import { Body } from '../wire/body-source';
 import { Job } from './job';
 import { PoolEvent, PoolLogger, PoolMonitor, PoolStats } from './monitor';
-import { PoolMessage, SendOutcome, classifyFailure, mergeRefusals, refusalsAfter, transientRefusals } from './outcome';
+import { PoolMessage, SendOutcome, classifyFailure, mergeRefusals, refusalsAfter, refusalsOf, transientRefusals } from './outcome';
 import { ConnectionLimits, PooledConnection } from './pooled-connection';
 import { RateLimit, SlidingWindow } from './rate-window';
 import { THROTTLE_RULES, Throttle, ThrottleOptions, ThrottleRule, throttleReply, throttleStage } from './throttle';
@@ -47,21 +47,21 @@ export interface RetryPolicy {
 
 export interface PoolConfig extends SessionConfig {
   /** Connections open at once, counted until their socket closes. Default 5. */
-  readonly maxConnections?: number;
+  readonly maxConnections?: number | undefined;
   /** Transactions per connection; then it says QUIT and a fresh one takes over. Default 100. */
-  readonly maxMessagesPerConnection?: number;
+  readonly maxMessagesPerConnection?: number | undefined;
   /** Transactions stacked on one connection when the server offers PIPELINING (else 1). Default 4. */
-  readonly maxInFlightPerConnection?: number;
+  readonly maxInFlightPerConnection?: number | undefined;
   /** ms a connection may sit without work before QUIT. Default 30 000; `Infinity`: never. */
-  readonly idleTimeout?: number;
+  readonly idleTimeout?: number | undefined;
   /**
    * How many messages `sendAll` holds at once (waiting, in flight, or waiting to
    * retry): it reads the next message only when one of these has its outcome.
    * Default: twice the pool's capacity (connections × transactions in flight).
    */
-  readonly queueLimit?: number;
+  readonly queueLimit?: number | undefined;
   /** Starts of transactions (retries included) allowed in any window of `perMs`. Exact: no burst over it. */
-  readonly rateLimit?: RateLimit;
+  readonly rateLimit?: RateLimit | undefined;
   /**
    * Opening connections: a fresh connection that fails before use with a transient error (refused,
    * a 421 greeting, a timeout) is tried again after `backoffMs`, doubling, while messages wait for it.
@@ -69,29 +69,29 @@ export interface PoolConfig extends SessionConfig {
    * left to serve them; a permanent refusal (a 5xx greeting) fails them at once.
    * Default `{ attempts: 3, backoffMs: 1000, maxBackoffMs: 30000 }`.
    */
-  readonly connectRetry?: RetryPolicy;
+  readonly connectRetry?: RetryPolicy | undefined;
   /** Retries of transient failures for `send$`/`sendAll`; none by default. */
-  readonly retry?: RetryPolicy;
+  readonly retry?: RetryPolicy | undefined;
   /**
    * Recipients of a sent message refused with a 4xx get follow-up transactions of their own under
    * `retry` (the others already have the message); those still refused in the end are `deferred`.
    * Default false: they are reported `deferred` at once.
    */
-  readonly retryRecipients?: boolean;
+  readonly retryRecipients?: boolean | undefined;
   /**
    * Adaptive throttling: replies that mean "slow down" (`THROTTLE_RULES`, plus `rules`) halve the
    * connection target (at connect) or the start rate (in a transaction), each quiet period raises
    * them a step; `send$`/`sendAll` requeue the message without counting an attempt, for at most
    * `budgetMs`. On by default; `false` turns it off.
    */
-  readonly throttle?: ThrottleOptions | false;
+  readonly throttle?: ThrottleOptions | false | undefined;
   /**
    * Connection lifecycle and throttle changes are logged here (pino-compatible); never a secret.
    * The pool's connections do not log as sessions do (their life cycle is the pool's events).
    */
-  readonly logger?: PoolLogger;
+  readonly logger?: PoolLogger | undefined;
   /** The clock of the rate limit, backoff and idle timers (tests pass a virtual one). Default `asyncScheduler`. */
-  readonly scheduler?: SchedulerLike;
+  readonly scheduler?: SchedulerLike | undefined;
 }
 
 /** Opening connections, unless `connectRetry` says otherwise. */
@@ -129,7 +129,7 @@ export class SMTPPool {
   private readonly drained = new AsyncSubject<void>();
   /** Emits when `close` or `destroy` begins. */
   private readonly stopping = new Subject<never>();
-  private wakeUp?: { readonly at: number; readonly timer: Subscription };
+  private wakeUp: { readonly at: number; readonly timer: Subscription } | undefined;
   private readonly connectRetry: RetryPolicy;
   /** Fresh connections in a row that failed before use; an open that succeeds resets it. */
   private openFailures = 0;
@@ -142,7 +142,7 @@ export class SMTPPool {
   private readonly sessionConfig: SessionConfig;
   /** The "slow down" replies; empty when throttling is off. */
   private readonly throttleRules: readonly ThrottleRule[];
-  private relaxTimer?: Subscription;
+  private relaxTimer: Subscription | undefined;
   private connectionIds = 0;
 
   /**
@@ -286,7 +286,7 @@ export class SMTPPool {
     const retried = transientRefusals(outcome.refused);
     if (retried.length === 0) return of(outcome);
     if (!policy || !this.config.retryRecipients || attempts >= policy.attempts || this.state !== 'open') {
-      return of({ ...outcome, deferred: Object.fromEntries(retried.map((address) => [address, outcome.refused[address]])) });
+      return of({ ...outcome, deferred: refusalsOf(outcome.refused, retried) });
     }
     const { to } = outcome.message;
     const recipients = (typeof to === 'string' ? [to] : to).filter((r) => retried.includes(typeof r === 'string' ? r : r.address));

@@ -49,10 +49,10 @@ export class PooledConnection {
   /** Jobs waiting for the connection's write channel, in order. */
   private readonly waiting: Job[] = [];
   /** Cancels the wait for the write channel on behalf of `waiting[0]`; set while that wait is on. */
-  private gate?: () => void;
-  private idleTimer?: Subscription;
+  private gate: (() => void) | undefined;
+  private idleTimer: Subscription | undefined;
   /** When the last transaction ended, while none runs; undefined while busy. */
-  private idleSince?: number;
+  private idleSince: number | undefined;
   private quitting?: Subscription;
   private subscription?: Subscription;
 

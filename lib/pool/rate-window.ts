@@ -35,8 +35,9 @@ export class SlidingWindow {
 
   /** How long until a start is allowed: 0 when one is allowed now. */
   wait(): number {
-    if (this.starts.length < this.limit.messages) return 0;
-    return Math.max(0, this.starts[this.next] + this.limit.perMs - this.clock.now());
+    // Until the ring is full, no start is `messages` places back.
+    const oldest = this.starts.length < this.limit.messages ? undefined : this.starts[this.next];
+    return oldest === undefined ? 0 : Math.max(0, oldest + this.limit.perMs - this.clock.now());
   }
 
   /** Records a start now; the caller checked `wait()` was 0. */

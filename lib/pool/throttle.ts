@@ -103,7 +103,7 @@ export class Throttle {
   epoch = 0;
   connections: number;
   /** Starts per second; undefined: unpaced. */
-  rate?: number;
+  rate: number | undefined;
   private step = 1;
   private nextStart = -Infinity;
   /** The last transaction ends since the last decrease (true: a slow-down), a ring of WINDOW. */

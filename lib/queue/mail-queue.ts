@@ -49,7 +49,7 @@ export class MailQueue<Id extends string = string> {
   /** BullMQ's queue, for what this API does not cover (counts, pausing, cleaning). */
   readonly queue: Queue<JobData, QueueOutcome<Id>>;
   private readonly jobOptions: JobsOptions;
-  private readonly maxBackoffMs?: number;
+  private readonly maxBackoffMs: number | undefined;
 
   constructor(
     readonly name: string,

@@ -110,7 +110,7 @@ function queueEvents$<T>(
     const start = async (): Promise<void> => {
       const client = await queueClient.getBackend().client;
       const since = options.since ?? 'now';
-      const lastEventId = since === 'start' ? '0-0' : since === 'now' ? await lastEventIdOf(client, queueClient.keys.events) : since;
+      const lastEventId = since === 'start' ? '0-0' : since === 'now' ? await lastEventIdOf(client, queueClient.toKey('events')) : since;
       if (closed) return;
       events = new QueueEvents(name, { ...base, lastEventId });
       events.on('error', () => undefined);

@@ -107,12 +107,13 @@ export function login$(session: Session, user: string, password: string, options
       if (names.length === 0) throw new SMTPException('No suitable authentication method found.');
       const credentials = { user, password };
       const attempt$ = (i: number, last?: unknown): Observable<Step> => {
-        if (i === names.length) return throwError(() => last);
+        const name = names[i];
+        const factory = name === undefined ? undefined : MECHANISMS[name];
+        // Past the last name (pickMechanisms keeps only names with a factory): the last refusal stands.
+        if (name === undefined || factory === undefined) return throwError(() => last);
         // smtplib's auth_login sends the user name as the initial response when it may.
         const sasl =
-          names[i] === 'LOGIN'
-            ? loginMechanism(credentials, { initialResponse: options.initialResponseOk ?? true })
-            : MECHANISMS[names[i]](credentials);
+          name === 'LOGIN' ? loginMechanism(credentials, { initialResponse: options.initialResponseOk ?? true }) : factory(credentials);
         return auth$(greeted, sasl, options).pipe(
           catchError((err: unknown) =>
             hasCode(err, 'ERR_SMTP_AUTHENTICATION') && greeted.connection.open ? attempt$(i + 1, err) : throwError(() => err),

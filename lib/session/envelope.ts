@@ -94,7 +94,7 @@ export function planEnvelope(
   const esmtp = session.doesEsmtp;
   const has = (name: string): boolean => esmtp && hasExtension(session, name);
   const explicit = (mailOptions.params ?? []).map((p) => checkParam(p));
-  const asked = (name: string): boolean => explicit.some((p) => p.split('=')[0].toUpperCase() === name);
+  const asked = (name: string): boolean => explicit.some((p) => p.replace(/=.*/s, '').toUpperCase() === name);
   const smtputf8Offered = has('smtputf8');
   if (asked('SMTPUTF8') && !smtputf8Offered) throw new SMTPNotSupportedError('SMTPUTF8 not supported by server');
   // RFC 6531 §3.2: a message with UTF-8 header fields goes only to a server that offers SMTPUTF8.

@@ -21,30 +21,30 @@ export interface SessionConfig extends ConnectOptions, SessionOptions {
    * optional `user:password@`): sets host, port, path, secure, lmtp, starttls and auth. A field
    * given beside it takes precedence over what the URL says.
    */
-  readonly url?: string;
+  readonly url?: string | undefined;
   /**
    * Default `opportunistic` on a plaintext connection: upgrade when the server
    * offers STARTTLS (certificates verified). Ignored with implicit TLS.
    */
-  readonly starttls?: StartTlsPolicy;
+  readonly starttls?: StartTlsPolicy | undefined;
   /** Credentials: AUTH runs after STARTTLS, choosing from the capabilities the server listed over TLS. */
-  readonly auth?: Credentials;
+  readonly auth?: Credentials | undefined;
   /** Called with every wire event of the connection from the greeting on (AUTH payloads redacted). */
-  readonly debug?: (event: DebugEvent) => void;
+  readonly debug?: ((event: DebugEvent) => void) | undefined;
   /**
    * pino-style logger (`debug/info/warn/error(fields, text)`; `console` fits): the session ready
    * (info: server, TLS, extensions) or failed (warn: its `code`), the connection closed (info),
    * and the dialogue line by line at debug, AUTH payloads redacted.
    */
-  readonly logger?: Logger;
+  readonly logger?: Logger | undefined;
   /** Further steps run after the greeting, TLS and AUTH. */
-  readonly steps?: readonly OperatorFunction<Session, Session>[];
+  readonly steps?: readonly OperatorFunction<Session, Session>[] | undefined;
   /**
    * For Promise users (`lastValueFrom`): aborting ends the session as unsubscribing does (QUIT
    * when idle, else the socket is destroyed) and errors the stream with `signal.reason`, as
    * Node's own APIs reject. An already aborted signal errors it before anything is connected.
    */
-  readonly signal?: AbortSignal;
+  readonly signal?: AbortSignal | undefined;
 }
 
 /**
@@ -76,7 +76,7 @@ function openSession$(config: SessionConfig): Observable<Session> {
   const policy = config.secure ? 'never' : (config.starttls ?? 'opportunistic');
   // A reply no step names (a fire-and-forget command, say) still has the session's deadline.
   const replyTimeout = resolveTimeouts(config.timeout, config.timeouts).command;
-  const greeted$ = connect$({ replyTimeout, ...config }).pipe(
+  const greeted$ = connect$({ ...config, replyTimeout: config.replyTimeout ?? replyTimeout }).pipe(
     tap((connection) => {
       if (config.debug) connection.debug$.subscribe(config.debug);
       if (config.logger) logConnection(connection, config.logger);

@@ -245,9 +245,10 @@ class Transaction {
   }
 
   private sendRcpt(k: number): void {
-    const { recipients } = this.envelope;
-    if (k === recipients.length || this.rcptClosing) return this.sendData();
-    this.request(recipients[k].rcpt, 'rcpt', {
+    const recipient = this.envelope.recipients[k];
+    // Past the last recipient, or the server is closing: on to DATA (which checks what was accepted).
+    if (recipient === undefined || this.rcptClosing) return this.sendData();
+    this.request(recipient.rcpt, 'rcpt', {
       reply: (reply) => {
         this.emit(this.record(k + 1, reply));
         if (this.phase !== 'done') this.sendRcpt(k + 1);
@@ -270,15 +271,16 @@ class Transaction {
 
   /** Records the reply to envelope command `i` (0 MAIL, then each RCPT, then DATA). */
   private record(i: number, reply: Reply): SendEvent | null {
-    const { recipients } = this.envelope;
+    // Envelope command i ≥ 1 is RCPT for recipient i - 1, until the recipients run out (then DATA).
+    const rcpt = i === 0 ? undefined : this.envelope.recipients[i - 1];
     if (reply.code === 421) this.closing = true;
     if (i === 0) this.replies.mail = reply;
-    else if (i <= recipients.length) {
+    else if (rcpt) {
       this.replies.rcpts.push(reply);
       if (reply.code === 421) this.rcptClosing = true;
       // Pipelined after a refused MAIL, RCPT replies say only "need MAIL": not the recipients' fate.
       if (this.replies.mail?.code !== 250) return null;
-      const recipient = recipients[i - 1].address;
+      const recipient = rcpt.address;
       const accepted = isAccepted(reply);
       if (accepted) this.accepted.push(recipient);
       return { type: 'recipient', recipient, accepted, reply };
@@ -410,7 +412,9 @@ class Transaction {
         if (this.phase === 'done') return;
         const finals = this.replies.finals;
         finals.push(reply);
-        if (this.session.lmtp) this.emit(this.delivery(finals.length - 1, reply));
+        // LMTP: the n-th final reply is the n-th accepted recipient's (RFC 2033 §4.2).
+        const recipient = this.accepted[finals.length - 1];
+        if (this.session.lmtp && recipient !== undefined) this.emit(this.delivery(recipient, reply));
         // Concluded once the rest of this read is handled and written: a stacked transaction's 354
         // often comes in the same segment, and its body should not wait for this one's subscribers
         // (and what they start). The reply is in, so nothing can fail this transaction any more.
@@ -422,8 +426,8 @@ class Transaction {
     this.release();
   }
 
-  private delivery(i: number, reply: Reply): SendEvent {
-    return { type: 'delivery', recipient: this.accepted[i], delivered: reply.code === 250, reply };
+  private delivery(recipient: string, reply: Reply): SendEvent {
+    return { type: 'delivery', recipient, delivered: reply.code === 250, reply };
   }
 
   /** Once every final reply (and, stacked, every envelope reply) is in: `sent`, or the error they amount to. */
@@ -571,8 +575,8 @@ class Transaction {
     const { connection } = this.session;
     this.kept = true;
     this.afterGroup = (replies) => {
-      if (replies) {
-        const data = replies[replies.length - 1];
+      const data = replies?.at(-1);
+      if (replies && data) {
         const anyAccepted = replies.slice(1, -1).some(isAccepted);
         if (data.code === 354 && anyAccepted) connection.destroy();
         else {

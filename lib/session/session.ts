@@ -64,18 +64,18 @@ function checkTimeout(name: string, ms: number | undefined): void {
 /** Options that shape a session, beyond where to connect. */
 export interface SessionOptions {
   /** The name sent in EHLO/HELO/LHLO; default: smtplib's rule (FQDN with a dot, else `[address]`). */
-  readonly localHostname?: string;
+  readonly localHostname?: string | undefined;
   /** LMTP (RFC 2033): LHLO instead of EHLO, one reply per recipient after the body. */
-  readonly lmtp?: boolean;
+  readonly lmtp?: boolean | undefined;
   /**
    * One timeout for every step, in **milliseconds** (smtplib's `timeout`, which counts seconds:
    * `timeout: 30` waits 30 ms). 0, negative, NaN or infinite values are `SMTPInvalidArgumentError`.
    */
-  readonly timeout?: number;
+  readonly timeout?: number | undefined;
   /** Per-step timeouts, in milliseconds; each positive and finite, as `timeout`. */
-  readonly timeouts?: Partial<Timeouts>;
+  readonly timeouts?: Partial<Timeouts> | undefined;
   /** TLS options for STARTTLS. */
-  readonly tls?: TlsConnectionOptions;
+  readonly tls?: TlsConnectionOptions | undefined;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { SMTPDataError, SMTPRecipientsRefused, SMTPSenderRefused } from '../errors';
+import { SMTPDataError, SMTPProtocolError, SMTPRecipientsRefused, SMTPSenderRefused } from '../errors';
 import { Reply } from '../wire/reply';
 import { Envelope } from './envelope';
 
@@ -36,9 +36,17 @@ export function isAccepted(reply: Reply): boolean {
  */
 export function acceptedRecipients(envelope: Envelope, replies: TransactionReplies): string[] {
   if (replies.mail?.code !== 250) return [];
-  const accepted: string[] = [];
-  replies.rcpts.forEach((reply, i) => isAccepted(reply) && accepted.push(envelope.recipients[i].address));
-  return accepted;
+  return rcptAnswers(envelope, replies)
+    .filter(({ reply }) => isAccepted(reply))
+    .map(({ address }) => address);
+}
+
+/** Each recipient asked so far with its RCPT reply (the replies come in the envelope's order). */
+function rcptAnswers(envelope: Envelope, replies: TransactionReplies): { address: string; reply: Reply }[] {
+  return envelope.recipients.flatMap(({ address }, i) => {
+    const reply = replies.rcpts[i];
+    return reply ? [{ address, reply }] : [];
+  });
 }
 
 /**
@@ -70,7 +78,9 @@ export function transactionVerdict(envelope: Envelope, replies: TransactionRepli
   const refusedEnvelope = envelopeVerdict(envelope, replies);
   if (refusedEnvelope) return { type: 'error', error: refusedEnvelope };
   const { finals, chunks } = replies;
-  const last = finals[finals.length - 1];
+  const last = finals.at(-1);
+  // The caller waits for every final reply (at least one) before asking.
+  if (last === undefined) throw new SMTPProtocolError('no reply to the end of the message');
   const failed = lmtp ? finals.every((r) => r.code !== 250) : last.code !== 250;
   const failure = chunks.find((r) => r.code !== 250) ?? (failed ? last : undefined);
   if (failure) {
@@ -79,7 +89,10 @@ export function transactionVerdict(envelope: Envelope, replies: TransactionRepli
   const refused = rcptRefusals(envelope, replies);
   if (lmtp) {
     const accepted = acceptedRecipients(envelope, replies);
-    finals.forEach((reply, i) => reply.code !== 250 && (refused[accepted[i]] = reply));
+    finals.forEach((reply, i) => {
+      const recipient = accepted[i];
+      if (recipient !== undefined && reply.code !== 250) refused[recipient] = reply;
+    });
   }
   return { type: 'sent', reply: last, refused };
 }
@@ -88,8 +101,6 @@ export function transactionVerdict(envelope: Envelope, replies: TransactionRepli
 function rcptRefusals(envelope: Envelope, replies: TransactionReplies): Record<string, Reply> {
   const refused: Record<string, Reply> = {};
   if (replies.mail && replies.mail.code !== 250) return refused;
-  replies.rcpts.forEach((reply, i) => {
-    if (!isAccepted(reply)) refused[envelope.recipients[i].address] = reply;
-  });
+  for (const { address, reply } of rcptAnswers(envelope, replies)) if (!isAccepted(reply)) refused[address] = reply;
   return refused;
 }

@@ -25,7 +25,7 @@ export const DEFAULT_CONNECT_TIMEOUT = 60_000;
  * @return a cold Observable of one `SmtpConnection`.
  */
 export function connect$(
-  options: ConnectOptions & { readonly lmtp?: boolean; readonly defaultPort?: number } = {},
+  options: ConnectOptions & { readonly lmtp?: boolean | undefined; readonly defaultPort?: number | undefined } = {},
 ): Observable<SmtpConnection> {
   return new Observable<SmtpConnection>((subscriber) => {
     const endpoint = resolveEndpoint(options, {

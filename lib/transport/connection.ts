@@ -58,9 +58,9 @@ export interface RequestOptions {
 /** How a connection is built (by `connect$`). */
 export interface ConnectionOptions extends TlsIdentity {
   /** Bounds on what the server may send; the rest from `DEFAULT_REPLY_LIMITS`. */
-  readonly replyLimits?: Partial<typeof DEFAULT_REPLY_LIMITS>;
+  readonly replyLimits?: Partial<typeof DEFAULT_REPLY_LIMITS> | undefined;
   /** The deadline of a reply whose request names none (the greeting, fire-and-forget commands), in ms. */
-  readonly replyTimeout?: number;
+  readonly replyTimeout?: number | undefined;
 }
 
 /**
@@ -86,7 +86,7 @@ interface Slot {
   fail: (err: unknown) => void;
   readonly upgrade: boolean;
   readonly timer: ReplyTimer;
-  readonly secrets?: readonly string[];
+  readonly secrets?: readonly string[] | undefined;
 }
 
 /** A group held back because the server does not pipeline and replies are still owed. */
@@ -515,7 +515,8 @@ export class SmtpConnection {
     const wasIdle = this.pending.length === 0;
     for (let i = 0; i < replies; i++) this.pending.push(slot);
     if (wasIdle) this.deadline.arm();
-    this.socket.write(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
+    const single = chunks.length === 1 ? chunks[0] : undefined;
+    this.socket.write(single ?? Buffer.concat(chunks));
   }
 
   /** Wraps the socket in TLS after a 220; `done` gets undefined on success, else the failure. */
@@ -570,8 +571,9 @@ export class SmtpConnection {
     } catch (err) {
       violation = { err };
     }
-    for (let i = 0; i < replies.length && this.ended === undefined && !this.doomed; i++) {
-      this.dispatch(replies[i], i < replies.length - 1 || this.parser.buffered > 0 || violation !== undefined);
+    for (const [i, reply] of replies.entries()) {
+      if (this.ended !== undefined || this.doomed) break;
+      this.dispatch(reply, i < replies.length - 1 || this.parser.buffered > 0 || violation !== undefined);
     }
     if (violation) this.failAfterReplies(violation.err);
   };

@@ -13,22 +13,22 @@ export const LMTP_PORT = 2003;
 /** Where and how to connect. */
 export interface ConnectOptions {
   /** Host name or IP literal; for LMTP a path starting with `/` is a Unix socket. `"host:port"` is split. */
-  readonly host?: string;
-  readonly port?: number;
+  readonly host?: string | undefined;
+  readonly port?: number | undefined;
   /** Unix socket path (takes precedence over host/port). */
-  readonly path?: string;
+  readonly path?: string | undefined;
   /** Implicit TLS from the first byte (SMTP_SSL, port 465). */
-  readonly secure?: boolean;
+  readonly secure?: boolean | undefined;
   /** Node TLS options, used for implicit TLS and STARTTLS. Certificates are verified unless you say otherwise here. */
-  readonly tls?: TlsConnectionOptions;
+  readonly tls?: TlsConnectionOptions | undefined;
   /** Bind the local end of the socket. */
-  readonly sourceAddress?: { readonly host?: string; readonly port?: number };
+  readonly sourceAddress?: { readonly host?: string; readonly port?: number } | undefined;
   /** How long the TCP (and TLS) connection may take, in ms. */
-  readonly connectTimeout?: number;
+  readonly connectTimeout?: number | undefined;
   /** Bounds on what the server may send. */
-  readonly replyLimits?: Partial<ReplyLimits>;
+  readonly replyLimits?: Partial<ReplyLimits> | undefined;
   /** The deadline of a reply whose request names none (the greeting, fire-and-forget commands), in ms. */
-  readonly replyTimeout?: number;
+  readonly replyTimeout?: number | undefined;
 }
 
 /** Where a socket goes: a TCP endpoint or a Unix socket path. */
@@ -40,8 +40,8 @@ export type Endpoint = { readonly host: string; readonly port: number } | { read
  * the default port depends on the protocol, and for LMTP a host starting with `/` is a Unix socket.
  */
 export function resolveEndpoint(
-  options: { host?: string; port?: number; path?: string },
-  defaults: { port: number; lmtp?: boolean },
+  options: { host?: string | undefined; port?: number | undefined; path?: string | undefined },
+  defaults: { port: number; lmtp?: boolean | undefined },
 ): Endpoint {
   if (options.path) return { path: options.path };
   let host = options.host || 'localhost';

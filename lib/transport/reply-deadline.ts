@@ -17,9 +17,9 @@ const MAX_TIMER_MS = 2_147_483_647;
  * awaited reply changed since, waits for the rest of the new one's time.
  */
 export class ReplyDeadline {
-  private current?: ReplyTimer;
+  private current: ReplyTimer | undefined;
   private deadline = 0;
-  private timer?: NodeJS.Timeout;
+  private timer: NodeJS.Timeout | undefined;
   private due = 0;
 
   /**

@@ -5,9 +5,9 @@ import { SMTPCertificateError, SMTPProtocolError, SMTPServerDisconnected } from 
 /** Who the server must prove to be: the host connected to, and the SNI name (host names only). */
 export interface TlsIdentity {
   /** The host connected to, name or IP literal: the certificate is checked against it. */
-  readonly host?: string;
+  readonly host?: string | undefined;
   /** The SNI name; never an IP literal (RFC 6066 §3). */
-  readonly servername?: string;
+  readonly servername?: string | undefined;
 }
 
 /**

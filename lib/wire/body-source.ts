@@ -216,7 +216,7 @@ export interface BodyFacts {
   /** The dots that start a line, which DATA doubles (RFC 5321 §4.5.2). */
   readonly lineLeadingDots?: number;
   /** Whether it holds a byte ≥ 0x80. */
-  readonly has8bit?: boolean;
+  readonly has8bit?: boolean | undefined;
 }
 
 /**
@@ -242,7 +242,8 @@ const DOT = 0x2e;
  */
 function lineStructure(body: string | Uint8Array): { lineEndsAdded: number; lineLeadingDots: number } {
   const n = body.length;
-  const at: (i: number) => number = typeof body === 'string' ? (i) => body.charCodeAt(i) : (i) => body[i];
+  // Past either end: NaN from a string, undefined from bytes; neither is CR, LF or ".".
+  const at: (i: number) => number | undefined = typeof body === 'string' ? (i) => body.charCodeAt(i) : (i) => body[i];
   const find: (byte: number, from: number) => number =
     typeof body === 'string' ? (byte, from) => body.indexOf(String.fromCharCode(byte), from) : (byte, from) => body.indexOf(byte, from);
   let lineEndsAdded = n > 0 && at(n - 1) !== CR && at(n - 1) !== LF ? 2 : 0;

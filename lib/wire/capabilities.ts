@@ -16,7 +16,7 @@ export function parseCapabilities(ehloMessage: string): Record<string, string> {
       continue;
     }
     const match = /^([A-Za-z0-9][A-Za-z0-9-]*) ?/.exec(line);
-    if (!match) continue;
+    if (match?.[1] === undefined) continue;
     const keyword = match[1].toLowerCase();
     const params = line.slice(match[1].length).trim();
     features[keyword] = keyword === 'auth' ? `${features.auth ?? ''} ${params}` : params;

@@ -61,7 +61,7 @@ export function coalesce(maxBytes: number, idle: () => Observable<unknown> = nex
         watch?.unsubscribe();
         watch = undefined;
         if (heldBytes === 0) return;
-        const out = held.length === 1 ? held[0] : Buffer.concat(held, heldBytes);
+        const out = (held.length === 1 ? held[0] : undefined) ?? Buffer.concat(held, heldBytes);
         held = [];
         heldBytes = 0;
         subscriber.next(out);

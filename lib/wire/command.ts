@@ -54,8 +54,7 @@ export function command(verb: string, args: readonly string[] = [], options: { s
     throw new SMTPInvalidArgumentError(`Not a command verb: ${JSON.stringify(verb)}`);
   }
   let line = verb;
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i];
+  for (const [i, arg] of args.entries()) {
     // The argument's description is only built for the error (commands are built per message).
     if (typeof arg !== 'string' || FORBIDDEN.test(arg)) checkArgument(arg, `argument ${i + 1} of ${verb}`);
     if (arg !== '') line += ` ${arg}`;

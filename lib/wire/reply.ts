@@ -160,8 +160,8 @@ function trimBlanks(text: string): string {
  * keeps `lines` (the parser starts a new array for the next reply).
  */
 function makeReply(code: number, lines: readonly string[]): Reply {
-  const message = lines.length === 1 ? lines[0] : lines.join('\n');
   const first = lines[0] ?? '';
+  const message = lines.length === 1 ? first : lines.join('\n');
   // "d." opens every enhanced status code: most lines are ruled out without the regex.
   const status = first.charCodeAt(1) === 0x2e ? ENHANCED_STATUS.exec(first) : null;
   return status && Number(status[1]) === Math.floor(code / 100)

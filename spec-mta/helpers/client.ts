@@ -10,7 +10,7 @@ import { SendEvent } from '../../lib';
 /** Per-case timeout for the client: a hang shows up as a wrong outcome, fast. */
 export const CLIENT_TIMEOUT = 10_000;
 
-const run = randomBytes(1)[0];
+const run = randomBytes(1).readUInt8(0);
 let next = 0;
 
 /**

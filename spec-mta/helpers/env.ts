@@ -70,5 +70,15 @@ export const env = loadEnv();
 export const ca = fs.readFileSync(env.ca);
 /** TLS options that trust the run's CA, with verification on (the client's default). */
 export const tls = { ca };
-export const USER = env.addresses.deliver[0];
-export const OTHER = env.addresses.deliver[1];
+export const USER = present(env.addresses.deliver[0], 'addresses.deliver[0]');
+export const OTHER = present(env.addresses.deliver[1], 'addresses.deliver[1]');
+
+/** The password of a user of the run's Dovecot. */
+export function passwordOf(user: string): string {
+  return present(env.users[user], `users[${JSON.stringify(user)}]`);
+}
+
+function present<T>(value: T | undefined, what: string): T {
+  if (value === undefined) throw new Error(`${ENV_FILE} has no ${what}: run bash mta/start.sh again`);
+  return value;
+}

@@ -40,10 +40,15 @@ export function waitFor<T>(watched: string, what: string, check: () => T | undef
 
 // ---- Dovecot's Maildirs ----
 
-/** The bytes of every message now in `address`'s Maildir (new/ and cur/). */
-export function maildirMessages(address: string): Buffer[] {
+function maildirOf(address: string): string {
   const dir = env.maildirOf[address];
   if (!dir) throw new Error(`No Maildir for ${address} in env.json`);
+  return dir;
+}
+
+/** The bytes of every message now in `address`'s Maildir (new/ and cur/). */
+export function maildirMessages(address: string): Buffer[] {
+  const dir = maildirOf(address);
   return ['new', 'cur'].flatMap((sub) => {
     const folder = path.join(dir, sub);
     if (!fs.existsSync(folder)) return [];
@@ -54,7 +59,7 @@ export function maildirMessages(address: string): Buffer[] {
 /** Waits until Dovecot delivered a message holding `token` to `address`, and returns its bytes. */
 export function delivered(address: string, token: string): Promise<Buffer> {
   // mta/start.sh creates new/ for Dovecot's user; creating it here as root would lock Dovecot out.
-  const dir = path.join(env.maildirOf[address], 'new');
+  const dir = path.join(maildirOf(address), 'new');
   return waitFor(dir, `a message with ${token} in ${address}'s Maildir`, () =>
     maildirMessages(address).find((m) => m.includes(token)),
   );
@@ -145,7 +150,7 @@ export class PostfixLog {
 export interface SinkRecord {
   readonly clientAddr: string;
   readonly proto: string;
-  readonly helo?: string;
+  readonly helo?: string | undefined;
   readonly mail: string;
   readonly rcpts: readonly string[];
   /** The message's lines, as smtp-sink wrote them (LF ends), with its own Received header first. */
@@ -174,9 +179,11 @@ function parseSinkRecord(chunk: string): SinkRecord {
   const lines = chunk.split('\n');
   const fields: [string, string][] = [];
   let i = 0;
-  for (; i < lines.length && /^X-(Client-Addr|Client-Proto|Helo-Args|Mail-Args|Rcpt-Args): /.test(lines[i]); i++) {
-    const colon = lines[i].indexOf(': ');
-    fields.push([lines[i].slice(0, colon), lines[i].slice(colon + 2)]);
+  for (const line of lines) {
+    const field = /^(X-(?:Client-Addr|Client-Proto|Helo-Args|Mail-Args|Rcpt-Args)): (.*)$/.exec(line);
+    if (field?.[1] === undefined || field[2] === undefined) break;
+    fields.push([field[1], field[2]]);
+    i++;
   }
   const one = (name: string): string | undefined => fields.find(([n]) => n === name)?.[1];
   return {

@@ -5,6 +5,7 @@ import { Action, FakeServer, FakeSession, Handler } from '../../spec/helpers/fak
 import { OutcomesOptions, QueueOutcome, QueueRef, outcomes$ } from '../../lib/queue';
 import { ROOT, suiteRedis } from './redis';
 import type { WorkerProcessConfig } from './worker-process';
+import { defined } from '../../spec/helpers/defined';
 
 /** The suite's Redis, as BullMQ takes it. */
 export const connection = (): { host: string; port: number } => ({ host: '127.0.0.1', port: suiteRedis().port });
@@ -48,7 +49,7 @@ export async function recordingServer(
     handlers: {
       ...handlers,
       '.': (_line, session) => {
-        const body = session.messages[session.messages.length - 1].toString('latin1');
+        const body = defined(session.messages.at(-1), 'the message just ended').toString('latin1');
         const id = /^X-Job: (\S+)/m.exec(body)?.[1] ?? '?';
         accepted.push({ id, at: Date.now() });
         return dot(id, session) ?? '250 2.0.0 Ok: queued';

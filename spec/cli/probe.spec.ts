@@ -34,7 +34,7 @@ describe('rx-smtp probe', () => {
     const result = await runCli(['probe', '-s', `smtps://localhost:${real.port}`, '--ca', ca, '--json']);
     expect(result.code).toBe(0);
     const [found] = lines(result.stdout).map((l) => JSON.parse(l) as { tls: Record<string, string> });
-    expect(found.tls).toEqual({ protocol: expect.stringMatching(/^TLSv1\.[23]$/), cipher: expect.any(String), subject: 'localhost', validTo: expect.stringMatching(/GMT$/) });
+    expect(found?.tls).toEqual({ protocol: expect.stringMatching(/^TLSv1\.[23]$/), cipher: expect.any(String), subject: 'localhost', validTo: expect.stringMatching(/GMT$/) });
   });
 
   it('--json prints one object', async () => {

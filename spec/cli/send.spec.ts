@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { lines, runCli } from './run-cli';
+import { defined } from '../helpers/defined';
 
 /** A refusal smtp-server understands. */
 const refuse = (code: number, text: string): Error => Object.assign(new Error(text), { responseCode: code });
@@ -35,7 +36,7 @@ describe('rx-smtp send', () => {
       'sent: 250 OK: message queued (1 recipient refused)',
     ]);
     expect(result.code).toBe(1);
-    const [message] = server.messages;
+    const message = defined(server.messages[0], 'a message received');
     expect(message.to).toEqual(['you@x.test', 'hidden@x.test']);
     const text = message.body.toString();
     expect(text).toMatch(/^Subject: Hi\r$/m);
@@ -91,8 +92,8 @@ describe('rx-smtp send', () => {
     const eml = 'From: me@x.test\r\nTo: you@x.test\r\nBcc: hidden@x.test\r\nSubject: eml\r\n\r\nbody\r\n';
     const result = await runCli(['send', '-s', `smtp://127.0.0.1:${server.port}`, '--eml', '-'], { input: eml });
     expect(result.code).toBe(0);
-    expect(server.messages[0].to).toEqual(['you@x.test', 'hidden@x.test']);
-    expect(server.messages[0].body.toString()).not.toMatch(/Bcc|hidden/);
+    expect(server.messages[0]?.to).toEqual(['you@x.test', 'hidden@x.test']);
+    expect(server.messages[0]?.body.toString()).not.toMatch(/Bcc|hidden/);
   });
 
   it('exits 4 when the connection is lost after the final dot (possibly delivered)', async () => {

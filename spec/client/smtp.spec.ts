@@ -172,7 +172,7 @@ describe('SMTP (smtplib surface)', () => {
     await run(relaxed.connect$());
     expect((await run(relaxed.auth$('login', authLogin('u', 'p')))).code).toBe(235);
     relaxed.close();
-    expect(fake!.sessions[1].commands).toEqual([`AUTH LOGIN ${Buffer.from('u').toString('base64')}`, Buffer.from('p').toString('base64')]);
+    expect(fake!.sessions[1]?.commands).toEqual([`AUTH LOGIN ${Buffer.from('u').toString('base64')}`, Buffer.from('p').toString('base64')]);
   });
 
   it('sendmail$ greets first and streams the transaction events', async () => {
@@ -180,7 +180,7 @@ describe('SMTP (smtplib surface)', () => {
     const events = await lastValueFrom(client.sendmail$('a@x.test', ['b@x.test', 'no@x.test'], 'Hi\n', ['X-TEST=1']).pipe(toArray()));
     expect(events.map((e) => e.type)).toEqual(['recipient', 'recipient', 'progress', 'sent']);
     expect(fake!.session.commands.slice(0, 3)).toEqual(['EHLO client.test', 'MAIL FROM:<a@x.test> SIZE=4 X-TEST=1', 'RCPT TO:<b@x.test>']);
-    expect(fake!.session.messages[0].toString()).toBe('Hi\r\n');
+    expect(fake!.session.messages[0]?.toString()).toBe('Hi\r\n');
   });
 
   it('mail$, rcpt$ and data$ follow smtplib, options only to ESMTP servers', async () => {
@@ -190,7 +190,7 @@ describe('SMTP (smtplib surface)', () => {
     expect((await run(client.rcpt$('b@x.test', ['NOTIFY=NEVER']))).code).toBe(250);
     expect((await run(client.data$('Subject: x\r\n\r\n.dot\r\n'))).code).toBe(250);
     expect(fake!.session.commands.slice(2)).toEqual(['MAIL FROM:<a@x.test>', 'RCPT TO:<b@x.test>', 'DATA']);
-    expect(fake!.session.messages[0].toString()).toBe('Subject: x\r\n\r\n..dot\r\n');
+    expect(fake!.session.messages[0]?.toString()).toBe('Subject: x\r\n\r\n..dot\r\n');
   });
 
   it('data$ errors with SMTPDataError when DATA is refused', async () => {
@@ -208,11 +208,11 @@ describe('SMTP (smtplib surface)', () => {
     smtp.setDebuglevel(1);
     await run(smtp.noop$());
     expect(seen.map((m) => m.line)).toEqual(['send: "NOOP"', 'reply: "250 2.0.0 Ok"']);
-    expect(seen[0].time).toBeUndefined();
+    expect(seen[0]?.time).toBeUndefined();
     smtp.setDebuglevel(2);
     await run(smtp.noop$());
-    expect(seen[2].time).toEqual(expect.any(Number));
-    expect(seen[2].line).toMatch(/^\d{4}-\d\d-\d\dT.* send: "NOOP"$/);
+    expect(seen[2]?.time).toEqual(expect.any(Number));
+    expect(seen[2]?.line).toMatch(/^\d{4}-\d\d-\d\dT.* send: "NOOP"$/);
   });
 
   it('setDebuglevel prints the dialogue to debugStream, one line per event, AUTH redacted', async () => {

@@ -1,5 +1,6 @@
 import * as net from 'node:net';
 import * as tls from 'node:tls';
+import { defined } from './defined';
 
 /**
  * What the fake does with a command: a reply (one or more lines, CRLF added),
@@ -102,7 +103,7 @@ export class FakeServer {
 
   /** The first (usually only) session. */
   get session(): FakeSession {
-    return this.sessions[0];
+    return defined(this.sessions[0], 'a session on the fake server');
   }
 
   /** All bytes of a session as latin1 text, for assertions. */
@@ -150,7 +151,7 @@ export class FakeServer {
     let held = false;
     let holdArmed = this.script.holdRepliesUntil !== undefined;
     let stalled = false;
-    let upgrade: { inject?: string } | undefined;
+    let upgrade: { inject: string | undefined } | undefined;
 
     const queue = (text: string | Buffer): void => {
       out.push(typeof text === 'string' ? Buffer.from(text, 'utf8') : text);
@@ -194,7 +195,7 @@ export class FakeServer {
     };
     const handle = (line: string): boolean => {
       session.commands.push(line);
-      const verb = line.split(' ')[0].toUpperCase();
+      const verb = line.replace(/ .*/s, '').toUpperCase();
       if (holdArmed && verb === (this.script.holdRepliesFrom ?? 'MAIL')) {
         held = true;
         holdArmed = false;

@@ -49,6 +49,6 @@ describe('SMTPPool and a malformed reply', () => {
     const outcome = await lastValueFrom(pool.send$({ from: 'a@x.test', to: 'b@x.test', body: BODY }));
     expect(outcome).toMatchObject({ status: 'sent', attempts: 2 });
     expect(fake.sessions).toHaveLength(2);
-    expect(fake.sessions[1].messages.map(String)).toEqual([BODY]);
+    expect(fake.sessions[1]?.messages.map(String)).toEqual([BODY]);
   });
 });

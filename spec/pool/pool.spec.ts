@@ -80,8 +80,7 @@ describe('SMTPPool', () => {
       expect(events.filter((e) => e.type === 'sent')).toHaveLength(7);
       expect(fake.sessions.map(mails)).toEqual([3, 3, 1]);
       // maxConnections counts a connection until its socket closed: the next one opened after the QUIT.
-      expect(verbs(fake.sessions[0].commands).slice(-1)).toEqual(['QUIT']);
-      expect(verbs(fake.sessions[1].commands).slice(-1)).toEqual(['QUIT']);
+      expect(fake.sessions.slice(0, 2).map((s) => verbs(s.commands).slice(-1))).toEqual([['QUIT'], ['QUIT']]);
     });
 
     it('says QUIT after idleTimeout without work, and not before', async () => {
@@ -138,7 +137,7 @@ describe('SMTPPool', () => {
       expect((await sendOne(pool)).error).toBeInstanceOf(SMTPPossiblyDeliveredError);
       expect((await sendOne(pool)).error).toBeUndefined();
       expect(fake.sessions).toHaveLength(2);
-      expect(fake.sessions[1].messages).toHaveLength(1);
+      expect(fake.sessions[1]?.messages).toHaveLength(1);
     });
 
     it('opens a new connection when the server closed the last one', async () => {
@@ -193,7 +192,7 @@ describe('SMTPPool', () => {
       });
       const pool = bench.pool(fake.port, { maxConnections: 1 });
       const first = start(pool.sendmail$('a@x.test', ['b@x.test', 'c@x.test'], BODY));
-      await fake.until(() => fake.session?.commands.includes('RCPT TO:<c@x.test>') === true);
+      await fake.until(() => fake.sessions[0]?.commands.includes('RCPT TO:<c@x.test>') === true);
       first.subscription.unsubscribe();
       expect((await sendOne(pool)).error).toBeUndefined();
       expect(fake.sessions).toHaveLength(1);
@@ -250,7 +249,7 @@ describe('SMTPPool', () => {
       const pool = bench.pool(fake.port, { maxConnections: 1 });
       const running = start(pool.sendmail$('a@x.test', 'b@x.test', BODY));
       const queued = start(pool.sendmail$('a@x.test', 'c@x.test', BODY));
-      await fake.until(() => fake.session?.messages.length === 1);
+      await fake.until(() => fake.sessions[0]?.messages.length === 1);
       const reason = new SMTPServerDisconnected('shutting down');
       pool.destroy(reason);
       expect(await running.ended).toBeInstanceOf(SMTPPossiblyDeliveredError);

@@ -3,14 +3,16 @@ import { lastValueFrom, mergeMap, range, toArray } from 'rxjs';
 import { SlidingWindow } from '../../lib/pool/rate-window';
 import { ManualClock } from './manual-clock';
 import { BODY, Bench, until } from './setup';
+import { defined } from '../helpers/defined';
 
 /** The most starts found in any window [t, t + perMs). */
 function busiestWindow(starts: readonly number[], perMs: number): number {
   let most = 0;
-  for (let i = 0, j = 0; i < starts.length; i++) {
-    while (starts[i] - starts[j] >= perMs) j++;
+  let j = 0;
+  starts.forEach((start, i) => {
+    while (start - defined(starts[j], 'an earlier start') >= perMs) j++;
     most = Math.max(most, i - j + 1);
-  }
+  });
   return most;
 }
 

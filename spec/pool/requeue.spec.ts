@@ -30,14 +30,14 @@ describe('SMTPPool requeues messages that never reached the wire', () => {
       // Four messages, one connection's worth: the first holds the lock mid-body, three wait behind it.
       const first = pool.sendmail$('a@x.test', 'first@x.test', endless()).subscribe({ error: () => undefined });
       const waiting = [1, 2, 3].map((i) => sendOne(pool, `w${i}@x.test`));
-      await fake.until(() => fake.session?.bytes.some((b) => b.includes('Subject: endless')) === true);
+      await fake.until(() => fake.sessions[0]?.bytes.some((b) => b.includes('Subject: endless')) === true);
       // Cancelled mid-body: the connection cannot be saved (the server reads a body that never ends).
       first.unsubscribe();
       const results = await Promise.all(waiting);
       expect(results.map((r) => r.error)).toEqual([undefined, undefined, undefined]);
       expect(results.map((r) => r.values.at(-1)?.type)).toEqual(['sent', 'sent', 'sent']);
       // The first connection carried only the cancelled message; the others went on a fresh one.
-      expect(fake.sessions[0].commands.filter((c) => c.startsWith('RCPT'))).toEqual(['RCPT TO:<first@x.test>']);
+      expect(fake.sessions[0]?.commands.filter((c) => c.startsWith('RCPT'))).toEqual(['RCPT TO:<first@x.test>']);
       expect(fake.sessions.slice(1).reduce((n, s) => n + s.messages.length, 0)).toBe(3);
     },
   );
@@ -48,7 +48,7 @@ describe('SMTPPool requeues messages that never reached the wire', () => {
     const first = pool.sendmail$('a@x.test', 'first@x.test', endless()).subscribe({ error: () => undefined });
     const withdrawn = pool.sendmail$('a@x.test', 'withdrawn@x.test', BODY).subscribe();
     const last = sendOne(pool, 'last@x.test');
-    await fake.until(() => fake.session?.bytes.some((b) => b.includes('Subject: endless')) === true);
+    await fake.until(() => fake.sessions[0]?.bytes.some((b) => b.includes('Subject: endless')) === true);
     expect(pool.stats).toMatchObject({ connections: 1, queued: 0, running: 3 });
     withdrawn.unsubscribe();
     expect(pool.stats.running).toBe(2);

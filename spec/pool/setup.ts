@@ -35,7 +35,7 @@ export class Bench {
 }
 
 /** The verbs a fake session received, e.g. ['EHLO', 'MAIL', 'RCPT', 'DATA', 'QUIT']. */
-export const verbs = (commands: readonly string[]): string[] => commands.map((c) => c.split(' ')[0].toUpperCase());
+export const verbs = (commands: readonly string[]): string[] => commands.map((c) => c.replace(/ .*/s, '').toUpperCase());
 
 /** How long `until` polls before it fails the test: well under jest's testTimeout, so its message is the one seen. */
 export const UNTIL_MS = 5_000;

@@ -4,10 +4,16 @@ import { PoolEvent } from '../../lib/pool/monitor';
 import { PoolMessage } from '../../lib/pool/outcome';
 import { sendAll$ } from '../../lib/pool/send-all';
 import { THROTTLE_RULES, throttleStage } from '../../lib/pool/throttle';
+import { Reply } from '../../lib/wire/reply';
 import { startSmtpServer } from '../helpers/smtp-server';
 import { Bench } from './setup';
 
-const reply = (code: number, message: string, enhancedStatus?: string) => ({ code, message, lines: [message], enhancedStatus });
+const reply = (code: number, message: string, enhancedStatus?: string): Reply => ({
+  code,
+  message,
+  lines: [message],
+  ...(enhancedStatus === undefined ? {} : { enhancedStatus }),
+});
 const refusedMail = (code: number, text: string, enhanced?: string) =>
   new SMTPSenderRefused(code, text, 'a@x.test', { reply: reply(code, enhanced ? `${enhanced} ${text}` : text, enhanced) });
 
@@ -106,7 +112,7 @@ describe('SMTPPool adaptive throttling', () => {
     const server = await startSmtpServer({
       onMailFrom(_address, _session, callback) {
         const now = Date.now();
-        while (accepted.length > 0 && accepted[0] <= now - 200) accepted.shift();
+        while ((accepted[0] ?? now) <= now - 200) accepted.shift();
         if (accepted.length >= 20) {
           refusals++;
           return callback(replyError(454, 'Throttling failure: Maximum sending rate exceeded'));

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { BullLimiter, limiterFor } from '../../lib/queue/rate-limit';
+import { defined } from '../helpers/defined';
 
 /**
  * BullMQ's limiter as its Lua runs it (`prepareJobForProcessing`): the first start after the
@@ -26,10 +27,11 @@ function bullmqStarts(limiter: BullLimiter, attempts: readonly number[]): number
 /** The most starts in any interval [x, x + perMs). */
 function busiest(starts: readonly number[], perMs: number): number {
   let most = 0;
-  for (let i = 0, j = 0; i < starts.length; i++) {
-    while (starts[i] - starts[j] >= perMs) j++;
+  let j = 0;
+  starts.forEach((start, i) => {
+    while (start - defined(starts[j], 'an earlier start') >= perMs) j++;
     most = Math.max(most, i - j + 1);
-  }
+  });
   return most;
 }
 

@@ -85,6 +85,6 @@ describe('a streamed body', () => {
     }
     const { error } = await send(NO_CHUNKING, slow());
     expect(error).toBeUndefined();
-    expect(fake.session.messages[0].toString()).toBe('line 0\r\nline 1\r\nline 2\r\n');
+    expect(fake.session.messages[0]?.toString()).toBe('line 0\r\nline 1\r\nline 2\r\n');
   });
 });

@@ -43,12 +43,12 @@ describe('sendmail$', () => {
       const session = await sessionWith({ holdRepliesUntil: 'DATA' });
       const { values, error } = await send(session, ['b@x.test', 'c@x.test']);
       expect(error).toBeUndefined();
-      expect(fake.session.chunks[0].toString()).toBe(
+      expect(fake.session.chunks[0]?.toString()).toBe(
         'MAIL FROM:<a@x.test> SIZE=23\r\nRCPT TO:<b@x.test>\r\nRCPT TO:<c@x.test>\r\nDATA\r\n',
       );
       expect(values.map((e) => e.type)).toEqual(['recipient', 'recipient', 'progress', 'sent']);
       expect(values[values.length - 1]).toMatchObject({ type: 'sent', reply: { code: 250 }, refused: {} });
-      expect(fake.session.messages[0].toString()).toBe(MESSAGE);
+      expect(fake.session.messages[0]?.toString()).toBe(MESSAGE);
     });
 
     it('reports a partial refusal as events and in the refused map', async () => {
@@ -162,8 +162,8 @@ describe('sendmail$', () => {
       const wire: string[] = [];
       session.connection.debug$.subscribe((e) => wire.push(`${e.direction} ${e.text}`));
       const [first, second] = await Promise.all([all(sendmail$(session, 'a@x.test', 'b@x.test', 'one')), all(sendmail$(session, 'a@x.test', 'c@x.test', 'two'))]);
-      expect(first[first.length - 1].type).toBe('sent');
-      expect(second[second.length - 1].type).toBe('sent');
+      expect(first[first.length - 1]?.type).toBe('sent');
+      expect(second[second.length - 1]?.type).toBe('sent');
       const firstDot = wire.indexOf('send .');
       const secondMail = wire.findIndex((l, i) => i > firstDot && l.startsWith('send MAIL'));
       const firstQueued = wire.findIndex((l) => l.startsWith('receive 250 2.0.0 Ok: queued'));
@@ -248,11 +248,11 @@ describe('sendmail$', () => {
       const { error, values } = await send(session, ['b@x.test'], body);
       expect(error).toBeUndefined();
       const canonical = 'line one\r\nline two\r\n.leading dot\r\n';
-      expect(fake.session.chunks[0].toString()).toBe(
+      expect(fake.session.chunks[0]?.toString()).toBe(
         `MAIL FROM:<a@x.test> SIZE=${canonical.length}\r\nRCPT TO:<b@x.test>\r\nBDAT ${canonical.length} LAST\r\n${canonical}`,
       );
       expect(values[values.length - 1]).toMatchObject({ type: 'sent' });
-      expect(fake.session.messages[0].toString()).toBe(canonical);
+      expect(fake.session.messages[0]?.toString()).toBe(canonical);
     });
 
     it('splits a streamed body into several BDAT chunks', async () => {
@@ -647,7 +647,7 @@ describe('sendmail$', () => {
     const { values } = await send(session, ['b@x.test'], body);
     const progress = values.filter((e): e is Extract<SendEvent, { type: 'progress' }> => e.type === 'progress');
     expect(progress.length).toBeGreaterThanOrEqual(4);
-    expect(progress[progress.length - 1].bytesSent).toBe(body.length + 2);
+    expect(progress[progress.length - 1]?.bytesSent).toBe(body.length + 2);
   });
 
   it('needs an open session', async () => {

@@ -36,7 +36,7 @@ describe('verify$ (nodemailer verify())', () => {
         authenticated: true,
       },
     ]);
-    expect(reports[0].capabilities).not.toHaveProperty('starttls');
+    expect(reports[0]?.capabilities).not.toHaveProperty('starttls');
   });
 
   it('errors with SMTPAuthenticationError on a wrong password', async () => {

@@ -33,7 +33,7 @@ describe('SmtpConnection', () => {
     const replies = await lastValueFrom(connection.request$(group).pipe(toArray()));
     expect(replies.map((r) => r.code)).toEqual([250, 250, 354]);
     expect(fake.session.chunks).toHaveLength(1);
-    expect(fake.session.chunks[0].toString()).toBe('MAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\nDATA\r\n');
+    expect(fake.session.chunks[0]?.toString()).toBe('MAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\nDATA\r\n');
   });
 
   it('keeps pairing right when a request is unsubscribed before its reply', async () => {

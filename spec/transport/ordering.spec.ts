@@ -67,7 +67,7 @@ describe('the connection owns order and time', () => {
       expect(error).toBeUndefined();
       expect(values[values.length - 1]).toMatchObject({ type: 'sent', reply: { code: 250 } });
       expect(await reply).toMatchObject({ code: expect.any(Number) });
-      expect(fake.session.messages[0].toString()).toBe('Subject: gated\r\n\r\nfirst part\r\nsecond part\r\n');
+      expect(fake.session.messages[0]?.toString()).toBe('Subject: gated\r\n\r\nfirst part\r\nsecond part\r\n');
       // The command came after the dot, as a command of its own.
       const afterDot = fake.text().split('second part\r\n.\r\n')[1];
       expect(afterDot).toMatch(/^(NOOP|RSET|QUIT)\r\n/);
@@ -191,7 +191,7 @@ describe('the connection owns order and time', () => {
     it('accepts a certificate that names the IP address connected to', async () => {
       const client = await facade({ extensions: ['STARTTLS'], tls: ipOnly });
       const [reply] = await within(client.starttls$({ tls: { ca: ipOnly.cert } }));
-      expect(reply.code).toBe(220);
+      expect(reply?.code).toBe(220);
       expect(client.session?.connection.secure).toBe(true);
     });
   });

@@ -3,6 +3,7 @@ import { firstValueFrom, lastValueFrom, timeout } from 'rxjs';
 import { SMTPProtocolError } from '../../lib/errors';
 import { command } from '../../lib/wire/command';
 import { Held, greetingOf, hold } from '../helpers/connect';
+import { defined } from '../helpers/defined';
 
 /**
  * A server that greets, answers STARTTLS with `reply` and then, when the test says so, writes
@@ -20,7 +21,7 @@ async function injector(reply: string, bytes = ''): Promise<{ port: number; inje
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     port: (server.address() as net.AddressInfo).port,
-    inject: () => sockets[0].write(bytes),
+    inject: () => defined(sockets[0], 'a connection').write(bytes),
     close: () => {
       for (const socket of sockets) socket.destroy();
       return new Promise((resolve) => server.close(() => resolve()));

@@ -8,7 +8,10 @@ function recorded(values: readonly Uint8Array[]) {
     [Symbol.asyncIterator]() {
       let i = 0;
       return {
-        next: async () => (i < values.length ? { done: false, value: values[i++] } : { done: true, value: undefined }),
+        next: async () => {
+          const value = values[i++];
+          return value === undefined ? { done: true, value: undefined } : { done: false, value };
+        },
         return: async () => {
           calls.returned += 1;
           return { done: true, value: undefined };

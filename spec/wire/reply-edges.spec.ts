@@ -1,4 +1,5 @@
 import { DEFAULT_REPLY_LIMITS, ReplyParser, isPositive } from '../../lib/wire/reply';
+import { defined } from '../helpers/defined';
 
 /** The codes of the replies `chunks` parse to, or the error code and smtpCode they raise. */
 function verdict(chunks: readonly string[]): string {
@@ -42,7 +43,7 @@ describe('ReplyParser, line by line', () => {
     ['250  \t \r\n', ''],
     ['250 a  b\r\n', 'a  b'],
   ])('trims the blanks around the text of %j', (wire, message) => {
-    expect(parse(wire)[0].message).toBe(message);
+    expect(parse(wire)[0]?.message).toBe(message);
   });
 
   it.each([['2x0 text\r\n'], ['x50 text\r\n'], ['25x text\r\n'], ['2/0 text\r\n'], ['25: text\r\n']])(
@@ -69,7 +70,7 @@ describe('ReplyParser, line by line', () => {
 });
 
 describe('ReplyParser enhanced status codes (RFC 3463 §2)', () => {
-  const statusOf = (wire: string) => new ReplyParser().push(Buffer.from(wire, 'latin1'))[0].enhancedStatus;
+  const statusOf = (wire: string) => defined(new ReplyParser().push(Buffer.from(wire, 'latin1'))[0], 'a reply').enhancedStatus;
 
   it.each([
     ['250 2.1.0 ok\r\n', '2.1.0'],

@@ -14,7 +14,7 @@ type Outcome = { replies: Reply[]; error?: string };
 const ENHANCED = /^([245])\.\d{1,3}\.\d{1,3}(?=[ \t]|$)/;
 
 function modelReply(code: number, lines: string[]): Reply {
-  const status = ENHANCED.exec(lines[0]);
+  const status = ENHANCED.exec(lines[0] ?? '');
   const reply = { code, message: lines.join('\n'), lines };
   return status && Number(status[1]) === Math.floor(code / 100) ? { ...reply, enhancedStatus: status[0] } : reply;
 }

@@ -1,6 +1,7 @@
 import { Subject, firstValueFrom, from, lastValueFrom, tap, toArray } from 'rxjs';
 import { SMTPProtocolError, SMTPReplyLimitError } from '../../lib/errors';
 import { Reply, ReplyParser, parseReplies } from '../../lib/wire/reply';
+import { defined } from '../helpers/defined';
 
 const bytes = (s: string): Buffer => Buffer.from(s, 'latin1');
 const parseChunks = (chunks: string[]): Promise<Reply[]> =>
@@ -14,7 +15,7 @@ describe('parseReplies', () => {
   });
 
   it('joins a multi-line reply with "\\n" as smtplib does', async () => {
-    const [reply] = await parseChunks(['250-mx.test\r\n250-PIPELINING\r\n250 SIZE 100\r\n']);
+    const reply = defined((await parseChunks(['250-mx.test\r\n250-PIPELINING\r\n250 SIZE 100\r\n']))[0], 'a reply');
     expect(reply.code).toBe(250);
     expect(reply.message).toBe('mx.test\nPIPELINING\nSIZE 100');
     expect(reply.enhancedStatus).toBeUndefined();
@@ -40,7 +41,7 @@ describe('parseReplies', () => {
   });
 
   it('ignores an enhanced status whose class disagrees with the code', async () => {
-    const [reply] = await parseChunks(['550 2.1.0 odd\r\n']);
+    const reply = defined((await parseChunks(['550 2.1.0 odd\r\n']))[0], 'a reply');
     expect(reply.enhancedStatus).toBeUndefined();
   });
 
@@ -50,18 +51,18 @@ describe('parseReplies', () => {
   it('takes a reply line of 8192 bytes, CRLF included', async () => {
     const line = lineOf(8192);
     expect(line).toHaveLength(8192);
-    const [reply] = await parseChunks([line.slice(0, 5000), line.slice(5000)]);
+    const reply = defined((await parseChunks([line.slice(0, 5000), line.slice(5000)]))[0], 'a reply');
     expect(reply.message).toHaveLength(8186);
   });
 
   it('takes a reply line of 8192 bytes whose CR ends one chunk and LF starts the next', async () => {
     const line = lineOf(8192);
-    const [reply] = await parseChunks([line.slice(0, -1), line.slice(-1)]);
+    const reply = defined((await parseChunks([line.slice(0, -1), line.slice(-1)]))[0], 'a reply');
     expect(reply.message).toHaveLength(8186);
   });
 
   it('takes a reply line of 8192 bytes ended by a bare LF', async () => {
-    const [reply] = await parseChunks([lineOf(8192, '\n')]);
+    const reply = defined((await parseChunks([lineOf(8192, '\n')]))[0], 'a reply');
     expect(reply.message).toHaveLength(8187);
   });
 
