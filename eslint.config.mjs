@@ -19,12 +19,31 @@ export default tseslint.config(
     files: ['**/*.ts'],
     extends: [js.configs.recommended, ...tseslint.configs.strictTypeChecked],
     rules: {
-      '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true }],
-      '@typescript-eslint/no-confusing-void-expression': ['error', { ignoreArrowShorthand: true }],
+      // Reply codes, ports, sizes and counts go into messages all the time, and a number prints
+      // exactly; everything else strict keeps out (undefined, objects, booleans, any) stays out.
+      '@typescript-eslint/restrict-template-expressions': [
+        'error',
+        { allowAny: false, allowBoolean: false, allowNever: false, allowNullish: false, allowNumber: true, allowRegExp: false },
+      ],
+      // `(x) => subject.next(x)` and `if (done) return this.fail(err);` in a void function are the
+      // house style (RxJS callbacks, early exits); a void value used as a value is still an error.
+      '@typescript-eslint/no-confusing-void-expression': [
+        'error',
+        { ignoreArrowShorthand: true, ignoreVoidReturningFunctions: true },
+      ],
+      // `import x = require('m')` is TypeScript's own form for an `export =` module (email-addresses).
+      '@typescript-eslint/no-require-imports': ['error', { allowAsImport: true }],
+      // `{ address: _address, ...options }` drops a field; `_` marks a parameter kept for its position
+      // (tsc's noUnusedParameters already follows the same convention).
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrorsIgnorePattern: '^_', ignoreRestSiblings: true },
+      ],
     },
   },
-  // The package: compiled by tsconfig.build.json (Node types only, no jest globals).
-  typed(['lib/**/*.ts'], './tsconfig.build.json'),
+  // The package: compiled by tsconfig.build.json (Node types only, no jest globals). The wire and
+  // message layers match C0 controls on purpose: refusing CR, LF and NUL before the wire is their job.
+  typed(['lib/**/*.ts'], './tsconfig.build.json', { rules: { 'no-control-regex': 'off' } }),
   // jest (npm test, test:mta) compiles the specs with tsconfig.json.
   typed(['spec/**/*.ts', 'spec-mta/**/*.ts'], './tsconfig.json'),
   // The browser suite and the web demo it drives: spec-web/tsconfig.json (adds the DOM).

@@ -223,6 +223,8 @@ export class SMTPAuthenticationError extends SMTPResponseException {
  */
 export class SMTPPossiblyDeliveredError extends SMTPException {
   override readonly code = 'ERR_SMTP_POSSIBLY_DELIVERED';
+  // Not useless: it makes `cause` (what broke the connection) required.
+  // eslint-disable-next-line @typescript-eslint/no-useless-constructor
   constructor(message: string, options: { cause: unknown }) {
     super(message, options);
   }

@@ -74,7 +74,7 @@ const MECHANISM_NAME = /^[A-Z0-9_-]{1,20}$/;
  * fromAuthObject('plain', authPlain('user', 'secret')).name // 'PLAIN'
  */
 export function fromAuthObject(name: string, authobject: AuthObject): SaslMechanism {
-  const upper = String(name).toUpperCase();
+  const upper = name.toUpperCase();
   if (!MECHANISM_NAME.test(upper)) {
     throw new SMTPInvalidArgumentError(`Not a SASL mechanism name: ${JSON.stringify(name)}`);
   }

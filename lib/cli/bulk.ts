@@ -6,7 +6,7 @@ import { Io, each, replyText } from './io';
 import { Journal, OutcomeLine, readEarlier } from './journal';
 import { composeMessage } from './message';
 import { Tally, startDisplay, statusLine } from './progress';
-import { ServerFlags, readFile, sessionConfig } from './server';
+import { readFile, sessionConfig } from './server';
 
 const OPTIONS = {
   ...SERVER_OPTIONS,
@@ -68,7 +68,7 @@ export async function bulk(argv: readonly string[], io: Io): Promise<ExitCode> {
     io.out(BULK_HELP);
     return EXIT.ok;
   }
-  const config = sessionConfig(flags as ServerFlags, io.env);
+  const config = sessionConfig(flags, io.env);
   const file = required(flags.messages, 'messages');
   const batch = readBatch(file);
   const earlier = flags.outcomes === undefined ? { done: new Set<string>(), interrupted: [] } : readEarlier(flags.outcomes);
@@ -179,18 +179,24 @@ function readBatch(file: string): InputLine[] {
 }
 
 function checkLine(text: string, where: string): InputLine {
-  let value: Record<string, unknown>;
+  let value: unknown;
   try {
-    value = JSON.parse(text) as Record<string, unknown>;
+    value = JSON.parse(text);
   } catch (err) {
     throw new UsageError(`${where}: not JSON (${(err as Error).message})`);
   }
-  const { id, from, to, subject, text: body, eml } = value ?? {};
+  // A line that is no object (null, a number) has none of the fields: the first one is reported.
+  const fields = typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : {};
+  const { id, from, to } = fields;
   if (typeof id !== 'string' && typeof id !== 'number') throw new UsageError(`${where}: "id" must be a string or a number`);
   if (typeof from !== 'string') throw new UsageError(`${where}: "from" must be a string`);
-  if (!Array.isArray(to) || !to.length || !to.every((t) => typeof t === 'string')) throw new UsageError(`${where}: "to" must be a non-empty array of strings`);
-  for (const [name, v] of Object.entries({ subject, text: body, eml })) {
-    if (v !== undefined && typeof v !== 'string') throw new UsageError(`${where}: "${name}" must be a string`);
+  if (!Array.isArray(to) || !to.length || !to.every((t): t is string => typeof t === 'string')) {
+    throw new UsageError(`${where}: "to" must be a non-empty array of strings`);
   }
-  return { id: String(id), from, to: to as string[], subject: subject as string | undefined, text: body as string | undefined, eml: eml as string | undefined };
+  const optional = (name: string): string | undefined => {
+    const v = fields[name];
+    if (v !== undefined && typeof v !== 'string') throw new UsageError(`${where}: "${name}" must be a string`);
+    return v;
+  };
+  return { id: String(id), from, to, subject: optional('subject'), text: optional('text'), eml: optional('eml') };
 }

@@ -3,9 +3,9 @@ import { Observable } from 'rxjs';
 /** Where a command writes, and what it reads from its environment: the process's, or a test's. */
 export interface Io {
   /** Results: one line each. */
-  out(line: string): void;
+  readonly out: (line: string) => void;
   /** Diagnostics and progress. */
-  err(text: string): void;
+  readonly err: (text: string) => void;
   readonly env: NodeJS.ProcessEnv;
   /** The width of standard error when it is a terminal (the live progress display redraws there). */
   readonly errColumns: number | undefined;

@@ -60,10 +60,13 @@ export class Journal {
 
   /** The file at `path`, appended to; `undefined`: standard output. */
   static open(path: string | undefined): Journal {
+    if (path === undefined) return new Journal(1);
     try {
-      return new Journal(path === undefined ? 1 : fs.openSync(path, 'a'));
+      return new Journal(fs.openSync(path, 'a'));
     } catch (err) {
-      throw new UsageError(`--outcomes ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      // openSync fails with a system error: its code (ENOENT, EACCES, …) says it best.
+      const { code, message } = err as NodeJS.ErrnoException;
+      throw new UsageError(`--outcomes ${path}: ${code ?? message}`);
     }
   }
 

@@ -3,7 +3,7 @@ import { Session, withSession$ } from '../index';
 import { SERVER_HELP, SERVER_OPTIONS, parse } from './args';
 import { EXIT, ExitCode, describe, exitCodeOf } from './exit';
 import { Io, dialogueLine, each, replyText } from './io';
-import { ServerFlags, sessionConfig } from './server';
+import { sessionConfig } from './server';
 
 const OPTIONS = { ...SERVER_OPTIONS, dialogue: { type: 'boolean' } } as const;
 
@@ -42,7 +42,7 @@ export async function probe(argv: readonly string[], io: Io): Promise<ExitCode> 
     io.out(PROBE_HELP);
     return EXIT.ok;
   }
-  const config = sessionConfig(flags as ServerFlags, io.env);
+  const config = sessionConfig(flags, io.env);
   const debug = flags.dialogue ? (e: Parameters<typeof dialogueLine>[0]) => io.err(dialogueLine(e)) : undefined;
   try {
     await each(withSession$({ ...config, debug }, (session) => of(findings(session))), (found) =>
@@ -68,7 +68,7 @@ function findings(session: Session): Findings {
 }
 
 function report(found: Findings, io: Io): void {
-  io.out(`greeting      ${found.greeting}`);
+  io.out(`greeting      ${found.greeting ?? '(none)'}`);
   io.out(`esmtp         ${found.esmtp ? 'yes' : 'no (HELO)'}`);
   io.out(
     found.tls

@@ -4,7 +4,7 @@ import { SERVER_HELP, SERVER_OPTIONS, UsageError, Values, parse, required } from
 import { EXIT, ExitCode, describe, exitCodeOf } from './exit';
 import { Io, dialogueLine, each, replyText } from './io';
 import { composeMessage } from './message';
-import { ServerFlags, readFile, sessionConfig } from './server';
+import { readFile, sessionConfig } from './server';
 
 const OPTIONS = {
   ...SERVER_OPTIONS,
@@ -59,7 +59,7 @@ export async function send(argv: readonly string[], io: Io): Promise<ExitCode> {
     io.out(SEND_HELP);
     return EXIT.ok;
   }
-  const config = sessionConfig(flags as ServerFlags, io.env);
+  const config = sessionConfig(flags, io.env);
   const { work, size } = transaction(flags);
   const printer = flags.json ? jsonPrinter(io) : humanPrinter(io, size);
   let ready = false;
@@ -96,9 +96,9 @@ function transaction(flags: Flags): { work: (session: Session) => Observable<Sen
 }
 
 interface Printer {
-  event(event: SendEvent): void;
-  error(err: unknown): void;
-  verdict(): ExitCode;
+  readonly event: (event: SendEvent) => void;
+  readonly error: (err: unknown) => void;
+  readonly verdict: () => ExitCode;
 }
 
 /** One line per recipient as its reply arrives, progress in tenths for big bodies, the verdict. */
@@ -106,7 +106,7 @@ function humanPrinter(io: Io, size: number): Printer {
   let refused = false;
   let tenths = 0;
   return {
-    event(event) {
+    event(event): void {
       switch (event.type) {
         case 'recipient':
           refused ||= !event.accepted;

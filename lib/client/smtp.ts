@@ -101,7 +101,13 @@ export class SMTP {
     const { host, port, path, secure, lmtp, auth } = parseServerUrl(url);
     if (auth) throw new SMTPInvalidArgumentError('SMTP.fromUrl: the facade does not log in by itself; call login$()');
     // Required here, not at the top: both subclasses extend SMTP, so they load after it.
-    const Client: typeof SMTP = secure ? require('./smtp-ssl').SMTP_SSL : lmtp ? require('./lmtp').LMTP : SMTP;
+    /* eslint-disable @typescript-eslint/no-require-imports */
+    const Client: typeof SMTP = secure
+      ? (require('./smtp-ssl') as typeof import('./smtp-ssl')).SMTP_SSL
+      : lmtp
+        ? (require('./lmtp') as typeof import('./lmtp')).LMTP
+        : SMTP;
+    /* eslint-enable @typescript-eslint/no-require-imports */
     return new Client({ ...options, host: path ?? host, port });
   }
 

@@ -174,7 +174,8 @@ export class SMTPPool {
     this.throttle = new Throttle(this.maxConnections);
     this.throttleRules = config.throttle === false ? [] : [...THROTTLE_RULES, ...(config.throttle?.rules ?? [])];
     this.monitor = new PoolMonitor(this.scheduler, () => this.load(), config.logger);
-    this.sessionConfig = Object.fromEntries(Object.entries(config).filter(([key]) => key !== 'logger')) as SessionConfig;
+    const { logger: _poolLogger, ...sessionConfig } = config;
+    this.sessionConfig = sessionConfig;
     this.stats$ = this.monitor.stats$;
     this.events$ = this.monitor.events$;
   }
@@ -210,7 +211,7 @@ export class SMTPPool {
   }
 
   /** One try of `message` to `to`, with a fresh body; `send$` counts its outcome itself. */
-  private attempt$(message: PoolMessage<unknown>, to: PoolMessage['to']): Observable<SendEvent> {
+  private attempt$(message: PoolMessage, to: PoolMessage['to']): Observable<SendEvent> {
     const { from, body, mailOptions, rcptOptions, beforeEnd } = message;
     const fresh = typeof body === 'function' ? body() : body;
     const hooks = beforeEnd ? { beforeEnd } : {};

@@ -119,6 +119,8 @@ export class PooledConnection {
       }
       turn.release();
     });
+    // The callback above sets `granted` when the turn is free at once (before turn() returns).
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
     if (!granted) this.gate = cancel;
   }
 

@@ -18,6 +18,9 @@ export function pull$<T, R>(source: Iterable<T> | AsyncIterable<T>, limit: numbe
     const startInner = (value: T): void => {
       let inner: Subscription | undefined;
       let ended = false;
+      // Assigned apart from its declaration: an inner stream that ends during subscribe() calls
+      // complete before `inner` is set (a const would throw there).
+      // eslint-disable-next-line prefer-const
       inner = project(value).subscribe({
         next: (r) => subscriber.next(r),
         error: (err: unknown) => subscriber.error(err),
@@ -27,6 +30,8 @@ export function pull$<T, R>(source: Iterable<T> | AsyncIterable<T>, limit: numbe
           void read();
         },
       });
+      // `ended` is set by complete() when the inner stream ended during subscribe().
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
       if (!ended) active.add(inner);
     };
     /** One reader at a time: a sync iterator is read in a loop, an async one awaited. */

@@ -68,7 +68,10 @@ function repliesOf(err: unknown): Reply[] {
   if (hasCode(err, 'ERR_SMTP_RECIPIENTS_REFUSED')) return Object.values((err as SMTPRecipientsRefused).recipients);
   const e = err as { reply?: Reply; smtpCode?: unknown; smtpError?: unknown } | null;
   if (e?.reply) return [e.reply];
-  if (typeof e?.smtpCode === 'number') return [{ code: e.smtpCode, message: String(e.smtpError ?? ''), lines: [String(e.smtpError ?? '')] }];
+  if (typeof e?.smtpCode === 'number') {
+    const text = typeof e.smtpError === 'string' ? e.smtpError : '';
+    return [{ code: e.smtpCode, message: text, lines: [text] }];
+  }
   return [];
 }
 

@@ -52,6 +52,8 @@ export const readFileBody: BodyResolver = (ref) => createReadStream(ref);
  * @throws SMTPInvalidArgumentError before anything reaches Redis.
  */
 export function toJobData<Id extends string>(message: QueueMessage<Id>, maxBackoffMs?: number): JobData {
+  // From JavaScript anything may come: a clear error rather than a TypeError below.
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
   if (typeof message !== 'object' || message === null) throw invalid(`a message must be an object, got ${typeof message}`);
   const { from, to, mailOptions, rcptOptions, id } = message;
   if (typeof from !== 'string') throw invalid('from must be a string');

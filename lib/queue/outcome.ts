@@ -29,7 +29,7 @@ type AsJson<O, Id extends string> = O extends { readonly error: unknown }
 
 /** A pool's outcome as a job's, `attempts` counted from the job's earlier tries. */
 export function toQueueOutcome<Id extends string>(
-  outcome: SendOutcome<unknown>,
+  outcome: SendOutcome,
   jobId: string,
   message: QueueEnvelope<Id>,
   earlierAttempts: number,
@@ -66,7 +66,7 @@ export function describeError(err: unknown): OutcomeError {
  * {"status":"refused","jobId":"42",…}
  * ```
  */
-export function failureReason(outcome: QueueOutcome<string>): string {
+export function failureReason(outcome: QueueOutcome): string {
   const line = outcome.status === 'sent' ? `sent: ${outcome.reply.code}` : `${outcome.status}: ${outcome.error.message}${outcome.error.code ? ` [${outcome.error.code}]` : ''}`;
   return `${line.replace(/[\r\n]+/g, ' ')}\n${JSON.stringify(outcome)}`;
 }

@@ -134,7 +134,7 @@ export function startWorker(options: MailWorkerOptions): MailWorker {
   const pool = options.pool instanceof SMTPPool ? options.pool : new SMTPPool(options.pool);
   const concurrency = options.concurrency ?? (options.pool instanceof SMTPPool ? options.pool.queueLimit : capacityOf(options.pool));
   positive('concurrency', concurrency);
-  const logger = options.logger ?? (owned ? (options.pool as PoolConfig).logger : undefined);
+  const logger = options.logger ?? (options.pool instanceof SMTPPool ? undefined : options.pool.logger);
   const resolveBody = options.resolveBody ?? readFileBody;
   const counts = new BehaviorSubject<Record<Counter, number>>(NO_COUNTS);
   const count = (counter: Counter, recovered = false): void => {

@@ -179,27 +179,25 @@ class Exchange {
 
   /** Every response sent so far, base64 and decoded: a server that echoes one must not leak it. */
   private readonly secrets: string[] = [];
-  private turn?: Turn;
 
   /** The whole exchange holds one turn: no other command may land between a challenge and its answer. */
   run$(): Observable<Step> {
     return this.session.connection.withTurn$((turn) => {
-      this.turn = turn;
       const initial = this.initialResponseOk ? this.mechanism.initialResponse() : null;
       const name = this.mechanism.name;
       const line = initial === null ? `AUTH ${name}` : `AUTH ${name} ${this.encodeSecret(initial) || '='}`;
       if (initial !== null) this.challenges = 1;
       // The mechanism name stays visible in debug$; the response never does.
       const cmd: Command = { verb: 'AUTH', line: checkArgument(line, 'AUTH command'), debugText: initial === null ? line : `AUTH ${name} ****` };
-      return this.send$(cmd);
+      return this.send$(turn, cmd);
     });
   }
 
-  private send$(cmd: Command): Observable<Step> {
+  private send$(turn: Turn, cmd: Command): Observable<Step> {
     const { timeouts } = this.session;
-    return this.turn!
+    return turn
       .request$(cmd, { step: 'auth', timeout: timeouts.command, secrets: this.secrets })
-      .pipe(concatMap((reply) => this.onReply$(reply)));
+      .pipe(concatMap((reply) => this.onReply$(turn, reply)));
   }
 
   /** Encodes a response and remembers it (and its printable parts) as secrets. */
@@ -211,14 +209,14 @@ class Exchange {
     return encoded;
   }
 
-  private onReply$(reply: Reply): Observable<Step> {
+  private onReply$(turn: Turn, reply: Reply): Observable<Step> {
     if (reply.code === 334) {
       this.challenged = true;
       this.challenges += 1;
       if (this.challenges > MAX_CHALLENGES) {
         throw new SMTPException(`Server AUTH mechanism infinite loop. Last response: ${reply.code} ${reply.message}`);
       }
-      return this.answer$(Buffer.from(reply.message, 'base64'));
+      return this.answer$(turn, Buffer.from(reply.message, 'base64'));
     }
     // 503 "already authenticated" (smtplib's success) only answers the AUTH command itself: in the
     // middle of an exchange it would let a server skip what finish() verifies (SCRAM's signature).
@@ -236,18 +234,18 @@ class Exchange {
     });
   }
 
-  private answer$(challenge: Buffer): Observable<Step> {
+  private answer$(turn: Turn, challenge: Buffer): Observable<Step> {
     let response: string;
     try {
       response = this.encodeSecret(this.mechanism.respond(challenge));
     } catch (err) {
       // RFC 4954 §4: "*" cancels the exchange; the server answers 501, and the mechanism's reason wins.
       const cancel: Command = { verb: 'AUTH', line: '*', debugText: '*' };
-      return this.turn!
+      return turn
         .request$(cancel, { step: 'auth', timeout: this.session.timeouts.command })
         .pipe(concatMap(() => throwError(() => err)));
     }
-    return this.send$({ verb: 'AUTH', line: response, debugText: '****' });
+    return this.send$(turn, { verb: 'AUTH', line: response, debugText: '****' });
   }
 }
 

@@ -65,7 +65,7 @@ export function rcptOptionsOf(options: readonly string[] | RcptOptions = {}): Rc
   return isList(options) ? { params: options } : options;
 }
 
-function isList<T extends object>(options: readonly string[] | T): options is readonly string[] {
+function isList(options: readonly string[] | object): options is readonly string[] {
   return Array.isArray(options);
 }
 

@@ -177,20 +177,28 @@ class Transaction {
   enqueue(): void {
     this.cancelWait = this.session.connection.turn((turn) => {
       this.turn = turn;
-      this.start();
+      this.start(turn);
     });
+  }
+
+  /** The write channel: every write comes after `enqueue` was granted it. */
+  private get writer(): Turn {
+    if (!this.turn) throw new SMTPProtocolError('a transaction wrote before it held the connection (an rx-smtp bug)');
+    return this.turn;
   }
 
   private release(): void {
     this.turn?.release();
   }
 
-  private start(): void {
+  private start(turn: Turn): void {
     this.phase = 'envelope';
     if (!this.stacked) return this.pipelining ? this.sendGroup() : this.sendMail();
     // Corked: the envelope and a small body leave in one segment.
-    this.turn!.cork();
+    turn.cork();
     this.sendGroup();
+    // sendGroup() ends the transaction at once when the connection is already gone.
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
     if (this.phase === 'envelope') this.startBody();
   }
 
@@ -296,7 +304,7 @@ class Transaction {
     if (this.phase === 'done') return;
     const failure = this.envelopeFailure();
     if (!failure) {
-      this.turn!.cork();
+      this.writer.cork();
       return this.startBody();
     }
     if (this.replies.data?.code !== 354) return this.fail(failure);
@@ -316,7 +324,7 @@ class Transaction {
     const small = smallBody(this.body);
     if (this.envelope.mode === 'data') {
       if (small) return this.sendSmallDataBody(small);
-      this.streamBody(progress$(writeDataBody$(this.session, this.turn!, this.body)), () => [endOfData(this.expectedFinalReplies())]);
+      this.streamBody(progress$(writeDataBody$(this.session, this.writer, this.body)), () => [endOfData(this.expectedFinalReplies())]);
       return;
     }
     // BODY=BINARYMIME: the bytes go out untouched; otherwise line ends are canonicalised, no dot-stuffing.
@@ -461,7 +469,7 @@ class Transaction {
   }
 
   /** Writes with this transaction's turn, under the step's reply deadline. */
-  private request(out: Outgoing | readonly Outgoing[], step: keyof Timeouts | 'rset', handler: ReplyHandler, turn = this.turn!): void {
+  private request(out: Outgoing | readonly Outgoing[], step: keyof Timeouts | 'rset', handler: ReplyHandler, turn = this.writer): void {
     const timeouts = this.session.timeouts;
     turn.request(out, { step, timeout: step === 'rset' ? timeouts.command : timeouts[step] }, handler);
   }
@@ -530,7 +538,7 @@ class Transaction {
       }, turn);
     };
     // After the final reply the channel may be with the next transaction: queue behind it.
-    if (!this.released) return rset(this.turn!, failed);
+    if (!this.released) return rset(this.writer, failed);
     this.cancelWait = connection.turn((turn) => {
       if (!connection.alive) {
         turn.release();

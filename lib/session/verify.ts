@@ -1,4 +1,5 @@
 import { Observable, of } from 'rxjs';
+import { SMTPProtocolError } from '../errors';
 import { Reply } from '../wire/reply';
 import { SessionConfig, withSession$ } from './open-session';
 import { Session } from './session';
@@ -40,9 +41,11 @@ export function verify$(config: SessionConfig): Observable<VerifyReport> {
 }
 
 function reportOf(session: Session): VerifyReport {
+  const { greeting } = session;
+  // The greeting step has run: session$ only emits sessions past it.
+  if (!greeting) throw new SMTPProtocolError('verify$: the session has no greeting');
   return {
-    // The greeting step has run: session$ only emits sessions past it.
-    greeting: session.greeting!,
+    greeting,
     capabilities: session.esmtpFeatures,
     secure: session.connection.secure,
     authenticated: session.authenticatedAs !== null,

@@ -35,9 +35,9 @@ export type Outgoing = Command | Payload;
 /** Where a request delivers: each reply in order, or the failure that ends them (once). */
 export interface ReplyHandler {
   /** Called with each reply the request drew, in order. */
-  reply(reply: Reply): void;
+  readonly reply: (reply: Reply) => void;
   /** Called at most once, when the connection fails before every reply is in; no reply follows. */
-  error(err: unknown): void;
+  readonly error: (err: unknown) => void;
 }
 
 /** How one request is written and awaited (`Turn.request`, `SmtpConnection.request$`). */
@@ -240,7 +240,8 @@ export class SmtpConnection {
    */
   tlsInfo(): { protocol: string; cipher: string; subject: string; validTo: string } | undefined {
     if (!(this.socket instanceof tls.TLSSocket)) return undefined;
-    const cert = this.socket.getPeerCertificate();
+    // Node hands back {} when the peer sent no certificate, whatever its type says.
+    const cert: Partial<tls.PeerCertificate> = this.socket.getPeerCertificate();
     const cn = cert.subject?.CN ?? '';
     const subject = Array.isArray(cn) ? cn.join(', ') : cn;
     return { protocol: this.socket.getProtocol() ?? '', cipher: this.socket.getCipher().name, subject, validTo: cert.valid_to ?? '' };
@@ -258,10 +259,8 @@ export class SmtpConnection {
   allowPipelining(on: boolean): void {
     this.pipelined = on;
     if (!on) return;
-    while (this.held.length > 0) {
-      const { group, slot, replies } = this.held.shift()!;
-      this.writeGroup(group, slot, replies);
-    }
+    let next: HeldWrite | undefined;
+    while ((next = this.held.shift())) this.writeGroup(next.group, next.slot, next.replies);
   }
 
   /**
@@ -572,6 +571,8 @@ export class SmtpConnection {
       violation = { err };
     }
     for (const [i, reply] of replies.entries()) {
+      // dispatch() below may end the connection or doom it: checked before each reply.
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
       if (this.ended !== undefined || this.doomed) break;
       this.dispatch(reply, i < replies.length - 1 || this.parser.buffered > 0 || violation !== undefined);
     }
@@ -616,9 +617,9 @@ export class SmtpConnection {
 
   /** Lockstep: once every reply owed is in, the next held group goes. */
   private flushHeld(): void {
-    if (this.pending.length > 0 || this.held.length === 0 || this.ended !== undefined || this.upgrading) return;
-    const { group, slot, replies } = this.held.shift()!;
-    this.writeGroup(group, slot, replies);
+    if (this.pending.length > 0 || this.ended !== undefined || this.upgrading) return;
+    const next = this.held.shift();
+    if (next) this.writeGroup(next.group, next.slot, next.replies);
   }
 
   // A reply already read outranks the socket's own end: a server that answers 354 and 550 in one
@@ -675,8 +676,8 @@ export class SmtpConnection {
   }
 
   private remote(): string {
-    const s = this.socket;
-    return s.remoteAddress ? `${s.remoteAddress}:${s.remotePort}` : String(this.options.servername ?? 'socket');
+    const { remoteAddress, remotePort } = this.socket;
+    return remoteAddress && remotePort !== undefined ? `${remoteAddress}:${remotePort}` : (this.options.servername ?? 'socket');
   }
 
   private info(text: string): void {

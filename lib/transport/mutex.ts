@@ -3,9 +3,9 @@ import { Observable, Subscription } from 'rxjs';
 /** The holder's handle on the lock. */
 export interface Lock {
   /** Lets the next holder in now (idempotent). */
-  release(): void;
+  readonly release: () => void;
   /** Keeps the lock past the end of the work, until `release()` is called (cleanup that must finish first). */
-  keep(): void;
+  readonly keep: () => void;
 }
 
 /**

@@ -10,9 +10,9 @@
 export function parseCapabilities(ehloMessage: string): Record<string, string> {
   const features: Record<string, string> = {};
   for (const line of ehloMessage.split('\n').slice(1)) {
-    const oldStyleAuth = /^auth=(.*)/i.exec(line);
-    if (oldStyleAuth) {
-      features.auth = `${features.auth ?? ''} ${oldStyleAuth[1]}`;
+    const oldStyleAuth = /^auth=(.*)/i.exec(line)?.[1];
+    if (oldStyleAuth !== undefined) {
+      features.auth = `${features.auth ?? ''} ${oldStyleAuth}`;
       continue;
     }
     const match = /^([A-Za-z0-9][A-Za-z0-9-]*) ?/.exec(line);

@@ -249,6 +249,8 @@ describe('SMTP (smtplib surface)', () => {
 /** What `work` wrote to the real `process.stderr` (its write method swapped for the duration). */
 async function capturingStderr(work: () => Promise<unknown>): Promise<string[]> {
   const printed: string[] = [];
+  // Put back as it was afterwards, never called detached.
+  // eslint-disable-next-line @typescript-eslint/unbound-method
   const original = process.stderr.write;
   process.stderr.write = ((chunk: string | Uint8Array) => printed.push(String(chunk)) > 0) as typeof process.stderr.write;
   try {

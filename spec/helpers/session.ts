@@ -15,7 +15,7 @@ export function sessionOn(fake: FakeServer, options: SessionOptions & { host?: s
 export function openSession(
   port: number,
   options: Partial<SessionConfig> = {},
-): Promise<{ session: Session; close(): void }> {
+): Promise<{ session: Session; close: () => void }> {
   return new Promise((resolve, reject) => {
     const config: SessionConfig = { host: '127.0.0.1', port, localHostname: 'c.test', starttls: 'never', timeout: 5000, ...options };
     const subscription = session$(config).subscribe({
@@ -34,7 +34,7 @@ export function fakeSessions(options: Partial<SessionConfig> = { timeout: 2000 }
   open(script: FakeScript): Promise<Session>;
 } {
   let fake: FakeServer | undefined;
-  let held: { close(): void } | undefined;
+  let held: { close: () => void } | undefined;
   afterEach(async () => {
     held?.close();
     await fake?.close();

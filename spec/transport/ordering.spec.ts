@@ -14,7 +14,7 @@ const within = <T>(source$: Observable<T>): Promise<T[]> => lastValueFrom(source
 const outcome = <T>(source$: Observable<T>) => collect(source$.pipe(timeout(DEADLINE)));
 
 /** A body that writes its first part, then waits for `finish()` before the rest: "mid-body" on demand. */
-function gatedBody(): { body: AsyncIterable<Uint8Array>; finish(): void } {
+function gatedBody(): { body: AsyncIterable<Uint8Array>; finish: () => void } {
   let finish!: () => void;
   const gate = new Promise<void>((resolve) => (finish = resolve));
   async function* body(): AsyncGenerator<Uint8Array> {
