@@ -9,6 +9,8 @@ import nodemailer from 'nodemailer';
 import { ClientArgs, FROM, Report, canonicalText, cycle, main, message1k, mixedChunks, recipients, seconds } from './common';
 
 // No types ship for this internal module; it is the Transform nodemailer pipes every DATA body through.
+// An internal module of nodemailer's, without typings of its own.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
 const DataStream = require('nodemailer/lib/smtp-connection/data-stream') as new () => import('node:stream').Transform;
 
 /** W1, W2, W5: `count` messages through the pool, `concurrency` sendMail calls outstanding. */

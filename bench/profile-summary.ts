@@ -16,7 +16,7 @@ interface ProfileNode {
   readonly callFrame: CallFrame;
   readonly children?: readonly number[];
 }
-interface Profile {
+export interface Profile {
   readonly nodes: readonly ProfileNode[];
   readonly samples: readonly number[];
   readonly timeDeltas: readonly number[];
@@ -49,13 +49,16 @@ export function summarise(profile: Profile): {
   const add = (m: Map<string, number>, k: string, v: number): void => void m.set(k, (m.get(k) ?? 0) + v);
   for (const [id, ms] of selfById) {
     total += ms;
-    const frame = byId.get(id)!.callFrame;
+    const frame = byId.get(id)?.callFrame;
+    if (!frame) continue;
     add(self, label(frame), ms);
     add(files, frame.url ? shortUrl(frame.url) : `(${frame.functionName || 'native'})`, ms);
     // Inclusive: each distinct function on the stack once.
     const seen = new Set<string>();
     for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
-      const key = label(byId.get(cur)!.callFrame);
+      const node = byId.get(cur);
+      if (!node) break;
+      const key = label(node.callFrame);
       if (!seen.has(key)) add(inclusive, key, ms);
       seen.add(key);
     }

@@ -42,7 +42,10 @@ async function inProcess(args: ClientArgs): Promise<Report> {
   let failed = 0;
   const t0 = seconds();
   await new Promise<void>((resolve, reject) =>
-    sendAll$(pool, messages()).subscribe({ next: (o) => void (o.status === 'sent' ? sent++ : failed++), error: reject, complete: resolve }),
+    sendAll$(pool, messages()).subscribe({ next: (o) => {
+          if (o.status === 'sent') sent++;
+          else failed++;
+        }, error: reject, complete: resolve }),
   );
   const elapsed = seconds() - t0;
   await pool.close();
@@ -90,12 +93,12 @@ function startWorkerProcess(args: ClientArgs): Promise<ChildProcess> {
   const child = spawn(process.execPath, [__filename, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('a worker was not ready within 20 s')), 20_000);
-    child.stdout?.on('data', (d: Buffer) => {
+    child.stdout.on('data', (d: Buffer) => {
       if (!d.toString().includes('ready')) return;
       clearTimeout(timer);
       resolve(child);
     });
-    child.once('exit', (code) => reject(new Error(`a worker exited (${code}) before it was ready`)));
+    child.once('exit', (code) => reject(new Error(`a worker exited (${code ?? 'by a signal'}) before it was ready`)));
   });
 }
 
@@ -127,6 +130,6 @@ else
   main(async (a) => {
     if (a.variant === 'pool') return inProcess(a);
     const workers = Number(/^queue-(\d+)$/.exec(a.variant ?? '')?.[1]);
-    if (!(workers > 0)) throw new Error(`queue: no variant ${a.variant}`);
+    if (!(workers > 0)) throw new Error(`queue: no variant ${a.variant ?? '(none)'}`);
     return throughQueue(a, workers);
   });

@@ -54,7 +54,7 @@ async function rawSocket(args: ClientArgs): Promise<Report> {
   }
   socket.write('.\r\n');
   const [final] = await read(1);
-  if (!final?.startsWith('250')) throw new Error(`end of data refused: ${final}`);
+  if (!final?.startsWith('250')) throw new Error(`end of data refused: ${final ?? 'no reply'}`);
   const elapsed = seconds() - t0;
   socket.end('QUIT\r\n');
   return { messages: 1, failed: 0, bytes: args.count, seconds: elapsed, truncated: false };

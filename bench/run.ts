@@ -12,8 +12,8 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ClientArgs, Report, seconds, wholeLines } from './common';
-import { summarise } from './profile-summary';
-import { Argv, PINNING, REPO, drainPostfix, onClientCore, startPostfix, startProxy, startRedis, startSink, stopAll } from './servers';
+import { Profile, summarise } from './profile-summary';
+import { Argv, PINNING, stdoutOf, REPO, drainPostfix, onClientCore, startPostfix, startProxy, startRedis, startSink, stopAll } from './servers';
 
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
 const ONLY = (process.env.BENCH_ONLY ?? 'w1,w2,w3,w4,w5,w6').split(',');
@@ -98,7 +98,7 @@ async function runJob(job: Job): Promise<void> {
   // `/usr/bin/time -f '%M %e'`: the peak RSS in KiB (NaN when the file is missing).
   const maxKb = Number((timeLines.at(-1) ?? '').split(' ')[0]);
   if (code !== 0) {
-    const reason = wall >= job.timeoutS ? `killed after ${job.timeoutS} s` : `exit ${code}: ${firstError(stderr)}`;
+    const reason = wall >= job.timeoutS ? `killed after ${job.timeoutS} s` : `${code === null ? 'killed by a signal' : `exit ${code}`}: ${firstError(stderr)}`;
     // A row that already ran keeps its figures; the failed rerun is noted.
     if (row.status === 'ok') row.reason = `a rerun failed: ${reason}`;
     else [row.status, row.reason] = ['failed', reason];
@@ -278,15 +278,19 @@ function context(rows: Row[]): string {
   for (const workload of ['W1', 'W5']) {
     const floor = rows.find((r) => r.workload === workload && r.client === 'raw socket' && r.status === 'ok')?.rate;
     if (!floor) continue;
-    const others = rows.filter((r) => r.workload === workload && r.client !== 'raw socket' && r.status === 'ok' && r.rate !== undefined);
-    const first = new Map<Client, Row>();
-    for (const r of others) if (!first.has(r.client)) first.set(r.client, r);
-    lines.push(`  ${workload} ÷ bare socket loop: ${[...first.values()].map((r) => `${r.client} ${fmt(r.rate! / floor, 2)}`).join(', ')}`);
+    const first = new Map<Client, number>();
+    for (const r of rows) {
+      if (r.workload !== workload || r.client === 'raw socket' || r.status !== 'ok' || r.rate === undefined) continue;
+      if (!first.has(r.client)) first.set(r.client, r.rate);
+    }
+    lines.push(`  ${workload} ÷ bare socket loop: ${[...first].map(([client, rate]) => `${client} ${fmt(rate / floor, 2)}`).join(', ')}`);
   }
-  const w6 = rows.filter((r) => r.workload === 'W6' && r.status === 'ok' && r.rate !== undefined);
-  const pool = w6.find((r) => r.reference);
-  if (pool?.rate) {
-    const queued = w6.filter((r) => !r.reference).map((r) => `${/(\d) worker/.exec(r.setup)?.[1] ?? '?'} worker(s) ${fmt(r.rate! / pool.rate!, 2)}`);
+  const w6 = rows.filter((r) => r.workload === 'W6' && r.status === 'ok');
+  const poolRate = w6.find((r) => r.reference)?.rate;
+  if (poolRate) {
+    const queued = w6.flatMap((r) =>
+      r.reference || r.rate === undefined ? [] : [`${/(\d) worker/.exec(r.setup)?.[1] ?? '?'} worker(s) ${fmt(r.rate / poolRate, 2)}`],
+    );
     lines.push(`  W6 rx-smtp/queue ÷ the same pool in process: ${queued.join(', ')}`);
   }
   return lines.join('\n');
@@ -306,7 +310,7 @@ function table(rows: Row[]): string {
     [
       r.setup,
       r.report?.truncated ? `time bound hit: ${r.report.messages} msgs` : '',
-      (r.rates?.length ?? 0) > 1 ? `best of ${r.rates!.map((x) => fmt(x)).join(', ')}` : '',
+      r.rates && r.rates.length > 1 ? `best of ${r.rates.map((x) => fmt(x)).join(', ')}` : '',
       r.reason ?? '',
     ]
       .filter(Boolean)
@@ -331,7 +335,7 @@ async function profile(command: Argv, dir: string): Promise<string> {
   await new Promise((resolve) => child.on('close', resolve));
   const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
   if (!file) return `no profile written in ${dir}`;
-  const { total, self, inclusive } = summarise(JSON.parse(readFileSync(path.join(dir, file), 'utf8')));
+  const { total, self, inclusive } = summarise(JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as Profile);
   const top = (m: Map<string, number>, n: number, only = (_: string): boolean => true): string =>
     [...m].filter(([k]) => only(k)).sort((a, b) => b[1] - a[1]).slice(0, n)
       .map(([k, ms]) => `    ${((100 * ms) / total).toFixed(1).padStart(5)}%  ${k}`).join('\n');
@@ -396,7 +400,7 @@ async function main(): Promise<void> {
       const before = row.rates?.length ?? 0;
       await runJob(job);
       const rate = row.rates && row.rates.length > before ? row.rates[row.rates.length - 1] : undefined;
-      console.log(rate !== undefined ? `${fmt(rate)} ${row.unit}, ${fmt(row.peakRssMiB)} MiB` : `${row.status}: ${row.reason}`);
+      console.log(rate !== undefined ? `${fmt(rate)} ${row.unit}, ${fmt(row.peakRssMiB)} MiB` : `${row.status}: ${row.reason ?? ''}`);
       if (round === 1 && PROFILE && row.client === 'rx-smtp' && row.reference && ['W1', 'W3', 'W4', 'W5'].includes(row.workload)) {
         profiles.push(`${row.workload}:\n${await profile(job.command, path.join(RESULTS, `profile-${stamp}`, row.workload))}`);
       }
@@ -419,8 +423,8 @@ async function main(): Promise<void> {
     pinning: PINNING ?? null,
     rounds: { count: ROUNDS, workloads: REPEATED },
     versions: {
-      smtpSource: spawnSync('postconf', ['-dh', 'mail_version'], { encoding: 'utf8' }).stdout?.trim(),
-      python: spawnSync('python3', ['--version'], { encoding: 'utf8' }).stdout?.trim(),
+      smtpSource: stdoutOf(spawnSync('postconf', ['-dh', 'mail_version'], { encoding: 'utf8' }))?.trim(),
+      python: stdoutOf(spawnSync('python3', ['--version'], { encoding: 'utf8' }))?.trim(),
       nodemailer: (JSON.parse(readFileSync(require.resolve('nodemailer/package.json'), 'utf8')) as { version: string }).version,
     },
     idleRssMiB: idle,

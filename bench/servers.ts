@@ -2,7 +2,7 @@
  * The servers a bench run needs, all on 127.0.0.1 and all owned by the run: smtp-sink, a private
  * Postfix (bench/postfix.sh) and the delaying proxy. `stopAll` ends exactly what was started.
  */
-import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { ChildProcess, SpawnSyncReturns, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as net from 'node:net';
@@ -55,6 +55,9 @@ function own(child: ChildProcess): void {
  */
 export const PINNING = os.cpus().length >= 2 ? { sink: String(os.cpus().length - 1), clients: '0' } : undefined;
 
+/** What a program printed; null when it could not be started at all (ENOENT), whatever the typings say. */
+export const stdoutOf = (result: SpawnSyncReturns<string>): string | null => result.stdout;
+
 /** A command line: the program, then its arguments. */
 export type Argv = readonly [string, ...string[]];
 
@@ -106,7 +109,7 @@ export async function startPostfix(dir: string): Promise<number> {
 export async function drainPostfix(dir: string, timeoutMs = 30_000): Promise<boolean> {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
-    const out = spawnSync('postqueue', ['-c', path.join(dir, 'etc'), '-p'], { encoding: 'utf8' }).stdout ?? '';
+    const out = stdoutOf(spawnSync('postqueue', ['-c', path.join(dir, 'etc'), '-p'], { encoding: 'utf8' })) ?? '';
     if (out.includes('Mail queue is empty')) return true;
     await new Promise((r) => setTimeout(r, 250));
   }
@@ -125,5 +128,5 @@ export async function startProxy(targetPort: number, delayMs: number): Promise<n
 }
 
 export function stopAll(): void {
-  while (started.length > 0) started.pop()!();
+  for (let stop = started.pop(); stop; stop = started.pop()) stop();
 }

@@ -231,7 +231,7 @@ class SoakSession {
     const action = fault?.action ?? { reply };
     if ('stall' in action) return this.stop();
     if ('reply' in action) this.out.push(`${action.reply}\r\n`);
-    if (!('cut' in action) || !action.cut) return true;
+    if (!('cut' in action)) return true;
     this.flush();
     if (action.cut === 'fin') this.socket.end();
     else this.socket.resetAndDestroy();
@@ -252,6 +252,8 @@ class SoakSession {
   private onData(chunk: Buffer): void {
     if (this.ended) return;
     this.buffer = this.buffer.length ? Buffer.concat([this.buffer, chunk]) : chunk;
+    // step() ends the session when it cuts or stalls the connection.
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
     while (!this.ended && this.step());
     this.flush();
   }

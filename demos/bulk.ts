@@ -38,7 +38,7 @@ async function main(): Promise<void> {
     if (status !== 'sending') statuses.set(status, (statuses.get(status) ?? 0) + 1);
   }
   // Exit code 1: some recipients were refused (every 40th message has nobody@ among its recipients).
-  console.log(`\nrx-smtp exited ${code} after ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  console.log(`\nrx-smtp exited ${code ?? 'on a signal'} after ${((Date.now() - started) / 1000).toFixed(1)} s`);
   console.log(`outcomes: ${[...statuses].map(([s, n]) => `${s} ${n}`).join(', ')}  (${outcomes})`);
   console.log(`the server accepted ${received.messages} messages and deferred ${received.deferred} with 451 (retried)`);
 }
@@ -66,7 +66,7 @@ async function startServer(received: { messages: number; deferred: number }): Pr
     disabledCommands: ['STARTTLS'],
     disableReverseLookup: true,
     logger: false,
-    onMailFrom(address, _session, callback) {
+    onMailFrom(address, _session, callback): void {
       if (!address.address.startsWith('slow+') || deferred.has(address.address)) return callback();
       deferred.add(address.address);
       received.deferred++;
@@ -74,7 +74,7 @@ async function startServer(received: { messages: number; deferred: number }): Pr
       // pool's adaptive throttle back off, which is not what this demo shows.
       callback(Object.assign(new Error('4.3.0 Temporary local problem'), { responseCode: 451 }));
     },
-    onRcptTo(address, _session, callback) {
+    onRcptTo(address, _session, callback): void {
       if (address.address.startsWith('nobody@')) return callback(Object.assign(new Error('5.1.1 No such user'), { responseCode: 550 }));
       callback();
     },

@@ -204,7 +204,7 @@ describe('against smtp-sink fault injection', () => {
     expect(smtp.hasExtn('pipelining')).toBe(false);
     smtp.setDebuglevel(1);
     const wire: string[] = [];
-    const watching = smtp.debug$.subscribe((e) => wire.push(`${e.direction} ${e.text.split(' ')[0]}`));
+    const watching = smtp.debug$.subscribe((e) => wire.push(`${e.direction} ${e.text.replace(/ .*/s, '')}`));
     const id = token('nopipe');
     const { events, error } = await outcome(smtp.sendmail$(FROM, [TO, 'second@sink.test'], message(id, TO)));
     watching.unsubscribe();

@@ -8,7 +8,7 @@ import { ROOT } from './helpers/redis';
 import { defined } from '../spec/helpers/defined';
 
 const DEADLINE = 20_000;
-const cleanups: (() => Promise<unknown> | void)[] = [];
+const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });

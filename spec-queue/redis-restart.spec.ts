@@ -15,7 +15,6 @@ it('survives a Redis restart mid-run: the workers reconnect and the run complete
   const q = new MailQueue(queueName('restart'), { connection: connection(), retry: { attempts: 5, backoffMs: 200 }, eventsMaxLen: 50_000 });
   const { outcomes, subscription } = collectOutcomes({ name: q.name, connection: connection() });
   const workers: MailWorker[] = [];
-  let restartedAt = 0;
   try {
     await lastValueFrom(q.addBulk$(ids(MESSAGES).map((id) => message(id))));
     for (let i = 0; i < 2; i++) {
@@ -32,7 +31,7 @@ it('survives a Redis restart mid-run: the workers reconnect and the run complete
     await stopRedis(suiteRedis(), true);
     const during = accepted.length;
     await new Promise((r) => setTimeout(r, 1000));
-    restartedAt = accepted.length;
+    const restartedAt = accepted.length;
     await startRedis(suiteRedis());
     await until(() => outcomes.length >= MESSAGES, 90_000, `${MESSAGES} outcomes (have ${outcomes.length})`);
     console.log(

@@ -11,7 +11,7 @@ import { collectOutcomes, connection, message, queueName, recordingServer, start
 const LOCK = { lockDuration: 1500, stalledInterval: 500 };
 const DEADLINE = 30_000;
 
-const cleanups: (() => Promise<unknown> | void)[] = [];
+const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });

@@ -16,7 +16,7 @@ interface RowView {
   readonly chips: readonly { readonly recipient: string; readonly state: string }[];
 }
 
-let browser: Browser;
+let browser: Browser | undefined;
 let demo: Demo | undefined;
 
 beforeAll(async () => {
@@ -36,7 +36,7 @@ afterEach(async () => {
 /** The demo and a 1280×800 page on it. */
 async function open(mail: MailServerOptions = {}): Promise<{ demo: Demo; page: Page }> {
   demo = await startDemo({ mail });
-  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  const page = await defined(browser, 'a browser (beforeAll)').newPage({ viewport: { width: 1280, height: 800 } });
   await page.goto(demo.url);
   return { demo, page };
 }
@@ -71,7 +71,7 @@ function rows(page: Page): Promise<RowView[]> {
 
 function counts(page: Page): Promise<Record<string, number>> {
   return page.$$eval('[data-count]', (elements) =>
-    Object.fromEntries(elements.map((e) => [(e as HTMLElement).dataset.count, Number(e.textContent)])),
+    Object.fromEntries(elements.map((e) => [(e as HTMLElement).dataset.count ?? '', Number(e.textContent)] as const)),
   );
 }
 

@@ -124,7 +124,10 @@ function compileConsumers(): Promise<string> {
     });
     return tscRun.then(
       ({ stdout }) => stdout,
-      (e: { stdout?: string; message: string }) => e.stdout || e.message,
+      (e: unknown) => {
+        const { stdout, message } = e as { stdout?: string; message: string };
+        return stdout || message;
+      },
     );
   })();
   return compiling;

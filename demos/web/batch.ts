@@ -37,7 +37,7 @@ const NAMES = ['ada', 'grace', 'linus', 'margaret', 'barbara', 'ken', 'radia', '
 export function demoMessages(batch: string, size: number): DemoMessage[] {
   return Array.from({ length: size }, (_, id) => {
     const count = 1 + (id % 3);
-    const to = Array.from({ length: count }, (_, k) => `${NAMES[(id + k) % NAMES.length]}@example.test`);
+    const to = Array.from({ length: count }, (_, k) => `${NAMES[(id + k) % NAMES.length] ?? 'someone'}@example.test`);
     if (id % 9 === 8) to.splice(0, to.length, 'nobody@example.test');
     else if (id % 4 === 3) to.push('nobody@example.test');
     const body = `X-Demo-Id: ${batch}/${id}\r\nSubject: Batch ${batch}, message ${id}\r\n\r\nSent by the rx-smtp web demo.\r\n`;

@@ -77,14 +77,14 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     checkHost(req, port());
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-    const route = `${req.method} ${url.pathname}`;
+    const route = `${req.method ?? ''} ${url.pathname}`;
     const page = STATIC[url.pathname];
     if (req.method === 'GET' && page) return serveFile(res, page.file, page.type);
-    if (route === 'GET /api/events') return streamEvents(req, res);
-    if (route === 'POST /api/batches') return startBatch(await readJson(req), res);
-    const cancel = /^POST \/api\/batches\/([a-z0-9]{1,16})\/cancel$/.exec(route);
-    if (cancel?.[1] !== undefined) return cancelBatch(cancel[1], await readJson(req), res);
-    throw new HttpError(404, 'not found');
+    const cancel = /^POST \/api\/batches\/([a-z0-9]{1,16})\/cancel$/.exec(route)?.[1];
+    if (route === 'GET /api/events') streamEvents(req, res);
+    else if (route === 'POST /api/batches') startBatch(await readJson(req), res);
+    else if (cancel !== undefined) cancelBatch(cancel, await readJson(req), res);
+    else throw new HttpError(404, 'not found');
   }
 
   // Each page gets the current batch's log from the start, then its live events and stats;
@@ -178,7 +178,7 @@ async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> 
 
 function onlyKeys(body: Record<string, unknown>, keys: readonly string[]): void {
   const extra = Object.keys(body).filter((k) => !keys.includes(k));
-  if (extra.length > 0) throw new HttpError(400, `unexpected field ${extra[0]}`);
+  if (extra.length > 0) throw new HttpError(400, `unexpected field ${extra.join(', ')}`);
 }
 
 async function serveFile(res: ServerResponse, file: string, type: string): Promise<void> {

@@ -31,7 +31,7 @@ export function waitFor<T>(watched: string, what: string, check: () => T | undef
         const value = check();
         if (value !== undefined) finish(() => resolve(value));
       } catch (err) {
-        finish(() => reject(err));
+        finish(() => reject(err instanceof Error ? err : new Error(String(err))));
       }
     }
     attempt();
@@ -117,14 +117,14 @@ export class PostfixLog {
 
   /** Waits for a line matching `pattern` and returns it. */
   waitFor(pattern: RegExp, ms?: number): Promise<string> {
-    return waitFor(this.file, `a Postfix log line matching ${pattern}`, () => this.lines().find((l) => pattern.test(l)), ms);
+    return waitFor(this.file, `a Postfix log line matching ${String(pattern)}`, () => this.lines().find((l) => pattern.test(l)), ms);
   }
 
   /** Waits until `count` lines match `pattern`; returns them. */
   waitForCount(pattern: RegExp, count: number, ms?: number): Promise<string[]> {
     return waitFor(
       this.file,
-      `${count} Postfix log lines matching ${pattern}`,
+      `${count} Postfix log lines matching ${String(pattern)}`,
       () => {
         const found = this.lines().filter((l) => pattern.test(l));
         return found.length >= count ? found : undefined;

@@ -88,11 +88,11 @@ export interface WorkerProcess {
 export function startWorkerProcess(config: WorkerProcessConfig): WorkerProcess {
   const child = spawn(process.execPath, [WORKER_SCRIPT, JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+  child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const ready = new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`worker ${child.pid} not ready within 20 s: ${stderr}`)), 20_000);
-    child.stdout?.on('data', (d: Buffer) => {
+    const timer = setTimeout(() => reject(new Error(`worker ${child.pid ?? '?'} not ready within 20 s: ${stderr}`)), 20_000);
+    child.stdout.on('data', (d: Buffer) => {
       if (d.toString().includes('ready')) {
         clearTimeout(timer);
         resolve();
@@ -100,7 +100,7 @@ export function startWorkerProcess(config: WorkerProcessConfig): WorkerProcess {
     });
     void exited.then((code) => {
       clearTimeout(timer);
-      reject(new Error(`worker ${child.pid} exited (${code}) before it was ready: ${stderr}`));
+      reject(new Error(`worker ${child.pid ?? '?'} exited (${code ?? 'by a signal'}) before it was ready: ${stderr}`));
     });
   });
   ready.catch(() => undefined);

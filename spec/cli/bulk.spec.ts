@@ -143,8 +143,14 @@ describe('rx-smtp bulk', () => {
       const child = spawn('script', ['-q', '-e', '-c', command, '/dev/null'], { stdio: ['ignore', 'pipe', 'pipe'] });
       let text = '';
       child.stdout.on('data', (c: Buffer) => (text += c.toString()));
-      const deadline = setTimeout(() => (child.kill('SIGKILL'), reject(new Error(`no exit: ${text}`))), 15_000);
-      child.on('close', () => (clearTimeout(deadline), resolve(text)));
+      const deadline = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new Error(`no exit: ${text}`));
+      }, 15_000);
+      child.on('close', () => {
+        clearTimeout(deadline);
+        resolve(text);
+      });
     });
     const redraws = output.split('\r\x1b[K').slice(1);
     expect(redraws.length).toBeGreaterThanOrEqual(1);

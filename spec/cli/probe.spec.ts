@@ -41,7 +41,7 @@ describe('rx-smtp probe', () => {
     real = await startSmtpServer({ hideSTARTTLS: true });
     const result = await runCli(['probe', '-s', `smtp://127.0.0.1:${real.port}`, '--json']);
     expect(result.code).toBe(0);
-    expect(lines(result.stdout).map((l) => JSON.parse(l))).toEqual([
+    expect(lines(result.stdout).map((l) => JSON.parse(l) as unknown)).toEqual([
       expect.objectContaining({ greeting: expect.stringMatching(/^220 /), esmtp: true, tls: null, auth: ['LOGIN', 'PLAIN'], capabilities: expect.objectContaining({ pipelining: '' }) }),
     ]);
   });

@@ -252,7 +252,7 @@ async function capturingStderr(work: () => Promise<unknown>): Promise<string[]> 
   // Put back as it was afterwards, never called detached.
   // eslint-disable-next-line @typescript-eslint/unbound-method
   const original = process.stderr.write;
-  process.stderr.write = ((chunk: string | Uint8Array) => printed.push(String(chunk)) > 0) as typeof process.stderr.write;
+  process.stderr.write = (chunk: string | Uint8Array) => printed.push(String(chunk)) > 0;
   try {
     await work();
   } finally {

@@ -7,7 +7,7 @@ export interface Held {
   readonly connection: SmtpConnection;
   readonly subscription: Subscription;
   /** How connect$ ended: undefined while open, 'complete' or the error. */
-  readonly outcome: () => 'complete' | unknown;
+  readonly outcome: () => unknown;
   /** Unsubscribes (destroying the socket unless a graceful close is under way) and waits for the close. */
   release(): Promise<void>;
 }

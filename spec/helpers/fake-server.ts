@@ -257,6 +257,8 @@ export class FakeServer {
           }
           continue;
         }
+        // handle() sets `stalled` when the script says to stop reading.
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
         if (!handle(line) || stalled) break;
       }
       flush();

@@ -157,7 +157,10 @@ describe('SMTPPool', () => {
       let owed = false;
       const fake = await bench.fake({
         handlers: {
-          '.': () => ((owed = !owed) ? { raw: '' } : '250 2.0.0 queued'),
+          '.': () => {
+        owed = !owed;
+        return owed ? { raw: '' } : '250 2.0.0 queued';
+      },
           MAIL: () => (owed ? { raw: '250 2.0.0 queued\r\n250 2.1.0 Ok\r\n' } : '250 2.1.0 Ok'),
         },
       });

@@ -102,7 +102,12 @@ describe('sendAll', () => {
 });
 
 describe('pull$', () => {
-  const slow = (value: number) => new Observable<number>((s) => void setTimeout(() => (s.next(value), s.complete()), 1));
+  const slow = (value: number) => new Observable<number>((s) => {
+        setTimeout(() => {
+          s.next(value);
+          s.complete();
+        }, 1);
+      });
 
   it('completes at once on an empty source', async () => {
     expect(await collect(pull$([], 2, () => EMPTY))).toEqual({ values: [] });

@@ -72,7 +72,7 @@ describe('SMTPPool.send$', () => {
     const emitted = await lastValueFrom(
       bench
         .pool(fake.port, { retry })
-        .send$({ ...message(['good@x.test', 'bad@x.test']), onEvent: (e) => events.push(e.type === 'recipient' ? `${e.recipient} ${e.accepted}` : e.type) })
+        .send$({ ...message(['good@x.test', 'bad@x.test']), onEvent: (e) => events.push(e.type === 'recipient' ? `${e.recipient} ${String(e.accepted)}` : e.type) })
         .pipe(toArray()),
     );
     expect(emitted.map((o) => o.status)).toEqual(['sent']);

@@ -73,7 +73,7 @@ describe('SMTPPool adaptive throttling', () => {
     let refusals = 0;
     let peak = 0;
     const server = await startSmtpServer({
-      onConnect(session, callback) {
+      onConnect(session, callback): void {
         if (open.size >= LIMIT) {
           refusals++;
           return callback(replyError(421, 'Too many connections, try again later'));
@@ -110,7 +110,7 @@ describe('SMTPPool adaptive throttling', () => {
     const accepted: number[] = [];
     let refusals = 0;
     const server = await startSmtpServer({
-      onMailFrom(_address, _session, callback) {
+      onMailFrom(_address, _session, callback): void {
         const now = Date.now();
         while ((accepted[0] ?? now) <= now - 200) accepted.shift();
         if (accepted.length >= 20) {

@@ -76,7 +76,7 @@ describe('sendMessage$', () => {
       const before = Buffer.from(message);
       await collect(sendMessage$(session, message));
       expect(received()).toBe(BASIC.replace('Bcc: Root <root@localhost>\r\n', ''));
-      expect(envelopeLines()[0]).toBe(`MAIL FROM:<ann@example.com> SIZE=${server().session.messages[0]?.length}`);
+      expect(envelopeLines()[0]).toBe(`MAIL FROM:<ann@example.com> SIZE=${defined(server().session.messages[0], 'the message').length}`);
       expect(message.equals(before)).toBe(true);
     });
 

@@ -1,4 +1,4 @@
-import { Observable, catchError, firstValueFrom, lastValueFrom, mergeMap, of, range, take, toArray } from 'rxjs';
+import { Observable, catchError, lastValueFrom, mergeMap, of, range, take, toArray } from 'rxjs';
 import {
   SMTPDataError,
   SMTPNotSupportedError,
@@ -655,6 +655,5 @@ describe('sendmail$', () => {
     held?.close();
     await fake.closedSession();
     await expect(lastValueFrom(sendmail$(session, 'a@x.test', 'b@x.test', MESSAGE))).rejects.toBeInstanceOf(SMTPServerDisconnected);
-    void firstValueFrom;
   });
 });

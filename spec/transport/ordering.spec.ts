@@ -7,6 +7,7 @@ import { ipOnly, nameOnly } from '../helpers/certs';
 import { collect } from '../helpers/events';
 import { FakeScript, FakeServer } from '../helpers/fake-server';
 import { openSession } from '../helpers/session';
+import { defined } from '../helpers/defined';
 
 /** Every wait below has a deadline: a regression fails the test instead of hanging it. */
 const DEADLINE = 5_000;
@@ -75,9 +76,10 @@ describe('the connection owns order and time', () => {
 
     it('session$ unsubscribed mid-body destroys the connection at once: no QUIT inside the body, no wait for deadlines', async () => {
       fake = await FakeServer.start({});
-      let session!: Session;
-      const subscription = session$({ host: '127.0.0.1', port: fake.port, starttls: 'never' }).subscribe((s) => (session = s));
-      await fake.until(() => session !== undefined);
+      let ready: Session | undefined;
+      const subscription = session$({ host: '127.0.0.1', port: fake.port, starttls: 'never' }).subscribe((s) => (ready = s));
+      await fake.until(() => ready !== undefined);
+      const session = defined(ready, 'a ready session');
       const { body } = gatedBody();
       const sent = outcome(sendmail$(session, 'a@x.test', 'b@x.test', body));
       await fake.until(() => fake.text().includes('first part'));
@@ -92,9 +94,9 @@ describe('the connection owns order and time', () => {
 
     it('session$ unsubscribed while idle says QUIT', async () => {
       fake = await FakeServer.start({});
-      let session!: Session;
-      const subscription = session$({ host: '127.0.0.1', port: fake.port, starttls: 'never' }).subscribe((s) => (session = s));
-      await fake.until(() => session !== undefined);
+      let ready: Session | undefined;
+      const subscription = session$({ host: '127.0.0.1', port: fake.port, starttls: 'never' }).subscribe((s) => (ready = s));
+      await fake.until(() => ready !== undefined);
       subscription.unsubscribe();
       await fake.closedSession();
       expect(fake.session.commands.slice(-1)).toEqual(['QUIT']);

@@ -68,7 +68,7 @@ describe('server URLs on a loopback server', () => {
     const server = await startSmtpServer({
       authOptional: false,
       onAuth: (auth, _s, cb) => {
-        logins.push(`${auth.username}/${auth.password}`);
+        logins.push(`${auth.username ?? ''}/${auth.password ?? ''}`);
         cb(null, { user: auth.username });
       },
     });

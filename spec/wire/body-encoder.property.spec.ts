@@ -26,8 +26,8 @@ function loadJsBodyEncoder(): typeof BodyEncoder {
   let loaded: typeof import('../../lib/wire/body-encoder') | undefined;
   jest.isolateModules(() => {
     jest.doMock('../../lib/wire/encoder-wasm', () => ({ ENCODER_WASM: '' }));
-    expect(require('../../lib/wire/encoder-kernel').ENCODER_IMPLEMENTATION).toBe('js');
-    loaded = require('../../lib/wire/body-encoder');
+    expect((require('../../lib/wire/encoder-kernel') as typeof import('../../lib/wire/encoder-kernel')).ENCODER_IMPLEMENTATION).toBe('js');
+    loaded = require('../../lib/wire/body-encoder') as typeof import('../../lib/wire/body-encoder');
   });
   return loaded!.BodyEncoder;
 }

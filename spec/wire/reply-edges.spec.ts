@@ -8,7 +8,7 @@ function verdict(chunks: readonly string[]): string {
     return chunks.flatMap((chunk) => parser.push(Buffer.from(chunk, 'latin1'))).map((r) => `${r.code}:${r.message.length}`).join(',');
   } catch (err) {
     const { code, smtpCode } = err as { code?: string; smtpCode?: number };
-    return `${code} ${smtpCode ?? ''}`;
+    return `${code ?? ''} ${smtpCode ?? ''}`;
   }
 }
 
