@@ -20,7 +20,10 @@ export interface SaslMechanism {
   initialResponse(): Uint8Array | string | null;
   /** The answer to one decoded 334 challenge; throw to cancel (the exchange then sends '*'). */
   respond(challenge: Buffer): Uint8Array | string;
-  /** Called on 235: throws SMTPAuthenticationError when the mechanism could not verify the server (SCRAM without a verified server signature). */
+  /**
+   * Called on 235: throws SMTPAuthenticationError when the mechanism could not verify the server (SCRAM without a
+   * verified server signature).
+   */
   finish(): void;
 }
 

@@ -86,7 +86,10 @@ export async function bulk(argv: readonly string[], io: Io): Promise<ExitCode> {
   }
   const skip = new Set([...earlier.done, ...earlier.interrupted]);
   const todo = batch.filter((m) => !skip.has(m.id));
-  if (skip.size) io.err(`resuming: ${batch.length - todo.length} of ${batch.length} messages already sent or possibly delivered: skipped\n`);
+  if (skip.size) {
+    const skipped = `${batch.length - todo.length} of ${batch.length} messages`;
+    io.err(`resuming: ${skipped} already sent or possibly delivered: skipped\n`);
+  }
   const tally = new Tally(todo.length);
   earlier.interrupted.forEach(() => tally.counts['possibly-delivered']++);
   const stopDisplay = startDisplay(io.err, io.errColumns, (bar) => statusLine(tally, pool.stats, bar));

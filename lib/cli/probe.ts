@@ -70,12 +70,14 @@ function findings(session: Session): Findings {
 function report(found: Findings, io: Io): void {
   io.out(`greeting      ${found.greeting ?? '(none)'}`);
   io.out(`esmtp         ${found.esmtp ? 'yes' : 'no (HELO)'}`);
+  const { tls } = found;
   io.out(
-    found.tls
-      ? `tls           ${found.tls.protocol} ${found.tls.cipher}; certificate ${found.tls.subject}, expires ${found.tls.validTo}`
+    tls
+      ? `tls           ${tls.protocol} ${tls.cipher}; certificate ${tls.subject}, expires ${tls.validTo}`
       : 'tls           none (plaintext)',
   );
-  io.out(`auth          ${found.auth.join(' ') || 'none offered'}${found.authenticated ? ` (logged in with ${found.authenticated})` : ''}`);
+  const loggedIn = found.authenticated ? ` (logged in with ${found.authenticated})` : '';
+  io.out(`auth          ${found.auth.join(' ') || 'none offered'}${loggedIn}`);
   io.out('capabilities');
   for (const [name, value] of Object.entries(found.capabilities)) io.out(`  ${`${name.toUpperCase()} ${value.trim()}`.trim()}`);
 }

@@ -23,7 +23,10 @@ export class Tally {
 
 const BAR = 24;
 
-/** One status line: bar (on a terminal), msg/s and ETA first (a narrow terminal cuts the end), counts per outcome, connections, throttle level. */
+/**
+ * One status line: bar (on a terminal), msg/s and ETA first (a narrow terminal cuts the end), counts per outcome,
+ * connections, throttle level.
+ */
 export function statusLine(tally: Tally, pool: { readonly connections: number; readonly throttleLevel: number }, bar: boolean): string {
   const seconds = Math.max((Date.now() - tally.started) / 1000, 0.001);
   const rate = tally.done / seconds;

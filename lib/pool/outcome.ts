@@ -140,7 +140,10 @@ export function mergeRefusals(
   return merged;
 }
 
-/** What a failed follow-up says about its recipients: each one's refusal, or (no verdict per recipient) the ones they had. */
+/**
+ * What a failed follow-up says about its recipients: each one's refusal, or (no verdict per
+ * recipient) the ones they had.
+ */
 export function refusalsAfter(err: unknown, retried: readonly string[], before: Readonly<Record<string, Reply>>): Readonly<Record<string, Reply>> {
   if (hasCode(err, 'ERR_SMTP_RECIPIENTS_REFUSED')) return (err as SMTPRecipientsRefused).recipients;
   return refusalsOf(before, retried);

@@ -28,7 +28,18 @@ export const THROTTLE_RULES: readonly ThrottleRule[] = [
   // Postfix anvil "Error: too much mail from …", Exchange/Gmail "try again later", "rate limit".
   {
     codes: TRANSIENT_REFUSALS,
-    text: /throttl|rate limit|rate exceeded|too much mail|too many (messages|connections|sessions)|try again later|slow down/i,
+    text: new RegExp(
+      [
+        'throttl',
+        'rate limit',
+        'rate exceeded',
+        'too much mail',
+        'too many (messages|connections|sessions)',
+        'try again later',
+        'slow down',
+      ].join('|'),
+      'i',
+    ),
   },
 ];
 

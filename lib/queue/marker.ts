@@ -12,7 +12,9 @@ import { SMTPException } from '../errors';
  */
 export const MARKER_FIELD = 'rxsmtp:dot';
 
-/** Why the queue stopped an attempt: the job is another worker's now, it was already marked, or Redis did not answer. */
+/**
+ * Why the queue stopped an attempt: the job is another worker's now, it was already marked, or Redis did not answer.
+ */
 export type QueueErrorReason = 'lock-lost' | 'marked' | 'unavailable';
 
 /**

@@ -122,7 +122,11 @@ const UNLIMITED = { max: Number.MAX_SAFE_INTEGER, duration: 1000 };
  * `possibly-delivered` without sending it again. A job that comes back unmarked is sent normally.
  *
  * ```ts
- * const worker = startWorker({ queue: 'mail', connection: { host: 'redis' }, pool: { url: 'smtp://mx:25', maxConnections: 8 } });
+ * const worker = startWorker({
+ *   queue: 'mail',
+ *   connection: { host: 'redis' },
+ *   pool: { url: 'smtp://mx:25', maxConnections: 8 },
+ * });
  * process.once('SIGTERM', () => worker.close());
  * ```
  *
@@ -188,7 +192,8 @@ export function startWorker(options: MailWorkerOptions): MailWorker {
       // Another worker holds the job now: it decides, and BullMQ will not let this one finish it.
       if (reason === 'lock-lost') throw sent.error;
       if (reason === 'marked') {
-        const why = `Job ${jobId} was marked by an earlier attempt: it may have been delivered, so it is not sent again`;
+        const why =
+          `Job ${jobId} was marked by an earlier attempt: ` + 'it may have been delivered, so it is not sent again';
         return finish(job, token, dots, possiblyDelivered(why, job.attemptsMade + sent.attempts, sent.error), { recovered: true });
       }
     }

@@ -141,7 +141,10 @@ class Transaction {
   private closing = false;
   /** A RCPT was answered 421: smtplib stops there. */
   private rcptClosing = false;
-  /** The connection's write channel while this transaction holds it; whether it went to the next one; whether cleanup keeps it. */
+  /**
+   * The connection's write channel while this transaction holds it; whether it went to the next one; whether cleanup
+   * keeps it.
+   */
   private turn?: Turn;
   private released = false;
   private kept = false;

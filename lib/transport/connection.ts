@@ -69,7 +69,10 @@ export interface ConnectionOptions extends TlsIdentity {
  * its last, so a NOOP, a QUIT or another transaction can never land inside its body.
  */
 export interface Turn {
-  /** Writes commands (and payloads) in one write; `handler` gets their replies in order. @return how many replies the group draws. */
+  /**
+   * Writes commands (and payloads) in one write; `handler` gets their replies in order.
+   * @return how many replies the group draws.
+   */
   request(out: Outgoing | readonly Outgoing[], options: RequestOptions, handler: ReplyHandler): number;
   /** `request` as a cold Observable: written when subscribed, emits each reply, completes after the last. */
   request$(out: Outgoing | readonly Outgoing[], options: RequestOptions): Observable<Reply>;

@@ -40,8 +40,20 @@ export function injectionError(): SMTPProtocolError {
  * Node's verification failures (OpenSSL's X509 codes and Node's own host-name check): the
  * certificate, not the network, is the problem.
  */
-const CERTIFICATE_CODES =
-  /^(ERR_TLS_CERT_ALTNAME_INVALID|HOSTNAME_MISMATCH|CERT_.*|.*_CERT(_.*)?|UNABLE_TO_.*|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|INVALID_CA|INVALID_PURPOSE|PATH_LENGTH_EXCEEDED)$/;
+const CERTIFICATE_CODES = new RegExp(
+  `^(${[
+    'ERR_TLS_CERT_ALTNAME_INVALID',
+    'HOSTNAME_MISMATCH',
+    'CERT_.*',
+    '.*_CERT(_.*)?',
+    'UNABLE_TO_.*',
+    'DEPTH_ZERO_SELF_SIGNED_CERT',
+    'SELF_SIGNED_CERT_IN_CHAIN',
+    'INVALID_CA',
+    'INVALID_PURPOSE',
+    'PATH_LENGTH_EXCEEDED',
+  ].join('|')})$`,
+);
 
 /**
  * What a socket error means: a certificate that failed verification is `SMTPCertificateError`

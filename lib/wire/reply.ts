@@ -23,7 +23,9 @@ export interface ReplyLimits {
   readonly maxReplyBytes: number;
 }
 
-/** The bounds a reply is held to unless the caller sets others: generous for any real server, finite for a hostile one. */
+/**
+ * The bounds a reply is held to unless the caller sets others: generous for any real server, finite for a hostile one.
+ */
 export const DEFAULT_REPLY_LIMITS: ReplyLimits = {
   maxLineLength: 8192,
   maxLines: 1000,
