@@ -6,7 +6,9 @@ import prettier from 'eslint-config-prettier';
 import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
-const browserWithoutObservable = Object.fromEntries(Object.entries(globals.browser).filter(([name]) => name !== 'Observable'));
+const browserWithoutObservable = Object.fromEntries(
+  Object.entries(globals.browser).filter(([name]) => name !== 'Observable'),
+);
 
 /** A block of TypeScript files type-checked with `project`. */
 const typed = (files, project, extra = {}) => ({
@@ -26,7 +28,14 @@ export default defineConfig(
       // exactly; everything else strict keeps out (undefined, objects, booleans, any) stays out.
       '@typescript-eslint/restrict-template-expressions': [
         'error',
-        { allowAny: false, allowBoolean: false, allowNever: false, allowNullish: false, allowNumber: true, allowRegExp: false },
+        {
+          allowAny: false,
+          allowBoolean: false,
+          allowNever: false,
+          allowNullish: false,
+          allowNumber: true,
+          allowRegExp: false,
+        },
       ],
       // `(x) => subject.next(x)` and `if (done) return this.fail(err);` in a void function are the
       // house style (RxJS callbacks, early exits); a void value used as a value is still an error.

@@ -85,12 +85,15 @@ const CHUNK = 64 * 1024;
 
 /** 64 CRLF lines; W3's body repeats it, so a multiple of its length ends with CRLF (see `wholeLines`). */
 const CANONICAL_PATTERN = Buffer.from(
-  Array.from({ length: 64 }, (_, i) => `${'abcdefghij'.repeat(1 + (i % 7))} line ${i} of the generated body\r\n`).join(''),
+  Array.from({ length: 64 }, (_, i) => `${'abcdefghij'.repeat(1 + (i % 7))} line ${i} of the generated body\r\n`).join(
+    '',
+  ),
   'latin1',
 );
 
 /** `bytes` rounded down to whole repetitions of W3's pattern: the body then ends with CRLF. */
-export const wholeLines = (bytes: number): number => Math.max(1, Math.floor(bytes / CANONICAL_PATTERN.length)) * CANONICAL_PATTERN.length;
+export const wholeLines = (bytes: number): number =>
+  Math.max(1, Math.floor(bytes / CANONICAL_PATTERN.length)) * CANONICAL_PATTERN.length;
 
 /**
  * W3's body: `total` bytes (a `wholeLines` size) of CRLF text with no line starting with ".", made 64 KiB at a time
@@ -105,7 +108,7 @@ export async function* canonicalText(total: number): AsyncGenerator<Buffer> {
   for (let done = 0; done < total; done += CHUNK) {
     const size = Math.min(CHUNK, total - done);
     const chunk = Buffer.allocUnsafe(size);
-    for (let filled = 0; filled < size; ) {
+    for (let filled = 0; filled < size;) {
       const n = pattern.copy(chunk, filled, offset, Math.min(pattern.length, offset + size - filled));
       filled += n;
       offset = (offset + n) % pattern.length;

@@ -6,7 +6,18 @@
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import nodemailer from 'nodemailer';
-import { ClientArgs, FROM, Report, canonicalText, cycle, main, message1k, mixedChunks, recipients, seconds } from './common';
+import {
+  ClientArgs,
+  FROM,
+  Report,
+  canonicalText,
+  cycle,
+  main,
+  message1k,
+  mixedChunks,
+  recipients,
+  seconds,
+} from './common';
 
 // No types ship for this internal module; it is the Transform nodemailer pipes every DATA body through.
 // An internal module of nodemailer's, without typings of its own.
@@ -54,9 +65,17 @@ async function pooled(args: ClientArgs, connections: number): Promise<Report> {
 
 /** W3: one streamed body of `count` bytes. */
 async function bigBody(args: ClientArgs): Promise<Report> {
-  const transport = nodemailer.createTransport({ host: args.host, port: args.port, ignoreTLS: true, name: 'bench.test' });
+  const transport = nodemailer.createTransport({
+    host: args.host,
+    port: args.port,
+    ignoreTLS: true,
+    name: 'bench.test',
+  });
   const t0 = seconds();
-  await transport.sendMail({ envelope: { from: FROM, to: recipients(1) }, raw: Readable.from(canonicalText(args.count)) });
+  await transport.sendMail({
+    envelope: { from: FROM, to: recipients(1) },
+    raw: Readable.from(canonicalText(args.count)),
+  });
   transport.close();
   return { messages: 1, failed: 0, bytes: args.count, seconds: seconds() - t0, truncated: false };
 }
@@ -93,7 +112,14 @@ async function encoder(args: ClientArgs): Promise<Report> {
     });
     await pipeline(Readable.from(cycle(chunks, args.count)), ds, sink);
   }
-  return { messages: 0, failed: 0, bytes: args.count, seconds: seconds() - t0, truncated: false, note: `${out} bytes out` };
+  return {
+    messages: 0,
+    failed: 0,
+    bytes: args.count,
+    seconds: seconds() - t0,
+    truncated: false,
+    note: `${out} bytes out`,
+  };
 }
 
 main((args) => {

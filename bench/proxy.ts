@@ -35,7 +35,9 @@ export function startProxy(listenPort: number, targetPort: number, delayMs: numb
     delayed(client, upstream, delayMs);
     delayed(upstream, client, delayMs);
   });
-  server.listen(listenPort, '127.0.0.1', () => process.stdout.write(`ready ${(server.address() as net.AddressInfo).port}\n`));
+  server.listen(listenPort, '127.0.0.1', () =>
+    process.stdout.write(`ready ${(server.address() as net.AddressInfo).port}\n`),
+  );
   return server;
 }
 

@@ -23,7 +23,10 @@ const poolConfig = (args: ClientArgs): PoolConfig => ({
   maxMessagesPerConnection: Number.MAX_SAFE_INTEGER,
 });
 
-const connection = (args: ClientArgs): { host: string; port: number } => ({ host: '127.0.0.1', port: args.redisPort ?? 6379 });
+const connection = (args: ClientArgs): { host: string; port: number } => ({
+  host: '127.0.0.1',
+  port: args.redisPort ?? 6379,
+});
 
 /** The reference: the same pool in this process, `sendAll$` reading a generator. */
 async function inProcess(args: ClientArgs): Promise<Report> {
@@ -42,10 +45,14 @@ async function inProcess(args: ClientArgs): Promise<Report> {
   let failed = 0;
   const t0 = seconds();
   await new Promise<void>((resolve, reject) =>
-    sendAll$(pool, messages()).subscribe({ next: (o) => {
-          if (o.status === 'sent') sent++;
-          else failed++;
-        }, error: reject, complete: resolve }),
+    sendAll$(pool, messages()).subscribe({
+      next: (o) => {
+        if (o.status === 'sent') sent++;
+        else failed++;
+      },
+      error: reject,
+      complete: resolve,
+    }),
   );
   const elapsed = seconds() - t0;
   await pool.close();
@@ -59,7 +66,8 @@ async function throughQueue(args: ClientArgs, workers: number): Promise<Report> 
   const children: ChildProcess[] = [];
   try {
     await queue.queue.obliterate({ force: true });
-    for (let i = 0; i < workers; i++) children.push(await startWorkerProcess({ ...args, variant: 'worker', queue: name }));
+    for (let i = 0; i < workers; i++)
+      children.push(await startWorkerProcess({ ...args, variant: 'worker', queue: name }));
     const body = message1k().toString('latin1');
     const to = recipients(args.rcpts);
     const t0 = seconds();
@@ -80,7 +88,14 @@ async function throughQueue(args: ClientArgs, workers: number): Promise<Report> 
       await new Promise((r) => setTimeout(r, 20));
     }
     const elapsed = seconds() - t0;
-    return { messages: counts.completed, failed: counts.failed, bytes: 0, seconds: elapsed, truncated, note: `${workers} worker process(es)` };
+    return {
+      messages: counts.completed,
+      failed: counts.failed,
+      bytes: 0,
+      seconds: elapsed,
+      truncated,
+      note: `${workers} worker process(es)`,
+    };
   } finally {
     await Promise.all(children.map((child) => stop(child)));
     await queue.queue.obliterate({ force: true }).catch(() => undefined);

@@ -31,7 +31,11 @@ function onReplies(socket: net.Socket, onLast: (line: string) => void, after: ()
 function replies(socket: net.Socket): (count: number) => Promise<string[]> {
   const lines: string[] = [];
   let waiter: (() => void) | undefined;
-  onReplies(socket, (line) => lines.push(line), () => waiter?.());
+  onReplies(
+    socket,
+    (line) => lines.push(line),
+    () => waiter?.(),
+  );
   return async (count) => {
     while (lines.length < count) await new Promise<void>((resolve) => (waiter = resolve));
     return lines.splice(0, count);

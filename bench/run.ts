@@ -13,7 +13,19 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ClientArgs, Report, seconds, wholeLines } from './common';
 import { Profile, summarise } from './profile-summary';
-import { Argv, PINNING, stdoutOf, REPO, drainPostfix, onClientCore, startPostfix, startProxy, startRedis, startSink, stopAll } from './servers';
+import {
+  Argv,
+  PINNING,
+  stdoutOf,
+  REPO,
+  drainPostfix,
+  onClientCore,
+  startPostfix,
+  startProxy,
+  startRedis,
+  startSink,
+  stopAll,
+} from './servers';
 
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
 const ONLY = (process.env.BENCH_ONLY ?? 'w1,w2,w3,w4,w5,w6').split(',');
@@ -62,16 +74,42 @@ interface Job {
   readonly timeoutS: number;
 }
 
-const node = (script: string, args: ClientArgs): Argv => [process.execPath, path.join(OUT, script), JSON.stringify(args)];
-const python = (args: ClientArgs): Argv => ['python3', path.join(REPO, 'bench', 'smtplib_client.py'), JSON.stringify(args)];
+const node = (script: string, args: ClientArgs): Argv => [
+  process.execPath,
+  path.join(OUT, script),
+  JSON.stringify(args),
+];
+const python = (args: ClientArgs): Argv => [
+  'python3',
+  path.join(REPO, 'bench', 'smtplib_client.py'),
+  JSON.stringify(args),
+];
 const smtpSource = (port: number, sessions: number, messages: number, rcpts: number): Argv => [
-  'smtp-source', '-d', '-s', String(sessions), '-m', String(messages), '-l', '1024', '-r', String(rcpts),
-  '-f', 'bench-sender@bench.test', '-t', 'rcpt@discard.test', `127.0.0.1:${port}`,
+  'smtp-source',
+  '-d',
+  '-s',
+  String(sessions),
+  '-m',
+  String(messages),
+  '-l',
+  '1024',
+  '-r',
+  String(rcpts),
+  '-f',
+  'bench-sender@bench.test',
+  '-t',
+  'rcpt@discard.test',
+  `127.0.0.1:${port}`,
 ];
 
 /** The line of a stderr dump that names the error (not Node's version banner). */
 const firstError = (stderr: string): string =>
-  stderr.split('\n').find((l) => /Error|error:|fatal/.test(l))?.trim() ?? stderr.trim().split('\n')[0] ?? '';
+  stderr
+    .split('\n')
+    .find((l) => /Error|error:|fatal/.test(l))
+    ?.trim() ??
+  stderr.trim().split('\n')[0] ??
+  '';
 
 /** Runs one client under /usr/bin/time; fills the row. */
 async function runJob(job: Job): Promise<void> {
@@ -98,14 +136,24 @@ async function runJob(job: Job): Promise<void> {
   // `/usr/bin/time -f '%M %e'`: the peak RSS in KiB (NaN when the file is missing).
   const maxKb = Number((timeLines.at(-1) ?? '').split(' ')[0]);
   if (code !== 0) {
-    const reason = wall >= job.timeoutS ? `killed after ${job.timeoutS} s` : `${code === null ? 'killed by a signal' : `exit ${code}`}: ${firstError(stderr)}`;
+    const reason =
+      wall >= job.timeoutS
+        ? `killed after ${job.timeoutS} s`
+        : `${code === null ? 'killed by a signal' : `exit ${code}`}: ${firstError(stderr)}`;
     // A row that already ran keeps its figures; the failed rerun is noted.
     if (row.status === 'ok') row.reason = `a rerun failed: ${reason}`;
     else [row.status, row.reason] = ['failed', reason];
     return;
   }
   const report: Report = job.external
-    ? { messages: job.external.messages, failed: 0, bytes: 0, seconds: wall, truncated: false, note: 'wall time of the process' }
+    ? {
+        messages: job.external.messages,
+        failed: 0,
+        bytes: 0,
+        seconds: wall,
+        truncated: false,
+        note: 'wall time of the process',
+      }
     : (JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as Report);
   const rate = row.unit === 'MB/s' ? report.bytes / report.seconds / 1e6 : report.messages / report.seconds;
   row.rates = [...(row.rates ?? []), rate];
@@ -128,7 +176,14 @@ function plan(ports: {
   redisError: string | undefined;
 }): Job[] {
   const jobs: Job[] = [];
-  const add = (workload: string, client: Client, setup: string, unit: Row['unit'], rest: Omit<Job, 'row'>, reference = false): void => {
+  const add = (
+    workload: string,
+    client: Client,
+    setup: string,
+    unit: Row['unit'],
+    rest: Omit<Job, 'row'>,
+    reference = false,
+  ): void => {
     if (!ONLY.includes(workload.toLowerCase())) return;
     jobs.push({ row: { workload, client, setup, unit, status: 'pending', reference }, ...rest });
   };
@@ -137,11 +192,28 @@ function plan(ports: {
   // W1: one connection, 1 KiB, one recipient, to smtp-sink.
   const w1n = scaled(20_000);
   const w1 = { ...base, workload: 'w1' as const, port: ports.sink, count: w1n };
-  add('W1', 'rx-smtp', `withSession$ + mergeMap(sendmail$, 32), ${w1n} msgs`, 'msg/s', { command: node('rx-smtp.js', { ...w1, concurrency: 32 }), timeoutS: 60 }, true);
-  add('W1', 'smtp-source', `-s 1 -d, lockstep, ${w1n} msgs`, 'msg/s', { command: smtpSource(ports.sink, 1, w1n, 1), external: { messages: w1n }, timeoutS: 60 });
-  add('W1', 'nodemailer', `pool, maxConnections 1, 16 sendMail outstanding, ${w1n} msgs`, 'msg/s', { command: node('nodemailer.js', { ...w1, concurrency: 16 }), timeoutS: 60 });
+  add(
+    'W1',
+    'rx-smtp',
+    `withSession$ + mergeMap(sendmail$, 32), ${w1n} msgs`,
+    'msg/s',
+    { command: node('rx-smtp.js', { ...w1, concurrency: 32 }), timeoutS: 60 },
+    true,
+  );
+  add('W1', 'smtp-source', `-s 1 -d, lockstep, ${w1n} msgs`, 'msg/s', {
+    command: smtpSource(ports.sink, 1, w1n, 1),
+    external: { messages: w1n },
+    timeoutS: 60,
+  });
+  add('W1', 'nodemailer', `pool, maxConnections 1, 16 sendMail outstanding, ${w1n} msgs`, 'msg/s', {
+    command: node('nodemailer.js', { ...w1, concurrency: 16 }),
+    timeoutS: 60,
+  });
   add('W1', 'smtplib', `sendmail() in a loop, ${w1n} msgs`, 'msg/s', { command: python(w1), timeoutS: 60 });
-  add('W1', 'raw socket', `bare socket loop, no checks, envelope stacked with each body, ${w1n} msgs`, 'msg/s', { command: node('raw-socket.js', { ...w1, variant: 'stacked' }), timeoutS: 60 });
+  add('W1', 'raw socket', `bare socket loop, no checks, envelope stacked with each body, ${w1n} msgs`, 'msg/s', {
+    command: node('raw-socket.js', { ...w1, variant: 'stacked' }),
+    timeoutS: 60,
+  });
 
   // W2: ten recipients per message to Postfix, through the 10 ms round-trip proxy.
   const w2n = scaled(20_000);
@@ -150,48 +222,121 @@ function plan(ports: {
     for (const client of ['rx-smtp', 'smtp-source', 'nodemailer', 'smtplib'] as const) {
       add('W2', client, 'Postfix unavailable', 'msg/s', { timeoutS: 0 });
     }
-    jobs.filter((j) => j.row.workload === 'W2').forEach((j) => ((j.row.status = 'skipped'), (j.row.reason = ports.postfixError)));
+    jobs
+      .filter((j) => j.row.workload === 'W2')
+      .forEach((j) => ((j.row.status = 'skipped'), (j.row.reason = ports.postfixError)));
   } else {
     const w2 = { ...base, workload: 'w2' as const, rcpts: 10, maxSeconds: 25 };
-    add('W2', 'rx-smtp', `direct, no proxy, mergeMap 32, ≤${w2n} msgs / 25 s`, 'msg/s', { command: node('rx-smtp.js', { ...w2, port: ports.postfix, count: w2n, concurrency: 32 }), timeoutS: 60 });
-    add('W2', 'rx-smtp', `10 ms RTT proxy, mergeMap 32, ≤${w2n} msgs / 25 s`, 'msg/s', { command: node('rx-smtp.js', { ...w2, port: ports.proxy, count: w2n, concurrency: 32 }), timeoutS: 60 }, true);
+    add('W2', 'rx-smtp', `direct, no proxy, mergeMap 32, ≤${w2n} msgs / 25 s`, 'msg/s', {
+      command: node('rx-smtp.js', { ...w2, port: ports.postfix, count: w2n, concurrency: 32 }),
+      timeoutS: 60,
+    });
+    add(
+      'W2',
+      'rx-smtp',
+      `10 ms RTT proxy, mergeMap 32, ≤${w2n} msgs / 25 s`,
+      'msg/s',
+      { command: node('rx-smtp.js', { ...w2, port: ports.proxy, count: w2n, concurrency: 32 }), timeoutS: 60 },
+      true,
+    );
     const slow = { ...w2, port: ports.proxy, count: peers, maxSeconds: 12 };
-    add('W2', 'smtp-source', `10 ms RTT proxy, lockstep, ${peers} msgs (scaled down)`, 'msg/s', { command: smtpSource(ports.proxy, 1, peers, 10), external: { messages: peers }, timeoutS: 45 });
-    add('W2', 'nodemailer', `10 ms RTT proxy, pool of 1, ≤${peers} msgs / 12 s (scaled down)`, 'msg/s', { command: node('nodemailer.js', { ...slow, concurrency: 4 }), timeoutS: 45 });
-    add('W2', 'smtplib', `10 ms RTT proxy, ≤${peers} msgs / 12 s (scaled down)`, 'msg/s', { command: python(slow), timeoutS: 45 });
+    add('W2', 'smtp-source', `10 ms RTT proxy, lockstep, ${peers} msgs (scaled down)`, 'msg/s', {
+      command: smtpSource(ports.proxy, 1, peers, 10),
+      external: { messages: peers },
+      timeoutS: 45,
+    });
+    add('W2', 'nodemailer', `10 ms RTT proxy, pool of 1, ≤${peers} msgs / 12 s (scaled down)`, 'msg/s', {
+      command: node('nodemailer.js', { ...slow, concurrency: 4 }),
+      timeoutS: 45,
+    });
+    add('W2', 'smtplib', `10 ms RTT proxy, ≤${peers} msgs / 12 s (scaled down)`, 'msg/s', {
+      command: python(slow),
+      timeoutS: 45,
+    });
   }
 
   // W3: one big generated body to smtp-sink.
   const w3bytes = wholeLines(scaled(512 * MiB, MiB));
   const w3 = { ...base, workload: 'w3' as const, port: ports.sink, count: w3bytes };
   const size = `${(w3bytes / MiB).toFixed(0)} MiB`;
-  add('W3', 'rx-smtp', `sendmail$ of a lazy AsyncIterable, ${size}, DATA`, 'MB/s', { command: node('rx-smtp.js', w3), timeoutS: 90 }, true);
-  add('W3', 'raw socket', `net.Socket write/drain of the same bytes, ${size}`, 'MB/s', { command: node('raw-socket.js', w3), timeoutS: 90 });
-  add('W3', 'nodemailer', `sendMail raw: Readable of the same generator, ${size}`, 'MB/s', { command: node('nodemailer.js', w3), timeoutS: 90 });
-  add('W3', 'smtplib', `sendmail() of the same bytes held in memory, ${size}`, 'MB/s', { command: python(w3), timeoutS: 120 });
+  add(
+    'W3',
+    'rx-smtp',
+    `sendmail$ of a lazy AsyncIterable, ${size}, DATA`,
+    'MB/s',
+    { command: node('rx-smtp.js', w3), timeoutS: 90 },
+    true,
+  );
+  add('W3', 'raw socket', `net.Socket write/drain of the same bytes, ${size}`, 'MB/s', {
+    command: node('raw-socket.js', w3),
+    timeoutS: 90,
+  });
+  add('W3', 'nodemailer', `sendMail raw: Readable of the same generator, ${size}`, 'MB/s', {
+    command: node('nodemailer.js', w3),
+    timeoutS: 90,
+  });
+  add('W3', 'smtplib', `sendmail() of the same bytes held in memory, ${size}`, 'MB/s', {
+    command: python(w3),
+    timeoutS: 120,
+  });
 
   // W4: the body encoder alone on mixed text.
   const w4 = { ...base, workload: 'w4' as const, port: 0, count: scaled(512 * MiB, MiB) };
   const w4size = `${(w4.count / MiB).toFixed(0)} MiB mixed text`;
   add('W4', 'rx-smtp', `BodyEncoder.push, ${w4size}`, 'MB/s', { command: node('rx-smtp.js', w4), timeoutS: 60 }, true);
-  add('W4', 'nodemailer', `DataStream in a stream pipeline, ${w4size}`, 'MB/s', { command: node('nodemailer.js', { ...w4, variant: 'stream' }), timeoutS: 90 });
-  add('W4', 'nodemailer', `DataStream._transform called directly, ${w4size}`, 'MB/s', { command: node('nodemailer.js', { ...w4, variant: 'transform' }), timeoutS: 90 });
+  add('W4', 'nodemailer', `DataStream in a stream pipeline, ${w4size}`, 'MB/s', {
+    command: node('nodemailer.js', { ...w4, variant: 'stream' }),
+    timeoutS: 90,
+  });
+  add('W4', 'nodemailer', `DataStream._transform called directly, ${w4size}`, 'MB/s', {
+    command: node('nodemailer.js', { ...w4, variant: 'transform' }),
+    timeoutS: 90,
+  });
 
   // W5: many messages through a pool, 8 connections.
   const w5n = scaled(100_000);
   const w5 = { ...base, workload: 'w5' as const, port: ports.sink, count: w5n, maxSeconds: 60 };
-  add('W5', 'rx-smtp', `SMTPPool of 8, mergeMap(pool.sendmail$, 8), ${w5n} msgs`, 'msg/s', { command: node('rx-smtp.js', { ...w5, concurrency: 8 }), timeoutS: 90 }, true);
-  add('W5', 'rx-smtp', `SMTPPool of 2, mergeMap 8 (4 stacked per connection), ${w5n} msgs`, 'msg/s', { command: node('rx-smtp.js', { ...w5, concurrency: 8, variant: '2x4' }), timeoutS: 90 });
-  add('W5', 'rx-smtp', `SMTPPool of 8, mergeMap 32 (4 stacked per connection), ${w5n} msgs`, 'msg/s', { command: node('rx-smtp.js', { ...w5, concurrency: 32 }), timeoutS: 90 });
-  add('W5', 'smtp-source', `-s 8 -d, lockstep, ${w5n} msgs`, 'msg/s', { command: smtpSource(ports.sink, 8, w5n, 1), external: { messages: w5n }, timeoutS: 90 });
-  add('W5', 'nodemailer', `pool, maxConnections 8, 64 sendMail outstanding, ≤${w5n} msgs / 40 s`, 'msg/s', { command: node('nodemailer.js', { ...w5, concurrency: 64, maxSeconds: 40 }), timeoutS: 90 });
-  add('W5', 'raw socket', `bare socket loop on 8 connections, no checks, ${w5n} msgs`, 'msg/s', { command: node('raw-socket.js', { ...w5, concurrency: 8 }), timeoutS: 90 });
+  add(
+    'W5',
+    'rx-smtp',
+    `SMTPPool of 8, mergeMap(pool.sendmail$, 8), ${w5n} msgs`,
+    'msg/s',
+    { command: node('rx-smtp.js', { ...w5, concurrency: 8 }), timeoutS: 90 },
+    true,
+  );
+  add('W5', 'rx-smtp', `SMTPPool of 2, mergeMap 8 (4 stacked per connection), ${w5n} msgs`, 'msg/s', {
+    command: node('rx-smtp.js', { ...w5, concurrency: 8, variant: '2x4' }),
+    timeoutS: 90,
+  });
+  add('W5', 'rx-smtp', `SMTPPool of 8, mergeMap 32 (4 stacked per connection), ${w5n} msgs`, 'msg/s', {
+    command: node('rx-smtp.js', { ...w5, concurrency: 32 }),
+    timeoutS: 90,
+  });
+  add('W5', 'smtp-source', `-s 8 -d, lockstep, ${w5n} msgs`, 'msg/s', {
+    command: smtpSource(ports.sink, 8, w5n, 1),
+    external: { messages: w5n },
+    timeoutS: 90,
+  });
+  add('W5', 'nodemailer', `pool, maxConnections 8, 64 sendMail outstanding, ≤${w5n} msgs / 40 s`, 'msg/s', {
+    command: node('nodemailer.js', { ...w5, concurrency: 64, maxSeconds: 40 }),
+    timeoutS: 90,
+  });
+  add('W5', 'raw socket', `bare socket loop on 8 connections, no checks, ${w5n} msgs`, 'msg/s', {
+    command: node('raw-socket.js', { ...w5, concurrency: 8 }),
+    timeoutS: 90,
+  });
   // W5 naive (issue 12): the README's path as users write it, against sendAll$ holding as many messages.
   const naiveN = scaled(20_000);
   for (const k of NAIVE_K) {
     const pool = `SMTPPool of 8 × ${Math.ceil(k / 8)} stacked`;
-    add('W5', 'rx-smtp', `${naiveSetup(k)}, ${pool}, ${naiveN} msgs`, 'msg/s', { command: node('rx-smtp.js', { ...w5, count: naiveN, concurrency: k, variant: 'naive' }), timeoutS: 90 });
-    add('W5', 'rx-smtp', `${sendAllSetup(k)}, ${pool}, ${naiveN} msgs`, 'msg/s', { command: node('rx-smtp.js', { ...w5, count: naiveN, concurrency: k, variant: 'sendAll' }), timeoutS: 90 });
+    add('W5', 'rx-smtp', `${naiveSetup(k)}, ${pool}, ${naiveN} msgs`, 'msg/s', {
+      command: node('rx-smtp.js', { ...w5, count: naiveN, concurrency: k, variant: 'naive' }),
+      timeoutS: 90,
+    });
+    add('W5', 'rx-smtp', `${sendAllSetup(k)}, ${pool}, ${naiveN} msgs`, 'msg/s', {
+      command: node('rx-smtp.js', { ...w5, count: naiveN, concurrency: k, variant: 'sendAll' }),
+      timeoutS: 90,
+    });
   }
   // W6 (issue 15): the queue's overhead per message, 1 and 2 worker processes (each a pool of 8 × 4)
   // fed through Redis, against the same pool in process.
@@ -200,13 +345,32 @@ function plan(ports: {
     for (const setup of ['in-process pool', 'rx-smtp/queue, 1 worker process', 'rx-smtp/queue, 2 worker processes']) {
       add('W6', 'rx-smtp', setup, 'msg/s', { timeoutS: 0 });
     }
-    jobs.filter((j) => j.row.workload === 'W6').forEach((j) => ((j.row.status = 'skipped'), (j.row.reason = ports.redisError)));
+    jobs
+      .filter((j) => j.row.workload === 'W6')
+      .forEach((j) => ((j.row.status = 'skipped'), (j.row.reason = ports.redisError)));
   } else {
-    const w6 = { ...base, workload: 'w6' as const, port: ports.sink, count: w6n, maxSeconds: 40, redisPort: ports.redis };
-    add('W6', 'rx-smtp', `in-process SMTPPool of 8 × 4, sendAll$, ${w6n} msgs`, 'msg/s', { command: node('queue.js', { ...w6, variant: 'pool' }), timeoutS: 90 }, true);
+    const w6 = {
+      ...base,
+      workload: 'w6' as const,
+      port: ports.sink,
+      count: w6n,
+      maxSeconds: 40,
+      redisPort: ports.redis,
+    };
+    add(
+      'W6',
+      'rx-smtp',
+      `in-process SMTPPool of 8 × 4, sendAll$, ${w6n} msgs`,
+      'msg/s',
+      { command: node('queue.js', { ...w6, variant: 'pool' }), timeoutS: 90 },
+      true,
+    );
     for (const n of [1, 2]) {
       const what = `rx-smtp/queue, ${n} worker process${n > 1 ? 'es' : ''} (each a pool of 8 × 4), Redis with AOF, ${w6n} msgs`;
-      add('W6', 'rx-smtp', what, 'msg/s', { command: node('queue.js', { ...w6, variant: `queue-${n}` }), timeoutS: 90 });
+      add('W6', 'rx-smtp', what, 'msg/s', {
+        command: node('queue.js', { ...w6, variant: `queue-${n}` }),
+        timeoutS: 90,
+      });
     }
   }
   return jobs;
@@ -233,18 +397,40 @@ interface Goal {
 
 function goals(rows: Row[]): Goal[] {
   const rate = (w: string, c: Client, setup?: string): number | undefined =>
-    rows.find((r) => r.workload === w && r.client === c && (!setup || r.setup.includes(setup)) && r.status === 'ok')?.rate;
-  const rss = (w: string, c: Client): number | undefined => rows.find((r) => r.workload === w && r.client === c && r.status === 'ok')?.peakRssMiB;
+    rows.find((r) => r.workload === w && r.client === c && (!setup || r.setup.includes(setup)) && r.status === 'ok')
+      ?.rate;
+  const rss = (w: string, c: Client): number | undefined =>
+    rows.find((r) => r.workload === w && r.client === c && r.status === 'ok')?.peakRssMiB;
   const over = (a?: number, b?: number): number | undefined => (a !== undefined && b ? a / b : undefined);
   const list: [string, number | undefined, number, 'min' | 'max'][] = [
     ['W1 rx-smtp ÷ smtp-source', over(rate('W1', 'rx-smtp'), rate('W1', 'smtp-source')), 2, 'min'],
     ['W1 rx-smtp ÷ nodemailer', over(rate('W1', 'rx-smtp'), rate('W1', 'nodemailer')), 5, 'min'],
-    ['W2 rx-smtp via proxy ÷ rx-smtp direct', over(rate('W2', 'rx-smtp', 'RTT proxy'), rate('W2', 'rx-smtp', 'direct')), 0.8, 'min'],
-    ['W2 rx-smtp via proxy ÷ smtplib via proxy', over(rate('W2', 'rx-smtp', 'RTT proxy'), rate('W2', 'smtplib')), 20, 'min'],
+    [
+      'W2 rx-smtp via proxy ÷ rx-smtp direct',
+      over(rate('W2', 'rx-smtp', 'RTT proxy'), rate('W2', 'rx-smtp', 'direct')),
+      0.8,
+      'min',
+    ],
+    [
+      'W2 rx-smtp via proxy ÷ smtplib via proxy',
+      over(rate('W2', 'rx-smtp', 'RTT proxy'), rate('W2', 'smtplib')),
+      20,
+      'min',
+    ],
     ['W3 rx-smtp ÷ raw socket', over(rate('W3', 'rx-smtp'), rate('W3', 'raw socket')), 0.95, 'min'],
     ['W3 rx-smtp peak RSS (MiB)', rss('W3', 'rx-smtp'), 64, 'max'],
-    ['W4 BodyEncoder ÷ DataStream (pipeline)', over(rate('W4', 'rx-smtp'), rate('W4', 'nodemailer', 'pipeline')), 5, 'min'],
-    ['W4 BodyEncoder ÷ DataStream (_transform)', over(rate('W4', 'rx-smtp'), rate('W4', 'nodemailer', '_transform')), 5, 'min'],
+    [
+      'W4 BodyEncoder ÷ DataStream (pipeline)',
+      over(rate('W4', 'rx-smtp'), rate('W4', 'nodemailer', 'pipeline')),
+      5,
+      'min',
+    ],
+    [
+      'W4 BodyEncoder ÷ DataStream (_transform)',
+      over(rate('W4', 'rx-smtp'), rate('W4', 'nodemailer', '_transform')),
+      5,
+      'min',
+    ],
     ['W5 rx-smtp ÷ smtp-source -s 8', over(rate('W5', 'rx-smtp'), rate('W5', 'smtp-source')), 1, 'min'],
     ['W5 rx-smtp ÷ nodemailer pool of 8', over(rate('W5', 'rx-smtp'), rate('W5', 'nodemailer')), 5, 'min'],
     ['W5 rx-smtp peak RSS (MiB)', rss('W5', 'rx-smtp'), 150, 'max'],
@@ -264,7 +450,12 @@ function goals(rows: Row[]): Goal[] {
   }));
   if (w5?.report) {
     const outcomes = w5.report.messages + w5.report.failed;
-    out.push({ goal: 'W5 rx-smtp outcomes = messages', measured: outcomes, target: scaled(100_000), pass: outcomes === scaled(100_000) });
+    out.push({
+      goal: 'W5 rx-smtp outcomes = messages',
+      measured: outcomes,
+      target: scaled(100_000),
+      pass: outcomes === scaled(100_000),
+    });
   }
   return out;
 }
@@ -283,20 +474,25 @@ function context(rows: Row[]): string {
       if (r.workload !== workload || r.client === 'raw socket' || r.status !== 'ok' || r.rate === undefined) continue;
       if (!first.has(r.client)) first.set(r.client, r.rate);
     }
-    lines.push(`  ${workload} ÷ bare socket loop: ${[...first].map(([client, rate]) => `${client} ${fmt(rate / floor, 2)}`).join(', ')}`);
+    lines.push(
+      `  ${workload} ÷ bare socket loop: ${[...first].map(([client, rate]) => `${client} ${fmt(rate / floor, 2)}`).join(', ')}`,
+    );
   }
   const w6 = rows.filter((r) => r.workload === 'W6' && r.status === 'ok');
   const poolRate = w6.find((r) => r.reference)?.rate;
   if (poolRate) {
     const queued = w6.flatMap((r) =>
-      r.reference || r.rate === undefined ? [] : [`${/(\d) worker/.exec(r.setup)?.[1] ?? '?'} worker(s) ${fmt(r.rate / poolRate, 2)}`],
+      r.reference || r.rate === undefined
+        ? []
+        : [`${/(\d) worker/.exec(r.setup)?.[1] ?? '?'} worker(s) ${fmt(r.rate / poolRate, 2)}`],
     );
     lines.push(`  W6 rx-smtp/queue ÷ the same pool in process: ${queued.join(', ')}`);
   }
   return lines.join('\n');
 }
 
-const fmt = (n: number | undefined, digits = 1): string => (n === undefined ? '–' : n >= 100 ? n.toFixed(0) : n.toFixed(digits));
+const fmt = (n: number | undefined, digits = 1): string =>
+  n === undefined ? '–' : n >= 100 ? n.toFixed(0) : n.toFixed(digits);
 
 function table(rows: Row[]): string {
   const head = ['workload', 'client', 'rate', 'unit', '÷ rx-smtp', 'peak RSS MiB', 'setup / note'];
@@ -323,7 +519,10 @@ function table(rows: Row[]): string {
 
 function goalTable(list: Goal[]): string {
   return list
-    .map((g) => `  ${g.pass === undefined ? 'n/a ' : g.pass ? 'MET ' : 'MISS'}  ${g.goal}: ${fmt(g.measured, 2)} (goal ${g.goal.includes('RSS') ? '≤' : '≥'} ${g.target})`)
+    .map(
+      (g) =>
+        `  ${g.pass === undefined ? 'n/a ' : g.pass ? 'MET ' : 'MISS'}  ${g.goal}: ${fmt(g.measured, 2)} (goal ${g.goal.includes('RSS') ? '≤' : '≥'} ${g.target})`,
+    )
     .join('\n');
 }
 
@@ -337,8 +536,12 @@ async function profile(command: Argv, dir: string): Promise<string> {
   if (!file) return `no profile written in ${dir}`;
   const { total, self, inclusive } = summarise(JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as Profile);
   const top = (m: Map<string, number>, n: number, only = (_: string): boolean => true): string =>
-    [...m].filter(([k]) => only(k)).sort((a, b) => b[1] - a[1]).slice(0, n)
-      .map(([k, ms]) => `    ${((100 * ms) / total).toFixed(1).padStart(5)}%  ${k}`).join('\n');
+    [...m]
+      .filter(([k]) => only(k))
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, n)
+      .map(([k, ms]) => `    ${((100 * ms) / total).toFixed(1).padStart(5)}%  ${k}`)
+      .join('\n');
   return `  ${path.relative(REPO, path.join(dir, file))} (${total.toFixed(0)} ms sampled)\n  self:\n${top(self, 15)}\n  inclusive (lib/):\n${top(inclusive, 12, (k) => k.includes('lib/'))}`;
 }
 
@@ -383,7 +586,9 @@ async function main(): Promise<void> {
     }
   }
   const cores = PINNING ? `; smtp-sink on CPU ${PINNING.sink}, clients on CPU ${PINNING.clients}` : '';
-  console.log(`bench: scale ${SCALE}; smtp-sink :${sink}; Postfix :${postfix ?? '–'}; proxy (5 ms each way) :${proxy ?? '–'}; Redis :${redis ?? '–'}${cores}`);
+  console.log(
+    `bench: scale ${SCALE}; smtp-sink :${sink}; Postfix :${postfix ?? '–'}; proxy (5 ms each way) :${proxy ?? '–'}; Redis :${redis ?? '–'}${cores}`,
+  );
   const jobs = plan({ sink, postfix, proxy, postfixError, redis, redisError });
   const profiles: string[] = [];
   for (let round = 1; round <= ROUNDS; round++) {
@@ -396,13 +601,27 @@ async function main(): Promise<void> {
         continue;
       }
       if (row.workload === 'W2' && postfix !== undefined) await drainPostfix(postfixDir);
-      process.stdout.write(`  ${round > 1 ? `(run ${round}) ` : ''}${row.workload} ${row.client.padEnd(11)} ${row.setup} … `);
+      process.stdout.write(
+        `  ${round > 1 ? `(run ${round}) ` : ''}${row.workload} ${row.client.padEnd(11)} ${row.setup} … `,
+      );
       const before = row.rates?.length ?? 0;
       await runJob(job);
       const rate = row.rates && row.rates.length > before ? row.rates[row.rates.length - 1] : undefined;
-      console.log(rate !== undefined ? `${fmt(rate)} ${row.unit}, ${fmt(row.peakRssMiB)} MiB` : `${row.status}: ${row.reason ?? ''}`);
-      if (round === 1 && PROFILE && row.client === 'rx-smtp' && row.reference && ['W1', 'W3', 'W4', 'W5'].includes(row.workload)) {
-        profiles.push(`${row.workload}:\n${await profile(job.command, path.join(RESULTS, `profile-${stamp}`, row.workload))}`);
+      console.log(
+        rate !== undefined
+          ? `${fmt(rate)} ${row.unit}, ${fmt(row.peakRssMiB)} MiB`
+          : `${row.status}: ${row.reason ?? ''}`,
+      );
+      if (
+        round === 1 &&
+        PROFILE &&
+        row.client === 'rx-smtp' &&
+        row.reference &&
+        ['W1', 'W3', 'W4', 'W5'].includes(row.workload)
+      ) {
+        profiles.push(
+          `${row.workload}:\n${await profile(job.command, path.join(RESULTS, `profile-${stamp}`, row.workload))}`,
+        );
       }
     }
   }
@@ -412,20 +631,31 @@ async function main(): Promise<void> {
   const goalList = goals(rows);
   const elapsed = seconds() - started;
   const idle = idleRss();
-  const idleText = Object.entries(idle).map(([k, v]) => `${k} ${v.toFixed(1)} MiB`).join(', ');
-  console.log(`\n${table(rows)}\n\nPeak RSS of a process that only loads the client: ${idleText}\n\nGoals (issue 7):\n${goalTable(goalList)}\n\nContext (no goal):\n${context(rows)}\n\nwall time ${elapsed.toFixed(0)} s`);
-  if (profiles.length > 0) console.log(`\nProfiles (reruns under --cpu-prof, not in the table):\n${profiles.join('\n')}`);
+  const idleText = Object.entries(idle)
+    .map(([k, v]) => `${k} ${v.toFixed(1)} MiB`)
+    .join(', ');
+  console.log(
+    `\n${table(rows)}\n\nPeak RSS of a process that only loads the client: ${idleText}\n\nGoals (issue 7):\n${goalTable(goalList)}\n\nContext (no goal):\n${context(rows)}\n\nwall time ${elapsed.toFixed(0)} s`,
+  );
+  if (profiles.length > 0)
+    console.log(`\nProfiles (reruns under --cpu-prof, not in the table):\n${profiles.join('\n')}`);
   const result = {
     date: new Date().toISOString(),
     scale: SCALE,
     wallSeconds: elapsed,
-    machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version, memMiB: Math.round(os.totalmem() / MiB) },
+    machine: {
+      cpus: os.cpus().length,
+      model: os.cpus()[0]?.model,
+      node: process.version,
+      memMiB: Math.round(os.totalmem() / MiB),
+    },
     pinning: PINNING ?? null,
     rounds: { count: ROUNDS, workloads: REPEATED },
     versions: {
       smtpSource: stdoutOf(spawnSync('postconf', ['-dh', 'mail_version'], { encoding: 'utf8' }))?.trim(),
       python: stdoutOf(spawnSync('python3', ['--version'], { encoding: 'utf8' }))?.trim(),
-      nodemailer: (JSON.parse(readFileSync(require.resolve('nodemailer/package.json'), 'utf8')) as { version: string }).version,
+      nodemailer: (JSON.parse(readFileSync(require.resolve('nodemailer/package.json'), 'utf8')) as { version: string })
+        .version,
     },
     idleRssMiB: idle,
     rows,

@@ -3,8 +3,29 @@
  * own process, so its peak RSS is its own.
  */
 import { Observable, lastValueFrom, map, mergeMap, range } from 'rxjs';
-import { BodyEncoder, PoolMessage, SMTPPool, SendEvent, Session, SessionConfig, sendAll$, sendmail$, withSession$ } from '../lib/index';
-import { ClientArgs, FROM, Report, canonicalText, cycle, main, message1k, mixedChunks, recipients, seconds } from './common';
+import {
+  BodyEncoder,
+  PoolMessage,
+  SMTPPool,
+  SendEvent,
+  Session,
+  SessionConfig,
+  sendAll$,
+  sendmail$,
+  withSession$,
+} from '../lib/index';
+import {
+  ClientArgs,
+  FROM,
+  Report,
+  canonicalText,
+  cycle,
+  main,
+  message1k,
+  mixedChunks,
+  recipients,
+  seconds,
+} from './common';
 
 /** What a timed run of sends counted: messages sent, sends that failed, and whether time ran out. */
 interface Tally {
@@ -21,7 +42,12 @@ interface Tally {
  * array that size: 9 µs per message at 100,000 (see README). The time bound is checked when a
  * message is emitted; past it the source completes and the messages in flight finish.
  */
-function countedSends(args: ClientArgs, deadline: number, tally: Tally, send$: () => Observable<SendEvent>): Observable<unknown> {
+function countedSends(
+  args: ClientArgs,
+  deadline: number,
+  tally: Tally,
+  send$: () => Observable<SendEvent>,
+): Observable<unknown> {
   let emitted = 0;
   let next = (): void => undefined;
   const messages$ = new Observable<number>((subscriber) => {
@@ -75,7 +101,8 @@ async function oneSession(args: ClientArgs): Promise<Report> {
 async function bigBody(args: ClientArgs): Promise<Report> {
   const config: SessionConfig = { host: args.host, port: args.port, starttls: 'never', localHostname: 'bench.test' };
   const t0 = seconds();
-  const send$ = (session: Session): Observable<unknown> => sendmail$(session, FROM, recipients(1), canonicalText(args.count));
+  const send$ = (session: Session): Observable<unknown> =>
+    sendmail$(session, FROM, recipients(1), canonicalText(args.count));
   await lastValueFrom(withSession$(config, send$), { defaultValue: undefined });
   return { messages: 1, failed: 0, bytes: args.count, seconds: seconds() - t0, truncated: false };
 }
@@ -88,7 +115,14 @@ function encoder(args: ClientArgs): Promise<Report> {
   const t0 = seconds();
   for (const chunk of cycle(chunks, args.count)) out += encoder.push(chunk).length;
   out += encoder.end().length;
-  return Promise.resolve({ messages: 0, failed: 0, bytes: args.count, seconds: seconds() - t0, truncated: false, note: `${out} bytes out` });
+  return Promise.resolve({
+    messages: 0,
+    failed: 0,
+    bytes: args.count,
+    seconds: seconds() - t0,
+    truncated: false,
+    note: `${out} bytes out`,
+  });
 }
 
 /**
@@ -146,13 +180,21 @@ async function naive(args: ClientArgs): Promise<Report> {
     for (let i = 0; i < args.count; i++) yield { from: FROM, to, body };
   }
   // Counted in a plain subscriber: no operator of the harness's own on the path being measured.
-  const sent$: Observable<boolean> = args.variant === 'sendAll'
-    ? sendAll$(pool, messages()).pipe(map((o) => o.status === 'sent'))
-    : range(0, args.count).pipe(mergeMap(() => pool.sendmail$(FROM, to, body), args.concurrency), map((e) => e.type === 'sent'));
+  const sent$: Observable<boolean> =
+    args.variant === 'sendAll'
+      ? sendAll$(pool, messages()).pipe(map((o) => o.status === 'sent'))
+      : range(0, args.count).pipe(
+          mergeMap(() => pool.sendmail$(FROM, to, body), args.concurrency),
+          map((e) => e.type === 'sent'),
+        );
   await new Promise<void>((resolve, reject) =>
-    sent$.subscribe({ next: (sent) => {
-          if (sent) tally.messages++;
-        }, error: reject, complete: resolve }),
+    sent$.subscribe({
+      next: (sent) => {
+        if (sent) tally.messages++;
+      },
+      error: reject,
+      complete: resolve,
+    }),
   );
   const elapsed = seconds() - t0;
   await pool.close();

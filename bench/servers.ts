@@ -83,11 +83,26 @@ export async function startSink(): Promise<number> {
  * Throws when redis-server is not installed.
  */
 export async function startRedis(dir: string): Promise<number> {
-  if (spawnSync('sh', ['-c', 'command -v redis-server']).status !== 0) throw new Error('redis-server is not installed (apt-get install -y redis-server)');
+  if (spawnSync('sh', ['-c', 'command -v redis-server']).status !== 0)
+    throw new Error('redis-server is not installed (apt-get install -y redis-server)');
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(dir, { recursive: true });
   const port = await freePort();
-  const redis: Argv = ['redis-server', '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--logfile', path.join(dir, 'redis.log')];
+  const redis: Argv = [
+    'redis-server',
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--dir',
+    dir,
+    '--save',
+    '',
+    '--appendonly',
+    'yes',
+    '--logfile',
+    path.join(dir, 'redis.log'),
+  ];
   const [exe, ...args]: Argv = PINNING ? ['taskset', '-c', PINNING.sink, ...redis] : redis;
   const child = spawn(exe, args, { stdio: ['ignore', 'ignore', 'inherit'] });
   own(child);
@@ -119,9 +134,13 @@ export async function drainPostfix(dir: string, timeoutMs = 30_000): Promise<boo
 /** The delaying proxy, in its own process so it does not share a CPU slice with the orchestrator. */
 export async function startProxy(targetPort: number, delayMs: number): Promise<number> {
   const port = await freePort();
-  const child = spawn(process.execPath, [path.join(__dirname, 'proxy.js'), String(port), String(targetPort), String(delayMs)], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [path.join(__dirname, 'proxy.js'), String(port), String(targetPort), String(delayMs)],
+    {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  );
   own(child);
   await listening(port);
   return port;

@@ -14,10 +14,7 @@
 import * as net from 'node:net';
 
 /** What the server does at one step: reply, cut (with or without a reply first), or never answer. */
-type Action =
-  | { readonly reply: string; readonly cut?: Cut }
-  | { readonly cut: Cut }
-  | { readonly stall: true };
+type Action = { readonly reply: string; readonly cut?: Cut } | { readonly cut: Cut } | { readonly stall: true };
 type Cut = 'fin' | 'rst';
 
 /** A weighted choice: `[probability, action, label]`; the rest of the mass is the step's normal answer. */
@@ -28,8 +25,16 @@ const rst = (reply?: string): Action => (reply ? { reply, cut: 'rst' } : { cut: 
 
 /** Fault tables per step; probabilities per draw. */
 const TABLES = {
-  greeting: [[0.01, fin('421 4.3.2 soak: try later'), '421+FIN'], [0.005, fin(), 'FIN'], [0.005, rst(), 'RST']],
-  ehlo: [[0.005, fin('421 4.3.2 soak: closing'), '421+FIN'], [0.003, fin(), 'FIN'], [0.003, rst(), 'RST']],
+  greeting: [
+    [0.01, fin('421 4.3.2 soak: try later'), '421+FIN'],
+    [0.005, fin(), 'FIN'],
+    [0.005, rst(), 'RST'],
+  ],
+  ehlo: [
+    [0.005, fin('421 4.3.2 soak: closing'), '421+FIN'],
+    [0.003, fin(), 'FIN'],
+    [0.003, rst(), 'RST'],
+  ],
   mail: [
     [0.01, { reply: '451 4.3.0 soak: MAIL later' }, '451'],
     [0.005, { reply: '550 5.7.1 soak: sender refused' }, '550'],
@@ -50,7 +55,10 @@ const TABLES = {
     [0.003, fin(), 'FIN'],
     [0.003, rst(), 'RST'],
   ],
-  body: [[0.003, fin(), 'FIN mid-body'], [0.003, rst(), 'RST mid-body']],
+  body: [
+    [0.003, fin(), 'FIN mid-body'],
+    [0.003, rst(), 'RST mid-body'],
+  ],
   final: [
     [0.01, { reply: '451 4.3.0 soak: queue full' }, '451'],
     [0.005, { reply: '554 5.6.0 soak: content refused' }, '554'],
@@ -62,7 +70,11 @@ const TABLES = {
     [0.003, rst('250 2.0.0 soak: queued'), '250+RST'],
     [0.0002, { stall: true }, 'stall'],
   ],
-  rset: [[0.01, fin(), 'FIN'], [0.01, rst(), 'RST'], [0.01, { reply: '500 5.5.1 soak: no reset' }, '500']],
+  rset: [
+    [0.01, fin(), 'FIN'],
+    [0.01, rst(), 'RST'],
+    [0.01, { reply: '500 5.5.1 soak: no reset' }, '500'],
+  ],
   quit: [[0.1, rst(), 'RST']],
 } as const satisfies Readonly<Record<string, Table>>;
 /** A step of the dialogue that can fail. */
@@ -274,7 +286,9 @@ class SoakSession {
     switch (verb) {
       case 'EHLO': {
         const ext = ['PIPELINING', '8BITMIME', 'ENHANCEDSTATUSCODES', ...(this.chunking ? ['CHUNKING'] : [])];
-        const lines = ['soak.test', ...ext].map((l, i, all) => `250${i === all.length - 1 ? ' ' : '-'}${l}`).join('\r\n');
+        const lines = ['soak.test', ...ext]
+          .map((l, i, all) => `250${i === all.length - 1 ? ' ' : '-'}${l}`)
+          .join('\r\n');
         return this.act(this.hooks.fault('ehlo', this.conn), lines);
       }
       case 'MAIL':
@@ -340,7 +354,8 @@ class SoakSession {
   private planCut(txn: Txn): void {
     txn.bodyStarted = true;
     const fault = this.hooks.fault('body', txn.id, txn.attempt);
-    if (fault) txn.cutAt = { bytes: Math.floor(this.hooks.draw('cut', txn.id, txn.attempt) * 256 * 1024), action: fault.action };
+    if (fault)
+      txn.cutAt = { bytes: Math.floor(this.hooks.draw('cut', txn.id, txn.attempt) * 256 * 1024), action: fault.action };
   }
 
   private dataLine(line: Buffer): boolean {

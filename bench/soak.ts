@@ -57,11 +57,18 @@ export interface SoakReport {
   /** Ids committed with other bytes than were sent. */
   readonly corrupt: readonly number[];
   /** Possibly delivered or cancelled, and committed or not (both are legal: for the record). */
-  readonly possiblyDelivered: Readonly<Record<'possibly-delivered' | 'cancelled', { readonly committed: number; readonly notCommitted: number }>>;
+  readonly possiblyDelivered: Readonly<
+    Record<'possibly-delivered' | 'cancelled', { readonly committed: number; readonly notCommitted: number }>
+  >;
   readonly faults: Readonly<Record<string, number>>;
   readonly connections: number;
   readonly violations: readonly string[];
-  readonly memory: { readonly rssStartMiB: number; readonly rssEndMiB: number; readonly heapStartMiB: number | undefined; readonly heapEndMiB: number | undefined };
+  readonly memory: {
+    readonly rssStartMiB: number;
+    readonly rssEndMiB: number;
+    readonly heapStartMiB: number | undefined;
+    readonly heapEndMiB: number | undefined;
+  };
   /** Handles alive after the pool and the server closed that were not alive before. */
   readonly handlesLeft: readonly string[];
 }
@@ -77,7 +84,8 @@ const LARGE_EVERY = 100;
 export function bodyOf(id: number): Buffer {
   const head = `Message-ID: <${id}@soak.test>\r\nSubject: soak ${id}\r\n\r\n`;
   const lines = [`Hello ${id}.`, '.a line with a leading dot', '..two dots', `.`, 'the end'];
-  const body = id % LARGE_EVERY === 7 ? Array.from({ length: 4_000 }, (_, i) => `${i} ${'x'.repeat(70)}`).concat(lines) : lines;
+  const body =
+    id % LARGE_EVERY === 7 ? Array.from({ length: 4_000 }, (_, i) => `${i} ${'x'.repeat(70)}`).concat(lines) : lines;
   return Buffer.from(`${head}${body.join('\r\n')}\r\n`, 'latin1');
 }
 
@@ -169,7 +177,9 @@ function cancelledSend$(pool: SMTPPool, id: number, r: number): Observable<End> 
   return pool.sendmail$(m.from, m.to, body).pipe(
     at ? takeWhile((event) => event.type !== at, true) : takeUntil(timer(Math.floor(((r - 0.6) / 0.4) * 100))),
     last((event) => event.type === 'sent', null),
-    map((sent): End => (sent ? { id, status: 'sent', cause: 'sent before its cancel' } : { id, status: 'cancelled', cause: 'cancelled' })),
+    map((sent): End =>
+      sent ? { id, status: 'sent', cause: 'sent before its cancel' } : { id, status: 'cancelled', cause: 'cancelled' },
+    ),
     catchError((err: unknown) => {
       const status = classifyFailure(err).status;
       return of<End>({ id, status, cause: causeOf(status, err) });
@@ -182,7 +192,12 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const handlesBefore = process.getActiveResourcesInfo();
   const heapStartMiB = heapAfterGc();
   const rssStartMiB = MiB(process.memoryUsage().rss);
-  const server = await SoakServer.start({ seed: options.seed, messages: options.messages, faultScale: options.faultScale, bodyOf });
+  const server = await SoakServer.start({
+    seed: options.seed,
+    messages: options.messages,
+    faultScale: options.faultScale,
+    bodyOf,
+  });
   const pool = new SMTPPool({
     host: '127.0.0.1',
     port: server.port,
@@ -258,7 +273,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     lost: [] as number[],
     committedButFailed: [] as number[],
   };
-  const possiblyDelivered = { 'possibly-delivered': { committed: 0, notCommitted: 0 }, cancelled: { committed: 0, notCommitted: 0 } };
+  const possiblyDelivered = {
+    'possibly-delivered': { committed: 0, notCommitted: 0 },
+    cancelled: { committed: 0, notCommitted: 0 },
+  };
   for (let id = 0; id < options.messages; id++) {
     // A message never fed (the time bound) is neither missing nor anything else.
     if (!fedIds[id]) continue;
@@ -271,7 +289,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     if (s) outcomes[s]++;
     if (s === 'sent' && commits === 0) report.lost.push(id);
     if ((s === 'failed' || s === 'refused') && commits > 0) report.committedButFailed.push(id);
-    if (s === 'possibly-delivered' || s === 'cancelled') possiblyDelivered[s][commits > 0 ? 'committed' : 'notCommitted']++;
+    if (s === 'possibly-delivered' || s === 'cancelled')
+      possiblyDelivered[s][commits > 0 ? 'committed' : 'notCommitted']++;
   }
   return {
     seed: options.seed,
@@ -295,7 +314,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
 export function verdict(report: SoakReport): string[] {
   const wrong: string[] = [];
   const ids = (what: string, list: readonly number[]): void => {
-    if (list.length > 0) wrong.push(`${list.length} ${what}: ${list.slice(0, 20).join(', ')}${list.length > 20 ? ' …' : ''}`);
+    if (list.length > 0)
+      wrong.push(`${list.length} ${what}: ${list.slice(0, 20).join(', ')}${list.length > 20 ? ' …' : ''}`);
   };
   ids('messages without an outcome', report.missing);
   ids('messages with more than one outcome', report.repeated);
@@ -303,7 +323,8 @@ export function verdict(report: SoakReport): string[] {
   ids('messages reported sent and never committed (lost)', report.lost);
   ids('messages reported failed/refused that the server committed', report.committedButFailed);
   ids('messages committed with other bytes than were sent', report.corrupt);
-  if (report.violations.length > 0) wrong.push(`protocol violations seen by the server: ${report.violations.slice(0, 5).join('; ')}`);
+  if (report.violations.length > 0)
+    wrong.push(`protocol violations seen by the server: ${report.violations.slice(0, 5).join('; ')}`);
   if (report.handlesLeft.length > 0) wrong.push(`handles left after close: ${report.handlesLeft.join(', ')}`);
   return wrong;
 }
@@ -318,14 +339,18 @@ export function describe(report: SoakReport): string {
       return `${s}: ${committed} committed by the server, ${notCommitted} not`;
     }),
     'causes:',
-    ...Object.entries(report.causes).sort().map(([cause, n]) => `  ${String(n).padStart(6)}  ${cause}`),
+    ...Object.entries(report.causes)
+      .sort()
+      .map(([cause, n]) => `  ${String(n).padStart(6)}  ${cause}`),
     'faults injected:',
     ...Object.entries(report.faults).map(([fault, n]) => `  ${String(n).padStart(6)}  ${fault}`),
     `checks: missing ${report.missing.length}, repeated ${report.repeated.length}, duplicates ${report.duplicates.length}, ` +
       `lost ${report.lost.length}, committed-but-failed ${report.committedButFailed.length}, corrupt ${report.corrupt.length}, ` +
       `violations ${report.violations.length}, handles left ${report.handlesLeft.length}`,
     `memory: RSS ${report.memory.rssStartMiB} → ${report.memory.rssEndMiB} MiB; heap after GC ` +
-      (report.memory.heapStartMiB === undefined ? 'not measured (run node with --expose-gc)' : `${report.memory.heapStartMiB} → ${report.memory.heapEndMiB ?? '?'} MiB`),
+      (report.memory.heapStartMiB === undefined
+        ? 'not measured (run node with --expose-gc)'
+        : `${report.memory.heapStartMiB} → ${report.memory.heapEndMiB ?? '?'} MiB`),
   ];
   return lines.join('\n');
 }

@@ -75,7 +75,8 @@ async function startServer(received: { messages: number; deferred: number }): Pr
       callback(Object.assign(new Error('4.3.0 Temporary local problem'), { responseCode: 451 }));
     },
     onRcptTo(address, _session, callback): void {
-      if (address.address.startsWith('nobody@')) return callback(Object.assign(new Error('5.1.1 No such user'), { responseCode: 550 }));
+      if (address.address.startsWith('nobody@'))
+        return callback(Object.assign(new Error('5.1.1 No such user'), { responseCode: 550 }));
       callback();
     },
     onData(stream, _session, callback) {

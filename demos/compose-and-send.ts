@@ -48,7 +48,12 @@ async function main(): Promise<void> {
   for (const { from, to, header } of received) {
     console.log(`\nthe server got MAIL FROM:<${from}>, RCPT TO: ${to.map((a) => `<${a}>`).join(' ')}`);
     console.log('and this header block (no Bcc field):\n');
-    console.log(header.split('\r\n').map((line) => `  | ${line}`).join('\n'));
+    console.log(
+      header
+        .split('\r\n')
+        .map((line) => `  | ${line}`)
+        .join('\n'),
+    );
     if (/^bcc:/im.test(header)) throw new Error('the Bcc field reached the server');
   }
 }
@@ -56,7 +61,9 @@ async function main(): Promise<void> {
 function print(event: SendEvent): void {
   switch (event.type) {
     case 'recipient':
-      console.log(`  ${event.recipient} ${event.accepted ? 'accepted' : 'REFUSED'} (${event.reply.code} ${event.reply.message})`);
+      console.log(
+        `  ${event.recipient} ${event.accepted ? 'accepted' : 'REFUSED'} (${event.reply.code} ${event.reply.message})`,
+      );
       break;
     case 'progress':
       console.log(`  ${event.bytesSent} bytes written`);

@@ -38,7 +38,9 @@ async function main(): Promise<void> {
 function print(subject: string, event: SendEvent): void {
   switch (event.type) {
     case 'recipient':
-      console.log(`  ${subject}: ${event.recipient} ${event.accepted ? 'accepted' : 'REFUSED'} (${event.reply.code} ${event.reply.message})`);
+      console.log(
+        `  ${subject}: ${event.recipient} ${event.accepted ? 'accepted' : 'REFUSED'} (${event.reply.code} ${event.reply.message})`,
+      );
       break;
     case 'progress':
       console.log(`  ${subject}: ${event.bytesSent} bytes written`);

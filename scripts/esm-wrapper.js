@@ -24,7 +24,10 @@ for (const entry of ENTRIES) {
   const target = path.relative(out, cjs).split(path.sep).join('/');
   fs.mkdirSync(out, { recursive: true });
   const named = names.map((n) => `  ${n},\n`).join('');
-  fs.writeFileSync(path.join(out, 'index.mjs'), `import cjs from '${target}';\nexport const {\n${named}} = cjs;\nexport default cjs;\n`);
+  fs.writeFileSync(
+    path.join(out, 'index.mjs'),
+    `import cjs from '${target}';\nexport const {\n${named}} = cjs;\nexport default cjs;\n`,
+  );
   fs.writeFileSync(
     path.join(out, 'index.d.mts'),
     `export * from '${target}';\nimport * as rx from '${target}';\nexport default rx;\n`,

@@ -7,8 +7,10 @@ import { OTHER, USER, env, passwordOf } from './helpers/env';
 import { PostfixLog, delivered } from './helpers/observe';
 import { plainPort, sendOnce } from './helpers/postfix';
 
-const submission = (auth: { user: string; password: string; mechanisms?: string[] }, starttls: 'required' | 'never' = 'required') =>
-  plainPort({ port: env.postfix.submission, starttls, auth });
+const submission = (
+  auth: { user: string; password: string; mechanisms?: string[] },
+  starttls: 'required' | 'never' = 'required',
+) => plainPort({ port: env.postfix.submission, starttls, auth });
 
 const ip = (host: string) => host.replace(/\./g, '\\.');
 
@@ -23,7 +25,11 @@ describe('AUTH through Postfix and Dovecot', () => {
       const { events, error } = await sendOnce(config, USER, [OTHER], message(id, OTHER));
       expect(error).toBeUndefined();
       expect(ofType(events, 'sent')).toHaveLength(1);
-      await log.waitFor(new RegExp(`client=\\S+\\[${ip(config.sourceAddress.host)}\\], sasl_method=${mechanism}, sasl_username=${USER}$`));
+      await log.waitFor(
+        new RegExp(
+          `client=\\S+\\[${ip(config.sourceAddress.host)}\\], sasl_method=${mechanism}, sasl_username=${USER}$`,
+        ),
+      );
       expect(await log.sessionEnd(config.sourceAddress.host)).toMatchObject({ starttls: '1', auth: '1', mail: '1' });
       await delivered(OTHER, id);
     });
@@ -46,7 +52,11 @@ describe('AUTH through Postfix and Dovecot', () => {
     const config = submission({ user: OTHER, password: passwordOf(OTHER) });
     const { error } = await sendOnce(config, OTHER, [USER], message(id, USER));
     expect(error).toBeUndefined();
-    await log.waitFor(new RegExp(`client=\\S+\\[${ip(config.sourceAddress.host)}\\], sasl_method=SCRAM-SHA-256, sasl_username=${OTHER}$`));
+    await log.waitFor(
+      new RegExp(
+        `client=\\S+\\[${ip(config.sourceAddress.host)}\\], sasl_method=SCRAM-SHA-256, sasl_username=${OTHER}$`,
+      ),
+    );
     await delivered(USER, id);
   });
 
@@ -64,10 +74,16 @@ describe('AUTH through Postfix and Dovecot', () => {
   it('authenticates over implicit TLS and delivers', async () => {
     const log = PostfixLog.mark();
     const id = token('auth-smtps');
-    const config = plainPort({ port: env.postfix.implicitTls, secure: true, auth: { user: USER, password: passwordOf(USER) } });
+    const config = plainPort({
+      port: env.postfix.implicitTls,
+      secure: true,
+      auth: { user: USER, password: passwordOf(USER) },
+    });
     const { error } = await sendOnce(config, USER, [OTHER], message(id, OTHER));
     expect(error).toBeUndefined();
-    await log.waitFor(new RegExp(`client=\\S+\\[${ip(config.sourceAddress.host)}\\], sasl_method=\\S+, sasl_username=${USER}$`));
+    await log.waitFor(
+      new RegExp(`client=\\S+\\[${ip(config.sourceAddress.host)}\\], sasl_method=\\S+, sasl_username=${USER}$`),
+    );
     await delivered(OTHER, id);
   });
 });

@@ -57,7 +57,12 @@ describe('bulk sending to Postfix', () => {
     const pool = new SMTPPool({ ...config, maxConnections: 6, throttle: { quietMs: 2_000 } });
     const events: PoolEvent[] = [];
     pool.events$.subscribe((e) => events.push(e));
-    const messages = Array.from({ length: MESSAGES }, (_, i): PoolMessage<number> => ({ from: 'bulk@client.test', to, body: message(`${run}-${i}`, to), id: i }));
+    const messages = Array.from({ length: MESSAGES }, (_, i): PoolMessage<number> => ({
+      from: 'bulk@client.test',
+      to,
+      body: message(`${run}-${i}`, to),
+      id: i,
+    }));
 
     const outcomes = await lastValueFrom(sendAll$(pool, messages).pipe(toArray()));
     await pool.close();
@@ -66,8 +71,12 @@ describe('bulk sending to Postfix', () => {
     expect(new Set(outcomes.map((o) => o.message.id)).size).toBe(MESSAGES);
     // Postfix did limit this client, on both counts, and the pool answered by slowing down.
     const lines = log.lines();
-    expect(lines.some((l) => l.includes(`Connection concurrency limit exceeded: ${connectionsPerClient + 1} from`))).toBe(true);
-    expect(lines.some((l) => l.includes(`Message delivery request rate limit exceeded: ${messagesPerClient + 1} from`))).toBe(true);
+    expect(
+      lines.some((l) => l.includes(`Connection concurrency limit exceeded: ${connectionsPerClient + 1} from`)),
+    ).toBe(true);
+    expect(
+      lines.some((l) => l.includes(`Message delivery request rate limit exceeded: ${messagesPerClient + 1} from`)),
+    ).toBe(true);
     expect(events.some((e) => e.type === 'throttled')).toBe(true);
     // Each message queued once.
     const queued = await log.waitForCount(new RegExp(`message-id=<${run}-\\d+@client\\.test>`), MESSAGES);

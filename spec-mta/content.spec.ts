@@ -65,7 +65,13 @@ describe('delivered bytes through Postfix and Dovecot', () => {
     it(`through ${mode.name}: a streamed body full of leading dots and bare LFs arrives byte for byte`, async () => {
       const id = token(`dots-${mode.verb}`);
       const input = Buffer.from(message(id, USER, dotsAndBareLfs(20_000)), 'utf8');
-      const { events, error } = await sendOnce(plainPort(), 'sender@client.test', [USER], streamed(input), mode.options);
+      const { events, error } = await sendOnce(
+        plainPort(),
+        'sender@client.test',
+        [USER],
+        streamed(input),
+        mode.options,
+      );
       expect(error).toBeUndefined();
       expect(ofType(events, 'progress').pop()?.bytesSent).toBeGreaterThanOrEqual(input.length);
       expect(ofType(events, 'sent')).toHaveLength(1);

@@ -33,7 +33,13 @@ const disconnected = (recipients: number): Expected => ({
   usable: false,
   recipients,
 });
-const closing = (code: string, recipients: number): Expected => ({ code, smtpCode: 421, outcome: 'refused', usable: false, recipients });
+const closing = (code: string, recipients: number): Expected => ({
+  code,
+  smtpCode: 421,
+  outcome: 'refused',
+  usable: false,
+  recipients,
+});
 const refusal = (code: string, smtpCode: number, recipients: number): Expected => ({
   code,
   smtpCode,
@@ -116,7 +122,8 @@ describe('against smtp-sink fault injection', () => {
 
           expect(error?.code).toBe(expected.code);
           if (expected.smtpCode !== undefined) {
-            const code = error?.smtpCode ?? (error?.recipients as Record<string, { code: number }> | undefined)?.[TO]?.code;
+            const code =
+              error?.smtpCode ?? (error?.recipients as Record<string, { code: number }> | undefined)?.[TO]?.code;
             expect(code).toBe(expected.smtpCode);
           }
           expect(ofType(events, 'sent')).toEqual([]);
@@ -135,7 +142,13 @@ describe('against smtp-sink fault injection', () => {
     const TIMEOUT = 500;
     /** A client whose every step times out after TIMEOUT ms. */
     const patient = (port: number) =>
-      new SMTP({ host: env.host, port, localHostname: 'client.rx-smtp.test', timeout: TIMEOUT, sourceAddress: sourceAddress() });
+      new SMTP({
+        host: env.host,
+        port,
+        localHostname: 'client.rx-smtp.test',
+        timeout: TIMEOUT,
+        sourceAddress: sourceAddress(),
+      });
 
     it('before its greeting: connect$ fails with ERR_SMTP_TIMEOUT (greeting) and closes the socket', async () => {
       smtp = patient(env.sinks.stall.connect);
@@ -180,7 +193,11 @@ describe('against smtp-sink fault injection', () => {
     // know. Node destroys a socket on a write error; smtplib raises SMTPServerDisconnected alike.
     // (When 354 and 550 share a segment the 550 always wins: spec/session/sendmail.spec.ts.)
     if (error?.code === 'ERR_SMTP_DATA') expect(error).toMatchObject({ smtpCode: 550 });
-    else expect(error).toMatchObject({ code: 'ERR_SMTP_SERVER_DISCONNECTED', message: expect.stringMatching(/EPIPE|ECONNRESET/) });
+    else
+      expect(error).toMatchObject({
+        code: 'ERR_SMTP_SERVER_DISCONNECTED',
+        message: expect.stringMatching(/EPIPE|ECONNRESET/),
+      });
     expect(ofType(events, 'recipient')).toMatchObject([{ accepted: true }]);
     expect(ofType(events, 'sent')).toEqual([]);
   });
@@ -212,7 +229,14 @@ describe('against smtp-sink fault injection', () => {
     expect(ofType(events, 'recipient').map((e) => e.accepted)).toEqual([true, true]);
     const envelope = wire.filter((w) => /^(send (MAIL|RCPT|DATA)|receive (250|354))$/.test(w)).slice(0, 8);
     expect(envelope).toEqual([
-      'send MAIL', 'receive 250', 'send RCPT', 'receive 250', 'send RCPT', 'receive 250', 'send DATA', 'receive 354',
+      'send MAIL',
+      'receive 250',
+      'send RCPT',
+      'receive 250',
+      'send RCPT',
+      'receive 250',
+      'send DATA',
+      'receive 354',
     ]);
     const seen = await sinkReceived('noPipelining', id);
     expect(seen.rcpts).toEqual([`<${TO}>`, '<second@sink.test>']);
@@ -222,7 +246,9 @@ describe('against smtp-sink fault injection', () => {
   it('delivers to the default sink with every message line intact', async () => {
     smtp = await connected(env.sinks.default);
     const id = token('sink');
-    const { events, error } = await outcome(smtp.sendmail$(FROM, [TO], message(id, TO, '.leading dot\r\nlast line\r\n')));
+    const { events, error } = await outcome(
+      smtp.sendmail$(FROM, [TO], message(id, TO, '.leading dot\r\nlast line\r\n')),
+    );
     expect(error).toBeUndefined();
     expect(ofType(events, 'sent')).toHaveLength(1);
     const seen = await sinkReceived('default', id);

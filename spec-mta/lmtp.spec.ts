@@ -21,11 +21,18 @@ describe('LMTP to Dovecot', () => {
   });
 
   it('reports a known user delivered, an unknown one refused at RCPT, and an over-quota one failed after the body', async () => {
-    lmtp = new LMTP({ host: env.host, port: env.dovecot.lmtp, localHostname: 'client.rx-smtp.test', timeout: CLIENT_TIMEOUT });
+    lmtp = new LMTP({
+      host: env.host,
+      port: env.dovecot.lmtp,
+      localHostname: 'client.rx-smtp.test',
+      timeout: CLIENT_TIMEOUT,
+    });
     await lastValueFrom(lmtp.connect$());
     const id = token('lmtp');
     const input = message(id, USER, '.dotted line\nbare LF above\n');
-    const { events, error } = await outcome(lmtp.sendmail$('sender@client.test', [USER, unknown, overQuota, OTHER], input));
+    const { events, error } = await outcome(
+      lmtp.sendmail$('sender@client.test', [USER, unknown, overQuota, OTHER], input),
+    );
     expect(error).toBeUndefined();
 
     expect(ofType(events, 'recipient').map((e) => [e.recipient, e.accepted, e.reply.code])).toEqual([
@@ -35,7 +42,9 @@ describe('LMTP to Dovecot', () => {
       [OTHER, true, 250],
     ]);
     // One delivery event per accepted recipient, in RCPT order, after the body.
-    expect(ofType(events, 'delivery').map((e) => [e.recipient, e.delivered, e.reply.code, e.reply.enhancedStatus])).toEqual([
+    expect(
+      ofType(events, 'delivery').map((e) => [e.recipient, e.delivered, e.reply.code, e.reply.enhancedStatus]),
+    ).toEqual([
       [USER, true, 250, '2.0.0'],
       [overQuota, false, 452, '4.2.2'],
       [OTHER, true, 250, '2.0.0'],
@@ -54,7 +63,12 @@ describe('LMTP to Dovecot', () => {
   });
 
   it('fails with SMTPDataError when every accepted recipient fails after the body', async () => {
-    lmtp = new LMTP({ host: env.host, port: env.dovecot.lmtp, localHostname: 'client.rx-smtp.test', timeout: CLIENT_TIMEOUT });
+    lmtp = new LMTP({
+      host: env.host,
+      port: env.dovecot.lmtp,
+      localHostname: 'client.rx-smtp.test',
+      timeout: CLIENT_TIMEOUT,
+    });
     await lastValueFrom(lmtp.connect$());
     const id = token('lmtp-quota');
     const { events, error } = await outcome(lmtp.sendmail$('sender@client.test', [overQuota], message(id, overQuota)));

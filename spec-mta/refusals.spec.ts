@@ -97,9 +97,11 @@ describe('refusals by Postfix', () => {
       const limit = env.postfix.messageSizeLimit;
       const line = Buffer.from(`${'y'.repeat(1022)}\r\n`);
       const lines = Math.ceil(limit / line.length) + 64;
-      const body = Readable.from((function* () {
-        for (let i = 0; i < lines; i++) yield line;
-      })());
+      const body = Readable.from(
+        (function* () {
+          for (let i = 0; i < lines; i++) yield line;
+        })(),
+      );
       const { events, error } = await sendOnce(plainPort(), 'sender@client.test', [USER], body, options);
       expect(error).toMatchObject({ code: 'ERR_SMTP_DATA', smtpCode: 552 });
       expect(ofType(events, 'recipient')).toMatchObject([{ accepted: true }]);

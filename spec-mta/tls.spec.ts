@@ -19,7 +19,13 @@ describe('TLS against Postfix', () => {
 
   it('delivers over implicit TLS verified with the run CA, and Postfix records the message as received over TLS', async () => {
     const from = sourceAddress();
-    const smtp = new SMTP_SSL({ host: env.host, port: env.postfix.implicitTls, tls, timeout: CLIENT_TIMEOUT, sourceAddress: from });
+    const smtp = new SMTP_SSL({
+      host: env.host,
+      port: env.postfix.implicitTls,
+      tls,
+      timeout: CLIENT_TIMEOUT,
+      sourceAddress: from,
+    });
     const id = token('implicit-tls');
     await lastValueFrom(smtp.connect$());
     const { events, error } = await outcome(smtp.sendmail$('sender@client.test', [USER], message(id, USER)));
@@ -43,9 +49,11 @@ describe('TLS against Postfix', () => {
     });
     const { error } = await outcome(smtp.connect$());
     expect(error?.code).toBe('ERR_SMTP_TLS_CERTIFICATE');
-    expect((error?.cause as { code?: string } | undefined)?.code).toMatch(/UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED|CERT/);
+    expect((error?.cause as { code?: string } | undefined)?.code).toMatch(
+      /UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED|CERT/,
+    );
     // Postfix saw a connection that never got past the handshake: no command at all.
-    expect(await log.sessionEnd(from.host)).toEqual({ 'commands': '0/0' });
+    expect(await log.sessionEnd(from.host)).toEqual({ commands: '0/0' });
     smtp.close();
   });
 
@@ -68,14 +76,25 @@ describe('TLS against Postfix', () => {
     const { events, error } = await sendOnce(config, 'sender@client.test', [USER], message(id, USER));
     expect(error).toBeUndefined();
     expect(ofType(events, 'sent')).toHaveLength(1);
-    expect(await log.sessionEnd(config.sourceAddress.host)).toMatchObject({ ehlo: '2', starttls: '1', mail: '1', quit: '1' });
+    expect(await log.sessionEnd(config.sourceAddress.host)).toMatchObject({
+      ehlo: '2',
+      starttls: '1',
+      mail: '1',
+      quit: '1',
+    });
     const mail = (await delivered(USER, id)).toString();
     expect(mail).toMatch(/\(using TLSv1\.[23] /);
     expect(mail).toMatch(/with ESMTPS id/);
   });
 
   it('starttls$ on the facade forgets the plaintext capabilities and learns them again over TLS', async () => {
-    const smtp = new SMTP({ host: env.host, port: env.postfix.plain, tls, timeout: CLIENT_TIMEOUT, sourceAddress: sourceAddress() });
+    const smtp = new SMTP({
+      host: env.host,
+      port: env.postfix.plain,
+      tls,
+      timeout: CLIENT_TIMEOUT,
+      sourceAddress: sourceAddress(),
+    });
     await lastValueFrom(smtp.connect$());
     await lastValueFrom(smtp.ehlo$('client.rx-smtp.test'));
     expect(smtp.hasExtn('starttls')).toBe(true);

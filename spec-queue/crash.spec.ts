@@ -1,6 +1,16 @@
 import { lastValueFrom } from 'rxjs';
 import { MailQueue, QueueOutcome } from '../lib/queue';
-import { WorkerProcess, collectOutcomes, connection, ids, message, queueName, recordingServer, startWorkerProcess, until } from './helpers/queue';
+import {
+  WorkerProcess,
+  collectOutcomes,
+  connection,
+  ids,
+  message,
+  queueName,
+  recordingServer,
+  startWorkerProcess,
+  until,
+} from './helpers/queue';
 import { defined } from '../spec/helpers/defined';
 
 /*
@@ -34,7 +44,11 @@ it(
     const started = Date.now();
     const rand = random(SEED);
     const { server, accepted } = await recordingServer();
-    const q = new MailQueue(queueName('crash'), { connection: connection(), retry: { attempts: 5, backoffMs: 200 }, eventsMaxLen: 200_000 });
+    const q = new MailQueue(queueName('crash'), {
+      connection: connection(),
+      retry: { attempts: 5, backoffMs: 200 },
+      eventsMaxLen: 200_000,
+    });
     const { outcomes, subscription } = collectOutcomes({ name: q.name, connection: connection() });
     const workers = new Set<WorkerProcess>();
     const spawnWorker = (): void => {
@@ -53,7 +67,8 @@ it(
     let kills = 0;
     try {
       const all = ids(MESSAGES);
-      for (let i = 0; i < all.length; i += 1000) await lastValueFrom(q.addBulk$(all.slice(i, i + 1000).map((id) => message(id))));
+      for (let i = 0; i < all.length; i += 1000)
+        await lastValueFrom(q.addBulk$(all.slice(i, i + 1000).map((id) => message(id))));
       for (let i = 0; i < WORKERS; i++) spawnWorker();
       await Promise.all([...workers].map((w) => w.ready));
 
@@ -68,7 +83,11 @@ it(
         kills++;
         spawnWorker();
       }
-      await until(done, Math.max(5_000, RUN_DEADLINE_MS - (Date.now() - started)), `${MESSAGES} outcomes (have ${outcomes.length})`);
+      await until(
+        done,
+        Math.max(5_000, RUN_DEADLINE_MS - (Date.now() - started)),
+        `${MESSAGES} outcomes (have ${outcomes.length})`,
+      );
     } finally {
       await Promise.all([...workers].map((w) => w.stop(15_000)));
       subscription.unsubscribe();
@@ -87,7 +106,9 @@ it(
     const sent = status('sent');
     const possiblyDelivered = new Set(status('possibly-delivered'));
     const duplicates = [...taken].filter(([, n]) => n > 1).map(([id]) => id);
-    const lost = ids(MESSAGES).filter((id) => !byJob.has(id) || (byJob.get(id)?.[0]?.status === 'sent' && !taken.has(id)));
+    const lost = ids(MESSAGES).filter(
+      (id) => !byJob.has(id) || (byJob.get(id)?.[0]?.status === 'sent' && !taken.has(id)),
+    );
     const pdTaken = [...possiblyDelivered].filter((id) => taken.has(id)).length;
     console.log(
       `crash test (seed ${SEED}): ${MESSAGES} messages, ${WORKERS} workers, ${kills} killed with SIGKILL, ${((Date.now() - started) / 1000).toFixed(1)} s\n` +
@@ -99,7 +120,14 @@ it(
     // Exactly one final outcome per job, in the event stream and in Redis.
     expect([...byJob.values()].filter((list) => list.length !== 1).map((list) => list[0]?.jobId)).toEqual([]);
     expect(byJob.size).toBe(MESSAGES);
-    expect(counts).toEqual({ completed: sent.length, failed: MESSAGES - sent.length, active: 0, wait: 0, delayed: 0, prioritized: 0 });
+    expect(counts).toEqual({
+      completed: sent.length,
+      failed: MESSAGES - sent.length,
+      active: 0,
+      wait: 0,
+      delayed: 0,
+      prioritized: 0,
+    });
     // Every `sent` message was taken exactly once; any taken twice was reported possibly delivered.
     expect(sent.filter((id) => taken.get(id) !== 1)).toEqual([]);
     expect(duplicates.filter((id) => !possiblyDelivered.has(id))).toEqual([]);

@@ -45,7 +45,6 @@ async function realServer(): Promise<RealServer> {
 }
 
 describe('rx-smtp/queue', () => {
-
   it('sends a queued message through a worker to smtp-server, and its outcome arrives on outcomes$ on another connection', async () => {
     const smtp = await realServer();
     const q = queue('functional');
@@ -89,14 +88,23 @@ describe('rx-smtp/queue', () => {
 
   it.each([
     ['an address that could smuggle a command', { ...message('bad'), to: 'x@example.test>\r\nRSET' }, /address/],
-    ['a stream for a body', { ...message('stream'), body: fs.createReadStream(__filename) as unknown as string }, /\{ ref \}/],
+    [
+      'a stream for a body',
+      { ...message('stream'), body: fs.createReadStream(__filename) as unknown as string },
+      /\{ ref \}/,
+    ],
     ['an integer id', { ...message('7'), id: '7' }, /integer/],
     ['an id with a colon', { ...message('a:b'), id: 'a:b' }, /':'/],
     ['no recipient', { ...message('none'), to: [] as unknown as string }, /non-empty/],
   ])('refuses %s before anything reaches Redis', async (_what, bad, why) => {
     const q = queue('refuse');
-    await expect(lastValueFrom(q.add$(bad))).rejects.toMatchObject({ code: 'ERR_SMTP_INVALID_ARGUMENT', message: expect.stringMatching(why) });
-    await expect(lastValueFrom(q.addBulk$([message('fine'), bad]))).rejects.toMatchObject({ code: 'ERR_SMTP_INVALID_ARGUMENT' });
+    await expect(lastValueFrom(q.add$(bad))).rejects.toMatchObject({
+      code: 'ERR_SMTP_INVALID_ARGUMENT',
+      message: expect.stringMatching(why),
+    });
+    await expect(lastValueFrom(q.addBulk$([message('fine'), bad]))).rejects.toMatchObject({
+      code: 'ERR_SMTP_INVALID_ARGUMENT',
+    });
     expect(await q.queue.count()).toBe(0);
   });
 
@@ -118,14 +126,18 @@ describe('rx-smtp/queue', () => {
     expect(await job?.getState()).toBe('failed');
     expect(job?.attemptsMade).toBe(1);
     // The reason BullMQ keeps (dashboards show it) starts with a line for people.
-    expect(job?.failedReason.split('\n')[0]).toBe('refused: All recipients were refused: rcpt@example.test [ERR_SMTP_RECIPIENTS_REFUSED]');
+    expect(job?.failedReason.split('\n')[0]).toBe(
+      'refused: All recipients were refused: rcpt@example.test [ERR_SMTP_RECIPIENTS_REFUSED]',
+    );
     await new Promise((r) => setTimeout(r, 200));
     expect(server.sessions.flatMap((s) => s.commands).filter((c) => c.startsWith('RCPT'))).toHaveLength(1);
   });
 
   it("retries a transient failure after the queue's backoff, then sends it", async () => {
     let tries = 0;
-    const { server, count } = await recordingServer(() => (++tries === 1 ? '451 4.3.0 Local error in processing' : undefined));
+    const { server, count } = await recordingServer(() =>
+      ++tries === 1 ? '451 4.3.0 Local error in processing' : undefined,
+    );
     cleanups.push(() => server.close());
     const q = queue('transient', { retry: { attempts: 3, backoffMs: 400 } });
     const seen = outcomes(q);
@@ -178,7 +190,9 @@ describe('rx-smtp/queue', () => {
     fs.writeFileSync(file, text);
     const q = queue('ref');
     const seen = outcomes(q);
-    await lastValueFrom(q.add$({ id: 'on-disk', from: 'sender@example.test', to: 'you@example.test', body: { ref: file } }));
+    await lastValueFrom(
+      q.add$({ id: 'on-disk', from: 'sender@example.test', to: 'you@example.test', body: { ref: file } }),
+    );
     expect((await q.queue.getJob('on-disk'))?.data.body).toEqual({ ref: file });
     worker(q, smtp.port);
     await until(() => seen.length === 1, DEADLINE, 'the outcome');
@@ -191,7 +205,9 @@ describe('rx-smtp/queue', () => {
     const q = queue('bytes');
     const seen = outcomes(q);
     const bytes = Buffer.from('Subject: bytes\r\n\r\ncaf\xc3\xa9 \x01 end\r\n', 'latin1');
-    await lastValueFrom(q.add$({ id: 'bytes', from: 'sender@example.test', to: 'you@example.test', body: new Uint8Array(bytes) }));
+    await lastValueFrom(
+      q.add$({ id: 'bytes', from: 'sender@example.test', to: 'you@example.test', body: new Uint8Array(bytes) }),
+    );
     worker(q, smtp.port);
     await until(() => seen.length === 1, DEADLINE, 'the outcome');
     expect(smtp.messages[0]?.body.equals(bytes)).toBe(true);
@@ -203,7 +219,11 @@ describe('rx-smtp/queue', () => {
     const q = queue('close');
     const seen = outcomes(q);
     await lastValueFrom(q.add$(message('in-flight')));
-    const w = startWorker({ queue: q.name, connection: connection(), pool: { host: '127.0.0.1', port: server.port, starttls: 'never' } });
+    const w = startWorker({
+      queue: q.name,
+      connection: connection(),
+      pool: { host: '127.0.0.1', port: server.port, starttls: 'never' },
+    });
     await until(() => accepted.length === 1, DEADLINE, 'the final dot');
     await w.close();
     expect(server.session.commands).toContain('QUIT');
@@ -226,12 +246,16 @@ describe('rx-smtp/queue', () => {
   });
 
   it("publishes each recipient's result as the job's progress, as they arrive", async () => {
-    const { server } = await recordingServer(undefined, { RCPT: (line) => (line.includes('bad@') ? '550 5.1.1 no such user' : '250 2.1.5 Ok') });
+    const { server } = await recordingServer(undefined, {
+      RCPT: (line) => (line.includes('bad@') ? '550 5.1.1 no such user' : '250 2.1.5 Ok'),
+    });
     cleanups.push(() => server.close());
     const q = queue('progress');
     const seen = outcomes(q);
     const progress: QueueProgress[] = [];
-    const subscription = progress$({ name: q.name, connection: connection() }, { since: 'start' }).subscribe((p) => progress.push(p));
+    const subscription = progress$({ name: q.name, connection: connection() }, { since: 'start' }).subscribe((p) =>
+      progress.push(p),
+    );
     cleanups.push(() => subscription.unsubscribe());
     await lastValueFrom(q.add$({ ...message('two'), to: ['good@example.test', 'bad@example.test'] }));
     worker(q, server.port);
@@ -253,7 +277,11 @@ describe('rx-smtp/queue', () => {
   });
 
   it.each([
-    ['pauses every worker of the queue', { baseMs: 1500, maxMs: 1500 } as const, (n: number) => expect(n).toBeLessThanOrEqual(2)],
+    [
+      'pauses every worker of the queue',
+      { baseMs: 1500, maxMs: 1500 } as const,
+      (n: number) => expect(n).toBeLessThanOrEqual(2),
+    ],
     ['(without the pause, the other worker goes on)', false as const, (n: number) => expect(n).toBeGreaterThan(5)],
   ])("a server's 'slow down' to one worker %s", async (_what, throttlePause, check) => {
     let dots = 0;
@@ -265,7 +293,11 @@ describe('rx-smtp/queue', () => {
     const seen = outcomes(q);
     await lastValueFrom(q.addBulk$(ids(40).map((id) => message(id))));
     const one = { maxConnections: 1, maxInFlightPerConnection: 1 };
-    for (let i = 0; i < 2; i++) worker(q, server.port, { pool: { host: '127.0.0.1', port: server.port, starttls: 'never', ...one }, throttlePause });
+    for (let i = 0; i < 2; i++)
+      worker(q, server.port, {
+        pool: { host: '127.0.0.1', port: server.port, starttls: 'never', ...one },
+        throttlePause,
+      });
     await until(() => accepted.length >= 1, DEADLINE, 'the first dot');
     const throttledAt = defined(accepted[0], 'the first dot').at;
     await until(() => seen.length === 40, DEADLINE, 'every outcome');

@@ -1,6 +1,16 @@
 import { lastValueFrom } from 'rxjs';
 import { MailQueue } from '../lib/queue';
-import { WorkerProcess, collectOutcomes, connection, ids, message, queueName, recordingServer, startWorkerProcess, until } from './helpers/queue';
+import {
+  WorkerProcess,
+  collectOutcomes,
+  connection,
+  ids,
+  message,
+  queueName,
+  recordingServer,
+  startWorkerProcess,
+  until,
+} from './helpers/queue';
 import { defined } from '../spec/helpers/defined';
 
 /*

@@ -12,7 +12,11 @@ const MESSAGES = 1_500;
 
 it('survives a Redis restart mid-run: the workers reconnect and the run completes', async () => {
   const { server, accepted } = await recordingServer();
-  const q = new MailQueue(queueName('restart'), { connection: connection(), retry: { attempts: 5, backoffMs: 200 }, eventsMaxLen: 50_000 });
+  const q = new MailQueue(queueName('restart'), {
+    connection: connection(),
+    retry: { attempts: 5, backoffMs: 200 },
+    eventsMaxLen: 50_000,
+  });
   const { outcomes, subscription } = collectOutcomes({ name: q.name, connection: connection() });
   const workers: MailWorker[] = [];
   try {

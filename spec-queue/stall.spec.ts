@@ -1,7 +1,15 @@
 import { Readable } from 'node:stream';
 import { lastValueFrom } from 'rxjs';
 import { MailQueue, MailWorker, startWorker } from '../lib/queue';
-import { collectOutcomes, connection, message, queueName, recordingServer, startWorkerProcess, until } from './helpers/queue';
+import {
+  collectOutcomes,
+  connection,
+  message,
+  queueName,
+  recordingServer,
+  startWorkerProcess,
+  until,
+} from './helpers/queue';
 
 /*
  * The "no blind resend" marker, one job at a time: a worker process killed with SIGKILL after or
@@ -19,11 +27,18 @@ afterEach(async () => {
 function setUp(what: string): { q: MailQueue; seen: ReturnType<typeof collectOutcomes>['outcomes'] } {
   const q = new MailQueue(queueName(what), { connection: connection(), retry: { attempts: 3, backoffMs: 100 } });
   const { outcomes, subscription } = collectOutcomes({ name: q.name, connection: connection() });
-  cleanups.push(() => q.close(), () => subscription.unsubscribe());
+  cleanups.push(
+    () => q.close(),
+    () => subscription.unsubscribe(),
+  );
   return { q, seen: outcomes };
 }
 
-function inProcessWorker(q: MailQueue, port: number, extra: Partial<Parameters<typeof startWorker>[0]> = {}): MailWorker {
+function inProcessWorker(
+  q: MailQueue,
+  port: number,
+  extra: Partial<Parameters<typeof startWorker>[0]> = {},
+): MailWorker {
   const w = startWorker({
     queue: q.name,
     connection: connection(),
@@ -36,7 +51,14 @@ function inProcessWorker(q: MailQueue, port: number, extra: Partial<Parameters<t
 }
 
 function workerProcess(q: MailQueue, port: number): ReturnType<typeof startWorkerProcess> {
-  const child = startWorkerProcess({ redisPort: connection().port, queue: q.name, smtpPort: port, maxConnections: 1, maxInFlightPerConnection: 1, ...LOCK });
+  const child = startWorkerProcess({
+    redisPort: connection().port,
+    queue: q.name,
+    smtpPort: port,
+    maxConnections: 1,
+    maxInFlightPerConnection: 1,
+    ...LOCK,
+  });
   cleanups.push(() => child.kill());
   return child;
 }
@@ -44,7 +66,9 @@ function workerProcess(q: MailQueue, port: number): ReturnType<typeof startWorke
 describe('a job whose worker died', () => {
   it('after the final dot: the next worker ends it possibly-delivered and does not send it again', async () => {
     // The first final dot is taken and never answered: the worker waits for a verdict when it dies.
-    const { server, accepted, count } = await recordingServer((_id) => (accepted.length === 1 ? { stall: true } : undefined));
+    const { server, accepted, count } = await recordingServer((_id) =>
+      accepted.length === 1 ? { stall: true } : undefined,
+    );
     cleanups.push(() => server.close());
     const { q, seen } = setUp('after-dot');
     await lastValueFrom(q.add$(message('dotted')));
@@ -56,7 +80,11 @@ describe('a job whose worker died', () => {
     const subscription = next.stats$.subscribe((s) => Object.assign(stats, s));
     cleanups.push(() => subscription.unsubscribe());
     await until(() => seen.length === 1, DEADLINE, 'the outcome');
-    expect(seen[0]).toMatchObject({ status: 'possibly-delivered', jobId: 'dotted', error: { code: 'ERR_SMTP_POSSIBLY_DELIVERED' } });
+    expect(seen[0]).toMatchObject({
+      status: 'possibly-delivered',
+      jobId: 'dotted',
+      error: { code: 'ERR_SMTP_POSSIBLY_DELIVERED' },
+    });
     expect(await (await q.queue.getJob('dotted'))?.getState()).toBe('failed');
     await until(() => stats.recovered === 1, 2_000, 'the recovered count');
     expect(count('dotted')).toBe(1);
@@ -65,7 +93,9 @@ describe('a job whose worker died', () => {
   it('before the final dot: the next worker sends it, once', async () => {
     // The first DATA is never answered: the worker dies in the middle of the transaction.
     let datas = 0;
-    const { server, count } = await recordingServer(undefined, { DATA: () => (++datas === 1 ? { stall: true } : '354 End data with <CR><LF>.<CR><LF>') });
+    const { server, count } = await recordingServer(undefined, {
+      DATA: () => (++datas === 1 ? { stall: true } : '354 End data with <CR><LF>.<CR><LF>'),
+    });
     cleanups.push(() => server.close());
     const { q, seen } = setUp('before-dot');
     await lastValueFrom(q.add$(message('undotted')));
@@ -96,7 +126,9 @@ describe('a worker whose lock on the job expired', () => {
           yield Buffer.from('the end of the body\r\n');
         })(),
       );
-    await lastValueFrom(q.add$({ id: 'gated', from: 'sender@example.test', to: 'rcpt@example.test', body: { ref: 'gated' } }));
+    await lastValueFrom(
+      q.add$({ id: 'gated', from: 'sender@example.test', to: 'rcpt@example.test', body: { ref: 'gated' } }),
+    );
     inProcessWorker(q, server.port, { resolveBody });
     await until(() => server.sessions.some((s) => s.commands.includes('DATA')), DEADLINE, 'DATA');
     const redis = await q.queue.getBackend().client;

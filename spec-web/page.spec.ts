@@ -22,7 +22,16 @@ let demo: Demo | undefined;
 beforeAll(async () => {
   browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--headless', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--no-sandbox',
+      '--headless',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
 });
 
@@ -64,7 +73,10 @@ function rows(page: Page): Promise<RowView[]> {
     elements.map((row) => ({
       id: Number((row as HTMLElement).dataset.id),
       status: (row as HTMLElement).dataset.status ?? '',
-      chips: [...row.querySelectorAll<HTMLElement>('.chip')].map((c) => ({ recipient: c.dataset.recipient ?? '', state: c.dataset.state ?? '' })),
+      chips: [...row.querySelectorAll<HTMLElement>('.chip')].map((c) => ({
+        recipient: c.dataset.recipient ?? '',
+        state: c.dataset.state ?? '',
+      })),
     })),
   );
 }
@@ -78,7 +90,14 @@ function counts(page: Page): Promise<Record<string, number>> {
 /** The outcomes the server's stream reported, by id and tallied like the page's counts. */
 function serverView(batch: Batch): { statuses: Map<number, string>; counts: Record<string, number> } {
   const statuses = new Map<number, string>();
-  const tally: Record<string, number> = { pending: 0, sent: 0, refused: 0, failed: 0, 'possibly-delivered': 0, cancelled: 0 };
+  const tally: Record<string, number> = {
+    pending: 0,
+    sent: 0,
+    refused: 0,
+    failed: 0,
+    'possibly-delivered': 0,
+    cancelled: 0,
+  };
   for (const m of batch.messages) {
     const status = batch.outcomes.get(m.id)?.status ?? 'pending';
     statuses.set(m.id, status);
@@ -99,7 +118,9 @@ function valve(passing: number): { beforeMail: () => Promise<void>; release: () 
 function expectAgreement(view: RowView[], demo: Demo, batch: Batch): void {
   const server = serverView(batch);
   expect(new Map(view.map((r) => [r.id, r.status]))).toEqual(server.statuses);
-  const received = new Map(demo.mail.received.filter((r) => r.id.startsWith(`${batch.id}/`)).map((r) => [Number(r.id.split('/')[1]), r.to]));
+  const received = new Map(
+    demo.mail.received.filter((r) => r.id.startsWith(`${batch.id}/`)).map((r) => [Number(r.id.split('/')[1]), r.to]),
+  );
   const sentIds = view.filter((r) => r.status === 'sent').map((r) => r.id);
   expect([...received.keys()].sort((a, b) => a - b)).toEqual(sentIds);
   for (const row of view.filter((r) => r.status === 'sent')) {
@@ -119,7 +140,8 @@ describe('the web demo in Chromium', () => {
     const view = await rows(page);
     expectAgreement(view, demo, batch);
     // Every chip is final: a 5xx refused, a 4xx deferred (the others took the message), or delivered.
-    for (const chip of view.flatMap((r) => r.chips)) expect(['delivered', 'refused', 'deferred', 'cancelled']).toContain(chip.state);
+    for (const chip of view.flatMap((r) => r.chips))
+      expect(['delivered', 'refused', 'deferred', 'cancelled']).toContain(chip.state);
     expect(view.some((r) => r.chips.some((c) => c.state === 'refused'))).toBe(true);
     await snap(page, 'web-demo.png');
   });
@@ -128,7 +150,11 @@ describe('the web demo in Chromium', () => {
     const gate = valve(10);
     const { demo, page } = await open({ beforeMail: gate.beforeMail, deferRate: 0 });
     await startBatch(page, 50);
-    await page.waitForFunction(() => document.querySelectorAll('.row:not([data-status="pending"])').length === 10, undefined, { timeout: DEADLINE });
+    await page.waitForFunction(
+      () => document.querySelectorAll('.row:not([data-status="pending"])').length === 10,
+      undefined,
+      { timeout: DEADLINE },
+    );
     // One held on a connection (its MAIL FROM unanswered), one still waiting its turn in mergeMap's buffer.
     const held = await page.$eval('.row[data-status="pending"]', (row) => Number((row as HTMLElement).dataset.id));
     for (const id of [held, 49]) {
@@ -136,7 +162,9 @@ describe('the web demo in Chromium', () => {
       await page.waitForSelector(`.row[data-id="${id}"][data-status="cancelled"]`, { timeout: DEADLINE });
     }
     await page.waitForFunction(
-      () => document.querySelector('[data-count="cancelled"]')?.textContent === '2' && document.querySelector('[data-count="pending"]')?.textContent === '38',
+      () =>
+        document.querySelector('[data-count="cancelled"]')?.textContent === '2' &&
+        document.querySelector('[data-count="pending"]')?.textContent === '38',
       undefined,
       { timeout: DEADLINE },
     );
@@ -153,11 +181,19 @@ describe('the web demo in Chromium', () => {
     const gate = valve(10);
     const { demo, page } = await open({ beforeMail: gate.beforeMail, deferRate: 0 });
     await startBatch(page, 50);
-    await page.waitForFunction(() => document.querySelectorAll('.row:not([data-status="pending"])').length === 10, undefined, { timeout: DEADLINE });
+    await page.waitForFunction(
+      () => document.querySelectorAll('.row:not([data-status="pending"])').length === 10,
+      undefined,
+      { timeout: DEADLINE },
+    );
     await page.reload();
     const batch = defined(demo.batches[0], 'a batch');
     // Held mid-batch: the page rebuilds from the log what it showed before, 10 done and 40 pending.
-    await page.waitForFunction(() => document.querySelectorAll('.row:not([data-status="pending"])').length === 10, undefined, { timeout: DEADLINE });
+    await page.waitForFunction(
+      () => document.querySelectorAll('.row:not([data-status="pending"])').length === 10,
+      undefined,
+      { timeout: DEADLINE },
+    );
     expect(batch.done).toBe(false);
     expect(new Map((await rows(page)).map((r) => [r.id, r.status]))).toEqual(serverView(batch).statuses);
     await snap(page, 'web-demo-running.png');
@@ -211,12 +247,21 @@ async function snap(page: Page, name: string): Promise<void> {
 }
 
 /** A POST by node:http, which (unlike fetch) lets the test set Host. */
-function post(demo: Demo, path: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number }> {
+function post(
+  demo: Demo,
+  path: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number }> {
   return new Promise((resolve, reject) => {
-    const req = request(new URL(path, demo.url), { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, timeout: DEADLINE }, (res) => {
-      res.resume();
-      res.on('end', () => resolve({ status: res.statusCode ?? 0 }));
-    });
+    const req = request(
+      new URL(path, demo.url),
+      { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, timeout: DEADLINE },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0 }));
+      },
+    );
     req.on('timeout', () => req.destroy(new Error('no answer')));
     req.on('error', reject);
     req.end(JSON.stringify(body));

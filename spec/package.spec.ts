@@ -7,9 +7,9 @@ const node = (args: string[]): string => execFileSync(process.execPath, args, { 
 
 describe('the rx-smtp package', () => {
   it('loads with require()', () => {
-    expect(node(['-e', "const m = require('rx-smtp'); console.log(typeof m.SMTP, typeof m.session$, m.SMTP_PORT)"])).toBe(
-      'function function 25',
-    );
+    expect(
+      node(['-e', "const m = require('rx-smtp'); console.log(typeof m.SMTP, typeof m.session$, m.SMTP_PORT)"]),
+    ).toBe('function function 25');
   });
 
   it('loads with import, sharing the classes of the CommonJS build', () => {
@@ -36,11 +36,11 @@ describe('the rx-smtp package', () => {
       '  return resolve.call(this, request, ...rest); };';
     const script =
       `${hide} const rx = require('rx-smtp'); let queue = 'loaded'; try { require('rx-smtp/queue'); } catch (e) { queue = e.code; }` +
-      " console.log(typeof rx.SMTPPool, queue, Object.keys(require.cache).some((f) => /node_modules[\\/](bullmq|ioredis)[\\/]/.test(f)));";
+      ' console.log(typeof rx.SMTPPool, queue, Object.keys(require.cache).some((f) => /node_modules[\\/](bullmq|ioredis)[\\/]/.test(f)));';
     expect(node(['-e', script])).toBe('function MODULE_NOT_FOUND false');
     const esm =
       "import * as rx from 'rx-smtp'; import { createRequire } from 'node:module'; const cache = createRequire(import.meta.url).cache;" +
-      " console.log(typeof rx.SMTP, Object.keys(cache).some((f) => /node_modules[\\/](bullmq|ioredis)[\\/]/.test(f)));";
+      ' console.log(typeof rx.SMTP, Object.keys(cache).some((f) => /node_modules[\\/](bullmq|ioredis)[\\/]/.test(f)));';
     expect(node(['--input-type=module', '-e', esm])).toBe('function false');
   });
 });

@@ -94,16 +94,22 @@ describe('the packed rx-smtp', () => {
   // Each resolution mode a consumer may compile with, the `module` that goes with it, and both import
   // styles: the ES module (.mts, resolved through the `import` condition) and CommonJS (.cts, `require`).
   // The typings must accept what runs and refuse what fails: a default import exists only in the ES build.
-  it.each(Object.keys(MODES))('type-checks and runs both import styles under moduleResolution %s', async (mode) => {
-    const diagnostics = (await compileConsumers()).split('\n').filter((line) => line.startsWith(`${mode}/`));
-    expect(diagnostics).toEqual([]);
-    const output = async (file: string) =>
-      (await run(process.execPath, [path.join(project, mode, 'out', file)], { timeout: DEADLINE_MS })).stdout.trim();
-    expect(await output('esm.mjs')).toBe('ESM: default is the namespace true, SMTP function, port 25, reply 250');
-    expect(await output('cjs.cjs')).toBe('CJS: SMTP function, port 25, reply 250, default undefined');
-    expect(await output('queue-esm.mjs')).toBe('ESM queue: MailQueue function, startWorker function, limiter 10/53, default is the namespace true');
-    expect(await output('queue-cjs.cjs')).toBe('CJS queue: MailQueue function, outcomes$ function, limiter 10/53');
-  }, DEADLINE_MS);
+  it.each(Object.keys(MODES))(
+    'type-checks and runs both import styles under moduleResolution %s',
+    async (mode) => {
+      const diagnostics = (await compileConsumers()).split('\n').filter((line) => line.startsWith(`${mode}/`));
+      expect(diagnostics).toEqual([]);
+      const output = async (file: string) =>
+        (await run(process.execPath, [path.join(project, mode, 'out', file)], { timeout: DEADLINE_MS })).stdout.trim();
+      expect(await output('esm.mjs')).toBe('ESM: default is the namespace true, SMTP function, port 25, reply 250');
+      expect(await output('cjs.cjs')).toBe('CJS: SMTP function, port 25, reply 250, default undefined');
+      expect(await output('queue-esm.mjs')).toBe(
+        'ESM queue: MailQueue function, startWorker function, limiter 10/53, default is the namespace true',
+      );
+      expect(await output('queue-cjs.cjs')).toBe('CJS queue: MailQueue function, outcomes$ function, limiter 10/53');
+    },
+    DEADLINE_MS,
+  );
 });
 
 let compiling: Promise<string> | undefined;
@@ -188,7 +194,7 @@ function writeConsumer(dir: string, options: { module: string; moduleResolution:
     path.join(dir, 'queue-cjs.cts'),
     [
       "import q = require('rx-smtp/queue');",
-      "const outcome: q.QueueOutcome | undefined = undefined;",
+      'const outcome: q.QueueOutcome | undefined = undefined;',
       'const { max, duration } = q.limiterFor({ messages: 200, perMs: 1000 });',
       'void outcome;',
       'console.log(`CJS queue: MailQueue ${typeof q.MailQueue}, outcomes$ ${typeof q.outcomes$}, limiter ${max}/${duration}`);',

@@ -74,7 +74,12 @@ export class Batch {
   ) {
     this.messages = demoMessages(id, size);
     this.stats$ = new BehaviorSubject(this.stats());
-    this.events$.next({ type: 'batch', batch: id, rateLimit, messages: this.messages.map(({ id, to }) => ({ id, to })) });
+    this.events$.next({
+      type: 'batch',
+      batch: id,
+      rateLimit,
+      messages: this.messages.map(({ id, to }) => ({ id, to })),
+    });
     // The heart of the demo: one Observable per message, merged as the pool has room, into the log.
     const run$ = from(this.messages).pipe(
       mergeMap((m) => this.message$(m), pool.queueLimit),
@@ -120,7 +125,11 @@ export class Batch {
     return defer(() => {
       if (this.cancelledEarly.has(m.id)) return EMPTY;
       this.subscribed.add(m.id);
-      const cancel$ = this.cancels$.pipe(filter((c) => c === m.id), take(1), map(() => cancelled(m.id)));
+      const cancel$ = this.cancels$.pipe(
+        filter((c) => c === m.id),
+        take(1),
+        map(() => cancelled(m.id)),
+      );
       return merge(this.deliver$(m, 1), cancel$).pipe(takeWhile((e) => e.type !== 'outcome', true));
     });
   }
@@ -143,7 +152,8 @@ export class Batch {
         // The next attempt starts over: it may be cancelled until its own body starts.
         this.bodyStarted.delete(m.id);
         const reason = describe(err);
-        if (!transient || attempt >= this.retry.attempts) return of<WebEvent>({ type: 'outcome', id: m.id, status, attempts: attempt, reason });
+        if (!transient || attempt >= this.retry.attempts)
+          return of<WebEvent>({ type: 'outcome', id: m.id, status, attempts: attempt, reason });
         const delayMs = this.retry.backoffMs * 2 ** (attempt - 1);
         const retry: WebEvent = { type: 'retry', id: m.id, attempt, delayMs, reason };
         return concat(of(retry), timer(delayMs).pipe(mergeMap(() => this.deliver$(m, attempt + 1))));
@@ -154,7 +164,16 @@ export class Batch {
   private fromSendEvent(id: number, attempt: number, e: SendEvent): WebEvent[] {
     switch (e.type) {
       case 'recipient':
-        return [{ type: 'recipient', id, attempt, recipient: e.recipient, status: rcptStatus(e.accepted, e.reply.code), code: e.reply.code }];
+        return [
+          {
+            type: 'recipient',
+            id,
+            attempt,
+            recipient: e.recipient,
+            status: rcptStatus(e.accepted, e.reply.code),
+            code: e.reply.code,
+          },
+        ];
       case 'progress':
         // Emitted before the body's bytes are written: from here a cancel would not be the message's real fate.
         this.bodyStarted.add(id);
@@ -169,7 +188,12 @@ export class Batch {
   private stats(): StatsEvent {
     const seconds = (Date.now() - this.startedAt) / 1000;
     const sent = [...this.outcomes.values()].filter((o) => o.status === 'sent').length;
-    return { type: 'stats', ...this.pool.stats, rateLimit: this.rateLimit, messagesPerSecond: seconds > 0 ? sent / seconds : 0 };
+    return {
+      type: 'stats',
+      ...this.pool.stats,
+      rateLimit: this.rateLimit,
+      messagesPerSecond: seconds > 0 ? sent / seconds : 0,
+    };
   }
 }
 

@@ -37,7 +37,9 @@ export async function startMailServer(options: MailServerOptions = {}): Promise<
     disableReverseLookup: true,
     logger: false,
     onMailFrom(_address, _session, callback) {
-      void beforeMail().then(pause).then(() => callback());
+      void beforeMail()
+        .then(pause)
+        .then(() => callback());
     },
     onRcptTo({ address }, _session, callback) {
       void pause().then(() => callback(rcptVerdict(address, deferRate)));

@@ -8,7 +8,8 @@ import { startDemo } from './server';
 
 async function main(): Promise<void> {
   const port = Number(process.env.PORT ?? 0);
-  if (!(Number.isInteger(port) && port >= 0 && port < 65536)) throw new Error(`PORT must be a port number, got ${process.env.PORT ?? ''}`);
+  if (!(Number.isInteger(port) && port >= 0 && port < 65536))
+    throw new Error(`PORT must be a port number, got ${process.env.PORT ?? ''}`);
   const demo = await startDemo({ port });
   console.log(`rx-smtp web demo on ${demo.url} (embedded SMTP server on 127.0.0.1:${demo.mail.port}); Ctrl-C stops it`);
   process.once('SIGINT', () => void demo.close().then(() => process.exit(0)));

@@ -33,7 +33,10 @@ const STATIC: Record<string, { readonly file: string; readonly type: string }> =
   '/': { file: join(PUBLIC, 'index.html'), type: 'text/html; charset=utf-8' },
   '/app.css': { file: join(PUBLIC, 'app.css'), type: 'text/css; charset=utf-8' },
   '/app.js': { file: join(PUBLIC, 'app.js'), type: 'text/javascript; charset=utf-8' },
-  '/rxjs.umd.min.js': { file: join(dirname(require.resolve('rxjs/package.json')), 'dist/bundles/rxjs.umd.min.js'), type: 'text/javascript; charset=utf-8' },
+  '/rxjs.umd.min.js': {
+    file: join(dirname(require.resolve('rxjs/package.json')), 'dist/bundles/rxjs.umd.min.js'),
+    type: 'text/javascript; charset=utf-8',
+  },
 };
 
 /** A client error: its status and a message for the page. */
@@ -123,7 +126,10 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
     const batch = batches.find((b) => b.id === id);
     if (!batch) throw new HttpError(404, 'no such batch');
     const message = body.message;
-    if (message !== undefined && !(Number.isInteger(message) && (message as number) >= 0 && (message as number) < batch.messages.length)) {
+    if (
+      message !== undefined &&
+      !(Number.isInteger(message) && (message as number) >= 0 && (message as number) < batch.messages.length)
+    ) {
       throw new HttpError(400, 'message must be the id of a message of the batch');
     }
     batch.cancel(message as number | undefined);
@@ -153,12 +159,14 @@ function checkHost(req: IncomingMessage, port: number): void {
   const allowed = [`127.0.0.1:${port}`, `localhost:${port}`];
   if (!allowed.includes(req.headers.host ?? '')) throw new HttpError(421, 'wrong host');
   const origin = req.headers.origin;
-  if (origin !== undefined && !allowed.some((host) => origin === `http://${host}`)) throw new HttpError(403, 'wrong origin');
+  if (origin !== undefined && !allowed.some((host) => origin === `http://${host}`))
+    throw new HttpError(403, 'wrong origin');
 }
 
 /** A small JSON object, sent as application/json (which a cross-site form cannot send without CORS). */
 async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
-  if (!/^application\/json\b/.test(req.headers['content-type'] ?? '')) throw new HttpError(415, 'send application/json');
+  if (!/^application\/json\b/.test(req.headers['content-type'] ?? ''))
+    throw new HttpError(415, 'send application/json');
   const chunks: Buffer[] = [];
   let length = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
@@ -172,7 +180,8 @@ async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> 
   } catch {
     throw new HttpError(400, 'body is not JSON');
   }
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'body must be a JSON object');
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw new HttpError(400, 'body must be a JSON object');
   return body as Record<string, unknown>;
 }
 

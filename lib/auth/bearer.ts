@@ -33,4 +33,3 @@ export function bearerMechanism(name: string, message: string, errorResponse: st
     },
   };
 }
-

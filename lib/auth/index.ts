@@ -37,7 +37,13 @@ export const MECHANISMS: Readonly<Record<string, MechanismFactory>> = Object.fre
  * The order `login$` tries the password mechanisms in: SCRAM first (it never
  * reveals the password and proves the server knows it), then smtplib's order.
  */
-export const preferenceOrder: readonly string[] = Object.freeze(['SCRAM-SHA-256', 'SCRAM-SHA-1', 'CRAM-MD5', 'PLAIN', 'LOGIN']);
+export const preferenceOrder: readonly string[] = Object.freeze([
+  'SCRAM-SHA-256',
+  'SCRAM-SHA-1',
+  'CRAM-MD5',
+  'PLAIN',
+  'LOGIN',
+]);
 
 /**
  * The mechanisms to try, as smtplib's `login()` picks them: those of `preferred`

@@ -15,7 +15,10 @@ import { singleMessage } from './single-message';
  * plainMechanism({ user: 'tim', password: 'secret' }).initialResponse() // '\0tim\0secret'
  */
 export function plainMechanism({ user, password }: { user: string; password: string }): TextMechanism {
-  for (const [what, value] of [['user name', user], ['password', password]] as const) {
+  for (const [what, value] of [
+    ['user name', user],
+    ['password', password],
+  ] as const) {
     if (value.includes('\0')) throw new SMTPInvalidArgumentError(`PLAIN: the ${what} contains a NUL character`);
   }
   return singleMessage('PLAIN', `\0${user}\0${password}`, () => {

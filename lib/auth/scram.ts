@@ -86,7 +86,8 @@ function scramMechanism(
   const userName = prepare(name, 'user name', user, true);
   const normalizedPassword = prepare(name, 'password', password, false);
   if (userName === '') throw new SMTPInvalidArgumentError(`${name}: the user name is empty`);
-  if (!PRINTABLE.test(nonce)) throw new SMTPInvalidArgumentError(`${name}: the nonce must be printable ASCII without ','`);
+  if (!PRINTABLE.test(nonce))
+    throw new SMTPInvalidArgumentError(`${name}: the nonce must be printable ASCII without ','`);
   const limits = { min: minIterations, max: maxIterations ?? DEFAULT_MAX_ITERATIONS };
 
   const clientFirstBare = `n=${escapeSaslName(userName)},r=${nonce}`;
@@ -150,7 +151,11 @@ function scramMechanism(
     },
     finish() {
       if (step !== 'verified') {
-        throw authFailure(235, name, 'the server accepted without proving it knows the password (no verified server signature)');
+        throw authFailure(
+          235,
+          name,
+          'the server accepted without proving it knows the password (no verified server signature)',
+        );
       }
     },
   };
@@ -202,7 +207,8 @@ function parseServerFirst(
   );
   if (r?.key !== 'r' || s?.key !== 's' || i?.key !== 'i' || extensions.some((e) => e === null)) throw malformed();
   const [fullNonce, salt, count] = [r.value, s.value, i.value];
-  if (!PRINTABLE.test(fullNonce) || salt === '' || !BASE64.test(salt) || !POSITIVE_NUMBER.test(count)) throw malformed();
+  if (!PRINTABLE.test(fullNonce) || salt === '' || !BASE64.test(salt) || !POSITIVE_NUMBER.test(count))
+    throw malformed();
   // The server's part must be there: without it the exchange could be replayed.
   if (!fullNonce.startsWith(clientNonce) || fullNonce.length === clientNonce.length) {
     throw fail('the server nonce does not extend the client nonce');

@@ -63,6 +63,7 @@ export function required(value: string | undefined, flag: string): string {
 export function positiveInt(value: string | undefined, flag: string, fallback: number, min = 1): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (!/^\d+$/.test(value) || n < min) throw new UsageError(`--${flag} must be a whole number from ${min}, not ${JSON.stringify(value)}`);
+  if (!/^\d+$/.test(value) || n < min)
+    throw new UsageError(`--${flag} must be a whole number from ${min}, not ${JSON.stringify(value)}`);
   return n;
 }

@@ -71,7 +71,8 @@ export async function bulk(argv: readonly string[], io: Io): Promise<ExitCode> {
   const config = sessionConfig(flags, io.env);
   const file = required(flags.messages, 'messages');
   const batch = readBatch(file);
-  const earlier = flags.outcomes === undefined ? { done: new Set<string>(), interrupted: [] } : readEarlier(flags.outcomes);
+  const earlier =
+    flags.outcomes === undefined ? { done: new Set<string>(), interrupted: [] } : readEarlier(flags.outcomes);
   const journal = Journal.open(flags.outcomes);
   const connections = positiveInt(flags.connections, 'connections', 5);
   const pool = new SMTPPool({
@@ -82,7 +83,12 @@ export async function bulk(argv: readonly string[], io: Io): Promise<ExitCode> {
     retry: { attempts: 1 + positiveInt(flags.retry, 'retry', 0, 0), backoffMs: 500 },
   });
   for (const id of earlier.interrupted) {
-    journal.write({ id, status: 'possibly-delivered', attempts: 0, error: 'under way when an earlier run stopped: not resent' });
+    journal.write({
+      id,
+      status: 'possibly-delivered',
+      attempts: 0,
+      error: 'under way when an earlier run stopped: not resent',
+    });
   }
   const skip = new Set([...earlier.done, ...earlier.interrupted]);
   const todo = batch.filter((m) => !skip.has(m.id));
@@ -117,7 +123,9 @@ export async function bulk(argv: readonly string[], io: Io): Promise<ExitCode> {
     await pool.close();
   }
   if (stop.requested) {
-    io.err(`interrupted: ${tally.total - tally.done} messages not sent; run again with the same --outcomes to send them\n`);
+    io.err(
+      `interrupted: ${tally.total - tally.done} messages not sent; run again with the same --outcomes to send them\n`,
+    );
     return EXIT.refused;
   }
   return verdict(tally, firstError, io);
@@ -140,7 +148,10 @@ function* handOver(
       id: message.id,
       from: message.from,
       to: message.to,
-      body: () => (message.eml !== undefined ? readFile(path.resolve(path.dirname(file), message.eml), 'messages eml') : compose(message)),
+      body: () =>
+        message.eml !== undefined
+          ? readFile(path.resolve(path.dirname(file), message.eml), 'messages eml')
+          : compose(message),
     };
   }
 }
@@ -153,7 +164,9 @@ function outcomeLine(outcome: SendOutcome<string>): OutcomeLine {
   const base = { id: outcome.message.id as string, status: outcome.status, attempts: outcome.attempts };
   if (outcome.status !== 'sent') return { ...base, error: describe(outcome.error) };
   const refused = Object.entries(outcome.refused);
-  return refused.length ? { ...base, refused: Object.fromEntries(refused.map(([r, reply]) => [r, replyText(reply)])) } : base;
+  return refused.length
+    ? { ...base, refused: Object.fromEntries(refused.map(([r, reply]) => [r, replyText(reply)])) }
+    : base;
 }
 
 function verdict(tally: Tally, firstError: unknown, io: Io): ExitCode {
@@ -191,7 +204,8 @@ function checkLine(text: string, where: string): InputLine {
   // A line that is no object (null, a number) has none of the fields: the first one is reported.
   const fields = typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : {};
   const { id, from, to } = fields;
-  if (typeof id !== 'string' && typeof id !== 'number') throw new UsageError(`${where}: "id" must be a string or a number`);
+  if (typeof id !== 'string' && typeof id !== 'number')
+    throw new UsageError(`${where}: "id" must be a string or a number`);
   if (typeof from !== 'string') throw new UsageError(`${where}: "from" must be a string`);
   if (!Array.isArray(to) || !to.length || !to.every((t): t is string => typeof t === 'string')) {
     throw new UsageError(`${where}: "to" must be a non-empty array of strings`);

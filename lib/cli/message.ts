@@ -42,5 +42,6 @@ function headerField(field: string): string {
 
 /** A CR or LF in a field would start a new one: header injection. */
 function noLineBreak(field: string): void {
-  if (/[\r\n]/.test(field)) throw new UsageError(`a header field carries a line break: ${JSON.stringify(field.split(':')[0])}`);
+  if (/[\r\n]/.test(field))
+    throw new UsageError(`a header field carries a line break: ${JSON.stringify(field.split(':')[0])}`);
 }

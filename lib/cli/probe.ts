@@ -45,8 +45,9 @@ export async function probe(argv: readonly string[], io: Io): Promise<ExitCode> 
   const config = sessionConfig(flags, io.env);
   const debug = flags.dialogue ? (e: Parameters<typeof dialogueLine>[0]) => io.err(dialogueLine(e)) : undefined;
   try {
-    await each(withSession$({ ...config, debug }, (session) => of(findings(session))), (found) =>
-      flags.json ? io.out(JSON.stringify(found)) : report(found, io),
+    await each(
+      withSession$({ ...config, debug }, (session) => of(findings(session))),
+      (found) => (flags.json ? io.out(JSON.stringify(found)) : report(found, io)),
     );
     return EXIT.ok;
   } catch (err) {
@@ -79,5 +80,6 @@ function report(found: Findings, io: Io): void {
   const loggedIn = found.authenticated ? ` (logged in with ${found.authenticated})` : '';
   io.out(`auth          ${found.auth.join(' ') || 'none offered'}${loggedIn}`);
   io.out('capabilities');
-  for (const [name, value] of Object.entries(found.capabilities)) io.out(`  ${`${name.toUpperCase()} ${value.trim()}`.trim()}`);
+  for (const [name, value] of Object.entries(found.capabilities))
+    io.out(`  ${`${name.toUpperCase()} ${value.trim()}`.trim()}`);
 }

@@ -27,7 +27,11 @@ const BAR = 24;
  * One status line: bar (on a terminal), msg/s and ETA first (a narrow terminal cuts the end), counts per outcome,
  * connections, throttle level.
  */
-export function statusLine(tally: Tally, pool: { readonly connections: number; readonly throttleLevel: number }, bar: boolean): string {
+export function statusLine(
+  tally: Tally,
+  pool: { readonly connections: number; readonly throttleLevel: number },
+  bar: boolean,
+): string {
   const seconds = Math.max((Date.now() - tally.started) / 1000, 0.001);
   const rate = tally.done / seconds;
   const left = tally.total - tally.done;
@@ -61,7 +65,9 @@ export function startDisplay(
   line: (bar: boolean) => string,
 ): () => void {
   const tty = columns !== undefined;
-  const draw = tty ? () => write(`\r\x1b[K${line(true).slice(0, Math.max(columns - 1, 20))}`) : () => write(`${line(false)}\n`);
+  const draw = tty
+    ? () => write(`\r\x1b[K${line(true).slice(0, Math.max(columns - 1, 20))}`)
+    : () => write(`${line(false)}\n`);
   const timer = setInterval(draw, tty ? 100 : 2000);
   return () => {
     clearInterval(timer);

@@ -63,10 +63,13 @@ export async function send(argv: readonly string[], io: Io): Promise<ExitCode> {
   const { work, size } = transaction(flags);
   const printer = flags.json ? jsonPrinter(io) : humanPrinter(io, size);
   let ready = false;
-  const events$ = withSession$({ ...config, debug: flags.dialogue ? (e) => io.err(dialogueLine(e)) : undefined }, (session) => {
-    ready = true;
-    return work(session);
-  });
+  const events$ = withSession$(
+    { ...config, debug: flags.dialogue ? (e) => io.err(dialogueLine(e)) : undefined },
+    (session) => {
+      ready = true;
+      return work(session);
+    },
+  );
   try {
     await each(events$, printer.event);
     return printer.verdict();
@@ -82,16 +85,28 @@ type Flags = Values<typeof OPTIONS>;
 /** What to send, decided from the flags before anything connects. */
 function transaction(flags: Flags): { work: (session: Session) => Observable<SendEvent>; size: number } {
   const sources = (['body', 'body-file', 'eml'] as const).filter((f) => flags[f] !== undefined);
-  if (sources.length > 1) throw new UsageError(`give one of --body, --body-file, --eml (not ${sources.map((s) => `--${s}`).join(' and ')})`);
+  if (sources.length > 1)
+    throw new UsageError(`give one of --body, --body-file, --eml (not ${sources.map((s) => `--${s}`).join(' and ')})`);
   const recipients = [...(flags.to ?? []), ...(flags.cc ?? []), ...(flags.bcc ?? [])];
   if (flags.eml !== undefined) {
     const eml = readFile(flags.eml, 'eml');
-    return { work: (s) => sendMessage$(s, eml, flags.from, recipients.length ? recipients : undefined), size: eml.length };
+    return {
+      work: (s) => sendMessage$(s, eml, flags.from, recipients.length ? recipients : undefined),
+      size: eml.length,
+    };
   }
   const from = required(flags.from, 'from');
   if (!flags.to?.length) throw new UsageError('--to is required');
-  const text = flags['body-file'] !== undefined ? readFile(flags['body-file'], 'body-file').toString('utf8') : (flags.body ?? '');
-  const message = composeMessage({ from, to: flags.to, cc: flags.cc, subject: flags.subject, headers: flags.header, text });
+  const text =
+    flags['body-file'] !== undefined ? readFile(flags['body-file'], 'body-file').toString('utf8') : (flags.body ?? '');
+  const message = composeMessage({
+    from,
+    to: flags.to,
+    cc: flags.cc,
+    subject: flags.subject,
+    headers: flags.header,
+    text,
+  });
   return { work: (s) => sendmail$(s, from, recipients, message), size: Buffer.byteLength(message) };
 }
 

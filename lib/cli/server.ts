@@ -43,7 +43,8 @@ export function sessionConfig(flags: ServerFlags, env: NodeJS.ProcessEnv): Sessi
 
 function policy(value: string | undefined): StartTlsPolicy | undefined {
   if (value === undefined) return undefined;
-  if (!(POLICIES as readonly string[]).includes(value)) throw new UsageError(`--starttls must be one of ${POLICIES.join(', ')}`);
+  if (!(POLICIES as readonly string[]).includes(value))
+    throw new UsageError(`--starttls must be one of ${POLICIES.join(', ')}`);
   return value as StartTlsPolicy;
 }
 
@@ -56,13 +57,17 @@ function credentials(
   const user = flags['auth-user'] ?? fromUrl?.user;
   if (user === undefined) return undefined;
   const password = flags['auth-pass'] ?? (fromUrl?.password || env.RX_SMTP_PASSWORD);
-  if (!password) throw new UsageError(`no password for ${JSON.stringify(user)}: give --auth-pass or set RX_SMTP_PASSWORD`);
+  if (!password)
+    throw new UsageError(`no password for ${JSON.stringify(user)}: give --auth-pass or set RX_SMTP_PASSWORD`);
   return { user, password };
 }
 
 function tlsOptions(flags: ServerFlags): ConnectionOptions | undefined {
   if (!flags.ca && !flags.insecure) return undefined;
-  return { ...(flags.ca ? { ca: readFile(flags.ca, 'ca') } : {}), ...(flags.insecure ? { rejectUnauthorized: false } : {}) };
+  return {
+    ...(flags.ca ? { ca: readFile(flags.ca, 'ca') } : {}),
+    ...(flags.insecure ? { rejectUnauthorized: false } : {}),
+  };
 }
 
 /** A file named by a flag; `-` is standard input. Unreadable is a usage error. */

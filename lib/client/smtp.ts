@@ -327,7 +327,9 @@ export class SMTP {
     rcptOptions: readonly string[] | RcptOptions = [],
   ): Observable<SendEvent> {
     return this.step$((s) => ehlo$(s)).pipe(
-      concatMap(() => sendmail$(this.requireSession(), from, to, body, mailOptionsOf(mailOptions), rcptOptionsOf(rcptOptions))),
+      concatMap(() =>
+        sendmail$(this.requireSession(), from, to, body, mailOptionsOf(mailOptions), rcptOptionsOf(rcptOptions)),
+      ),
     );
   }
 
@@ -373,7 +375,10 @@ export class SMTP {
     const connection = this.link ? this.state?.connection : undefined;
     if (connection?.open && connection.inFlight === 0) {
       // After the 221 our side is already ending gracefully (quit$); only a failed QUIT needs close().
-      const quitted = await lastValueFrom(this.quit$()).then(() => true, () => false);
+      const quitted = await lastValueFrom(this.quit$()).then(
+        () => true,
+        () => false,
+      );
       if (quitted) return;
     }
     this.close();

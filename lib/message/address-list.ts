@@ -64,7 +64,11 @@ export function quoteString(text: string): string {
 }
 
 function addrSpecOf(local: ASTNode, domain: ASTNode, mailbox: ASTNode | undefined): AddrSpec {
-  return { local: localMeaning(local), domain: domain.semantic, routed: mailbox ? hasNode(mailbox, 'obs-route') : false };
+  return {
+    local: localMeaning(local),
+    domain: domain.semantic,
+    routed: mailbox ? hasNode(mailbox, 'obs-route') : false,
+  };
 }
 
 /**

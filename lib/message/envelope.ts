@@ -45,7 +45,9 @@ export function envelopeFromHeaders(fields: readonly HeaderField[], override: En
   const to = unique(override.to ?? ['To', 'Bcc', 'Cc'].flatMap((name) => addressesOf(fields, prefix + name)));
   if (to.length === 0) {
     throw new SMTPInvalidArgumentError(
-      override.to ? 'No recipients given' : `The message has no recipients: no address in its ${prefix}To, ${prefix}Cc or ${prefix}Bcc fields`,
+      override.to
+        ? 'No recipients given'
+        : `The message has no recipients: no address in its ${prefix}To, ${prefix}Cc or ${prefix}Bcc fields`,
     );
   }
   return { from, to };
@@ -86,7 +88,9 @@ function addressesOf(fields: readonly HeaderField[], name: string): string[] {
     parseAddressList(field.value, `${name} header`).map((spec) => {
       // As mailboxForWire does for an argument: dropping the route would send elsewhere than written.
       if (spec.routed) {
-        throw new SMTPInvalidArgumentError(`The ${name} header has an address with a source route: ${JSON.stringify(field.value)}`);
+        throw new SMTPInvalidArgumentError(
+          `The ${name} header has an address with a source route: ${JSON.stringify(field.value)}`,
+        );
       }
       return formatAddrSpec(spec);
     }),

@@ -226,7 +226,9 @@ class BodyHandoff {
 
   readonly rest$ = new Observable<Uint8Array>((subscriber) => {
     if (this.claimed) {
-      subscriber.error(new SMTPInvalidArgumentError('rest$ can be subscribed to only once: the body is not replayable'));
+      subscriber.error(
+        new SMTPInvalidArgumentError('rest$ can be subscribed to only once: the body is not replayable'),
+      );
       return undefined;
     }
     this.claimed = true;

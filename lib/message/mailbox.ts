@@ -59,7 +59,8 @@ export function mailboxForWire(address: string, opts: MailboxOptions): WireMailb
   if (!spec) throw invalid(address, 'is not a mailbox (RFC 5321 §4.1.2)');
   if (spec.routed) throw invalid(address, 'has a source route; give the final mailbox only');
   // The domain cannot hold them (checked below against the grammar); a display name is dropped.
-  if (/[<>]/.test(spec.local)) throw invalid(address, "has '<' or '>' in its local part, which could end the path early");
+  if (/[<>]/.test(spec.local))
+    throw invalid(address, "has '<' or '>' in its local part, which could end the path early");
   const local = localPartForWire(address, spec.local);
   const needsSmtputf8 = /[^\x00-\x7f]/.test(local);
   if (needsSmtputf8 && !opts.smtputf8) {
@@ -79,7 +80,9 @@ const PLAIN_ADDRESS = new RegExp(`^${ATEXT}(?:\\.${ATEXT})*@${LABEL}(?:\\.${LABE
  * bounces and other notifications), else {@link mailboxForWire}.
  */
 export function reversePathForWire(address: string, opts: MailboxOptions): WireMailbox {
-  return address.trim() === '' || address.trim() === '<>' ? { wire: '<>', needsSmtputf8: false } : mailboxForWire(address, opts);
+  return address.trim() === '' || address.trim() === '<>'
+    ? { wire: '<>', needsSmtputf8: false }
+    : mailboxForWire(address, opts);
 }
 
 /** RFC 5321 §4.1.2 Local-part = Dot-string / Quoted-string; RFC 6531 §3.3 adds UTF-8 to both. */

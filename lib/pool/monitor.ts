@@ -1,4 +1,14 @@
-import { Observable, SchedulerLike, Subject, defer, distinctUntilChanged, finalize, map, startWith, throttleTime } from 'rxjs';
+import {
+  Observable,
+  SchedulerLike,
+  Subject,
+  defer,
+  distinctUntilChanged,
+  finalize,
+  map,
+  startWith,
+  throttleTime,
+} from 'rxjs';
 import { Reply } from '../wire/reply';
 import { FailureStatus } from './outcome';
 import { Logger, describeError } from '../transport/logger';
@@ -55,7 +65,12 @@ const STATS_INTERVAL_MS = 100;
  * message for its observers.
  */
 export class PoolMonitor {
-  private readonly counts: Record<FailureStatus | 'sent', number> = { sent: 0, refused: 0, failed: 0, 'possibly-delivered': 0 };
+  private readonly counts: Record<FailureStatus | 'sent', number> = {
+    sent: 0,
+    refused: 0,
+    failed: 0,
+    'possibly-delivered': 0,
+  };
   private readonly starts: RateMeter;
   private readonly events = new Subject<PoolEvent>();
   private readonly changes = new Subject<void>();
@@ -131,10 +146,20 @@ export class PoolMonitor {
       case 'connection-closed':
         return logger.info({ event: event.type, connection: event.connection }, 'SMTP pool: connection closed');
       case 'connection-failed':
-        return logger.warn({ event: event.type, connection: event.connection, ...describeError(event.error) }, 'SMTP pool: connection failed');
+        return logger.warn(
+          { event: event.type, connection: event.connection, ...describeError(event.error) },
+          'SMTP pool: connection failed',
+        );
       case 'throttled': {
         const { type, level, connectionTarget, ratePerSec, reply } = event;
-        const fields = { event: type, level, connectionTarget, ratePerSec, smtpCode: reply?.code, enhancedStatus: reply?.enhancedStatus };
+        const fields = {
+          event: type,
+          level,
+          connectionTarget,
+          ratePerSec,
+          smtpCode: reply?.code,
+          enhancedStatus: reply?.enhancedStatus,
+        };
         return logger.warn(fields, 'SMTP pool: the server asks to slow down');
       }
       case 'released':

@@ -85,7 +85,11 @@ export function classifyFailure(err: unknown): { readonly status: FailureStatus;
 }
 
 /** Refused before a byte was written: resending the same message fails the same way. */
-const PERMANENT: readonly SMTPErrorCode[] = ['ERR_SMTP_INVALID_ARGUMENT', 'ERR_SMTP_NOT_SUPPORTED', 'ERR_SMTP_SIZE_EXCEEDED'];
+const PERMANENT: readonly SMTPErrorCode[] = [
+  'ERR_SMTP_INVALID_ARGUMENT',
+  'ERR_SMTP_NOT_SUPPORTED',
+  'ERR_SMTP_SIZE_EXCEEDED',
+];
 const TRANSIENT: readonly SMTPErrorCode[] = [
   'ERR_SMTP_SERVER_DISCONNECTED',
   'ERR_SMTP_TIMEOUT',
@@ -144,12 +148,19 @@ export function mergeRefusals(
  * What a failed follow-up says about its recipients: each one's refusal, or (no verdict per
  * recipient) the ones they had.
  */
-export function refusalsAfter(err: unknown, retried: readonly string[], before: Readonly<Record<string, Reply>>): Readonly<Record<string, Reply>> {
+export function refusalsAfter(
+  err: unknown,
+  retried: readonly string[],
+  before: Readonly<Record<string, Reply>>,
+): Readonly<Record<string, Reply>> {
   if (hasCode(err, 'ERR_SMTP_RECIPIENTS_REFUSED')) return (err as SMTPRecipientsRefused).recipients;
   return refusalsOf(before, retried);
 }
 
 /** The refusals of `addresses` among `refused` (an address with none is left out). */
-export function refusalsOf(refused: Readonly<Record<string, Reply>>, addresses: readonly string[]): Record<string, Reply> {
+export function refusalsOf(
+  refused: Readonly<Record<string, Reply>>,
+  addresses: readonly string[],
+): Record<string, Reply> {
   return Object.fromEntries(Object.entries(refused).filter(([address]) => addresses.includes(address)));
 }

@@ -30,7 +30,15 @@ import { Session } from '../session/session';
 import { Body } from '../wire/body-source';
 import { Job } from './job';
 import { PoolEvent, PoolLogger, PoolMonitor, PoolStats } from './monitor';
-import { PoolMessage, SendOutcome, classifyFailure, mergeRefusals, refusalsAfter, refusalsOf, transientRefusals } from './outcome';
+import {
+  PoolMessage,
+  SendOutcome,
+  classifyFailure,
+  mergeRefusals,
+  refusalsAfter,
+  refusalsOf,
+  transientRefusals,
+} from './outcome';
 import { ConnectionLimits, PooledConnection } from './pooled-connection';
 import { RateLimit, SlidingWindow } from './rate-window';
 import { THROTTLE_RULES, Throttle, ThrottleOptions, ThrottleRule, throttleReply, throttleStage } from './throttle';
@@ -254,24 +262,39 @@ export class SMTPPool {
         const sent$ = this.attempt$(message, message.to);
         if (throttledBy === undefined) return sent$;
         const err = throttledBy;
-        return sent$.pipe(timeout({ first: Math.max(0, deadline - this.scheduler.now()), with: () => throwError(() => err), scheduler: this.scheduler }));
+        return sent$.pipe(
+          timeout({
+            first: Math.max(0, deadline - this.scheduler.now()),
+            with: () => throwError(() => err),
+            scheduler: this.scheduler,
+          }),
+        );
       });
       return attempt$.pipe(
         tap((event) => message.onEvent?.(event)),
         filter(isSent),
         retry({
           delay: (err: unknown) => {
-            if (!this.isThrottle(err) || this.scheduler.now() >= deadline || this.state !== 'open') return this.retryAfter$(err, attempts);
+            if (!this.isThrottle(err) || this.scheduler.now() >= deadline || this.state !== 'open')
+              return this.retryAfter$(err, attempts);
             // Back-pressure, not a failure: the attempt does not count. The message waits a little
             // longer each time, so one greylisted message does not loop while the pace stays up.
             attempts--;
             throttledBy = err;
-            const wait = Math.min(THROTTLE_REQUEUE_MS * 2 ** throttles++, THROTTLE_REQUEUE_MAX_MS, deadline - this.scheduler.now());
+            const wait = Math.min(
+              THROTTLE_REQUEUE_MS * 2 ** throttles++,
+              THROTTLE_REQUEUE_MAX_MS,
+              deadline - this.scheduler.now(),
+            );
             return race(timer(wait, this.scheduler), concat(this.stopping, of(0))).pipe(take(1));
           },
         }),
-        mergeMap(({ reply, refused }) => this.retryRecipients$({ status: 'sent', message, reply, refused, deferred: {}, attempts }, attempts)),
-        catchError((error: unknown) => of<SendOutcome<Id>>({ status: classifyFailure(error).status, message, error, attempts })),
+        mergeMap(({ reply, refused }) =>
+          this.retryRecipients$({ status: 'sent', message, reply, refused, deferred: {}, attempts }, attempts),
+        ),
+        catchError((error: unknown) =>
+          of<SendOutcome<Id>>({ status: classifyFailure(error).status, message, error, attempts }),
+        ),
         tap((outcome) => this.monitor.count(outcome.status)),
       );
     });
@@ -290,7 +313,9 @@ export class SMTPPool {
       return of({ ...outcome, deferred: refusalsOf(outcome.refused, retried) });
     }
     const { to } = outcome.message;
-    const recipients = (typeof to === 'string' ? [to] : to).filter((r) => retried.includes(typeof r === 'string' ? r : r.address));
+    const recipients = (typeof to === 'string' ? [to] : to).filter((r) =>
+      retried.includes(typeof r === 'string' ? r : r.address),
+    );
     // A close ends the wait at once: the follow-up then fails with the pool, and the recipients stay deferred.
     return race(timer(backoff(policy, attempts), this.scheduler), concat(this.stopping, of(0))).pipe(
       take(1),
@@ -302,7 +327,9 @@ export class SMTPPool {
         if (classifyFailure(err).status === 'possibly-delivered') throw err;
         return of(refusalsAfter(err, retried, outcome.refused));
       }),
-      mergeMap((now) => this.retryRecipients$({ ...outcome, refused: mergeRefusals(outcome.refused, retried, now) }, attempts + 1)),
+      mergeMap((now) =>
+        this.retryRecipients$({ ...outcome, refused: mergeRefusals(outcome.refused, retried, now) }, attempts + 1),
+      ),
       // Those recipients stay refused with their last 4xx, and are not `deferred`: resending them might duplicate it.
       catchError(() => of(outcome)),
     );
@@ -316,7 +343,12 @@ export class SMTPPool {
   private load(): { connections: number; queued: number; running: number; throttleLevel: number } {
     let running = 0;
     for (const connection of this.connections) running += connection.load;
-    return { connections: this.connections.size, queued: this.queue.length, running, throttleLevel: this.throttle.level };
+    return {
+      connections: this.connections.size,
+      queued: this.queue.length,
+      running,
+      throttleLevel: this.throttle.level,
+    };
   }
 
   /**
@@ -418,7 +450,10 @@ export class SMTPPool {
       if (this.queue.length > room) this.wakeAfter(this.reopenAt - now);
       return;
     }
-    while (this.queue.length > room && this.connections.size < Math.min(this.maxConnections, this.throttle.connections)) {
+    while (
+      this.queue.length > room &&
+      this.connections.size < Math.min(this.maxConnections, this.throttle.connections)
+    ) {
       const id = ++this.connectionIds;
       const epoch = this.throttle.epoch;
       const connection = new PooledConnection(this.sessionConfig, this.limits, this.scheduler, {
@@ -439,7 +474,11 @@ export class SMTPPool {
   /** A connection closed; `err` is set when it failed before it ran anything. */
   private gone(connection: PooledConnection, id: number, epoch: number, err?: unknown): void {
     if (!this.connections.delete(connection)) return;
-    this.monitor.emit(err === undefined ? { type: 'connection-closed', connection: id } : { type: 'connection-failed', connection: id, error: err });
+    this.monitor.emit(
+      err === undefined
+        ? { type: 'connection-closed', connection: id }
+        : { type: 'connection-failed', connection: id, error: err },
+    );
     // "Too many connections" while others serve the queue is back-pressure, answered by the lower
     // target: no backoff, and no count towards failing the queue.
     if (err !== undefined && !(this.signal(err, epoch) && this.connections.size > 0)) this.openFailed(err);
@@ -537,7 +576,8 @@ export class SMTPPool {
   private retryAfter$(err: unknown, retryCount: number): Observable<number> {
     const policy = this.config.retry;
     const giveUp$ = throwError(() => err);
-    if (!policy || retryCount >= policy.attempts || !classifyFailure(err).transient || this.state !== 'open') return giveUp$;
+    if (!policy || retryCount >= policy.attempts || !classifyFailure(err).transient || this.state !== 'open')
+      return giveUp$;
     // A close ends the wait at once: the message fails with the error it had.
     return race(timer(backoff(policy, retryCount), this.scheduler), concat(this.stopping, giveUp$));
   }
@@ -563,6 +603,7 @@ function backoff(policy: RetryPolicy, n: number): number {
 }
 
 function positive(name: string, value: number): number {
-  if (!(Number.isInteger(value) && value > 0)) throw new SMTPInvalidArgumentError(`${name} must be a positive integer, got ${value}`);
+  if (!(Number.isInteger(value) && value > 0))
+    throw new SMTPInvalidArgumentError(`${name} must be a positive integer, got ${value}`);
   return value;
 }

@@ -8,7 +8,11 @@ import { Observable, Subscription } from 'rxjs';
  * pull$([a, b, c], 2, p):  (pa pb) --pa ends-- (pc) ...
  * ```
  */
-export function pull$<T, R>(source: Iterable<T> | AsyncIterable<T>, limit: number, project: (value: T) => Observable<R>): Observable<R> {
+export function pull$<T, R>(
+  source: Iterable<T> | AsyncIterable<T>,
+  limit: number,
+  project: (value: T) => Observable<R>,
+): Observable<R> {
   return new Observable<R>((subscriber) => {
     const isAsync = Symbol.asyncIterator in source;
     const iterator = isAsync ? source[Symbol.asyncIterator]() : source[Symbol.iterator]();

@@ -29,7 +29,9 @@ export class SlidingWindow {
     private readonly clock: Pick<SchedulerLike, 'now'>,
   ) {
     if (!(Number.isInteger(limit.messages) && limit.messages > 0 && limit.perMs > 0)) {
-      throw new SMTPInvalidArgumentError(`rateLimit needs a positive integer of messages and a positive perMs, got ${JSON.stringify(limit)}`);
+      throw new SMTPInvalidArgumentError(
+        `rateLimit needs a positive integer of messages and a positive perMs, got ${JSON.stringify(limit)}`,
+      );
     }
   }
 

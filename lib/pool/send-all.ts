@@ -28,7 +28,8 @@ export function sendAll<Id>(pool: SMTPPool): OperatorFunction<PoolMessage<Id>, S
 }
 
 /** Messages to send: pulled one at a time when Iterable or AsyncIterable, or pushed by an Observable. */
-export type MessageSource<Id> = Iterable<PoolMessage<Id>> | AsyncIterable<PoolMessage<Id>> | Observable<PoolMessage<Id>>;
+export type MessageSource<Id> =
+  Iterable<PoolMessage<Id>> | AsyncIterable<PoolMessage<Id>> | Observable<PoolMessage<Id>>;
 
 /**
  * `sendAll` as a function, over a source that is read only when there is room:

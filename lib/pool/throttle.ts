@@ -58,7 +58,8 @@ export interface ThrottleOptions {
  * Refused recipients are one when every refusal is one (the others are the message's own fault).
  */
 export function throttleStage(err: unknown, rules: readonly ThrottleRule[]): ThrottleStage | undefined {
-  const stage: ThrottleStage = hasCode(err, 'ERR_SMTP_CONNECT') || hasCode(err, 'ERR_SMTP_HELO') ? 'connect' : 'transaction';
+  const stage: ThrottleStage =
+    hasCode(err, 'ERR_SMTP_CONNECT') || hasCode(err, 'ERR_SMTP_HELO') ? 'connect' : 'transaction';
   const replies = repliesOf(err);
   if (replies.length === 0) return undefined;
   return replies.every((reply) => rules.some((rule) => matches(rule, reply, stage))) ? stage : undefined;
@@ -72,7 +73,10 @@ export function throttleReply(err: unknown): Reply | undefined {
 function matches(rule: ThrottleRule, reply: Reply, stage: ThrottleStage): boolean {
   if (!rule.codes.includes(reply.code) || (rule.stage && rule.stage !== stage)) return false;
   if (!rule.enhanced && !rule.text) return true;
-  return (reply.enhancedStatus !== undefined && rule.enhanced?.test(reply.enhancedStatus) === true) || rule.text?.test(reply.message) === true;
+  return (
+    (reply.enhancedStatus !== undefined && rule.enhanced?.test(reply.enhancedStatus) === true) ||
+    rule.text?.test(reply.message) === true
+  );
 }
 
 function repliesOf(err: unknown): Reply[] {
@@ -157,7 +161,11 @@ export class Throttle {
   /** Whether the slow-downs are dense enough to be the server's limit (see the class). */
   private congested(): boolean {
     const seen = this.recent.length;
-    return this.slowDowns > 0 && this.slowDowns >= Math.min(seen, Math.ceil(WINDOW * DENSE_SHARE)) && this.slowDowns >= seen * DENSE_SHARE;
+    return (
+      this.slowDowns > 0 &&
+      this.slowDowns >= Math.min(seen, Math.ceil(WINDOW * DENSE_SHARE)) &&
+      this.slowDowns >= seen * DENSE_SHARE
+    );
   }
 
   /**

@@ -54,7 +54,8 @@ export const readFileBody: BodyResolver = (ref) => createReadStream(ref);
 export function toJobData<Id extends string>(message: QueueMessage<Id>, maxBackoffMs?: number): JobData {
   // From JavaScript anything may come: a clear error rather than a TypeError below.
   // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
-  if (typeof message !== 'object' || message === null) throw invalid(`a message must be an object, got ${typeof message}`);
+  if (typeof message !== 'object' || message === null)
+    throw invalid(`a message must be an object, got ${typeof message}`);
   const { from, to, mailOptions, rcptOptions, id } = message;
   if (typeof from !== 'string') throw invalid('from must be a string');
   reversePathForWire(from, { smtputf8: true });
@@ -80,19 +81,38 @@ export function toJobData<Id extends string>(message: QueueMessage<Id>, maxBacko
 export function toPoolMessage(data: JobData, resolve: BodyResolver): PoolMessage<string> {
   const { from, to, mailOptions, rcptOptions, id } = data;
   const stored = data.body;
-  const body = 'text' in stored ? stored.text : 'base64' in stored ? Buffer.from(stored.base64, 'base64') : () => resolve(stored.ref);
-  return { from, to, body, ...(mailOptions && { mailOptions }), ...(rcptOptions && { rcptOptions }), ...(id !== undefined && { id }) };
+  const body =
+    'text' in stored
+      ? stored.text
+      : 'base64' in stored
+        ? Buffer.from(stored.base64, 'base64')
+        : () => resolve(stored.ref);
+  return {
+    from,
+    to,
+    body,
+    ...(mailOptions && { mailOptions }),
+    ...(rcptOptions && { rcptOptions }),
+    ...(id !== undefined && { id }),
+  };
 }
 
 /** The envelope of a job's message, for its outcome. */
 export function envelopeOf<Id extends string>(data: JobData): QueueEnvelope<Id> {
   const { from, to, mailOptions, rcptOptions, id } = data;
-  return { from, to, ...(mailOptions && { mailOptions }), ...(rcptOptions && { rcptOptions }), ...(id !== undefined && { id: id as Id }) };
+  return {
+    from,
+    to,
+    ...(mailOptions && { mailOptions }),
+    ...(rcptOptions && { rcptOptions }),
+    ...(id !== undefined && { id: id as Id }),
+  };
 }
 
 function storeBody(body: unknown): StoredBody {
   if (typeof body === 'string') return { text: body };
-  if (body instanceof Uint8Array) return { base64: Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('base64') };
+  if (body instanceof Uint8Array)
+    return { base64: Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('base64') };
   if (typeof body === 'object' && body !== null && typeof (body as { ref?: unknown }).ref === 'string') {
     const { ref } = body as { ref: string };
     if (ref === '') throw invalid('a body reference must not be empty');
@@ -110,8 +130,10 @@ function addressOf(recipient: unknown): string {
 /** BullMQ's rules for a custom job id (`Job.addJob`): a string, not an integer, without `:`. */
 function checkJobId(id: unknown): void {
   if (typeof id !== 'string' || id === '') throw invalid('id must be a non-empty string');
-  if (id.includes(':')) throw invalid(`id ${JSON.stringify(id)} must not contain ':' (BullMQ keys are separated by it)`);
-  if (String(parseInt(id, 10)) === id) throw invalid(`id ${JSON.stringify(id)} must not be an integer (BullMQ numbers its own jobs)`);
+  if (id.includes(':'))
+    throw invalid(`id ${JSON.stringify(id)} must not contain ':' (BullMQ keys are separated by it)`);
+  if (String(parseInt(id, 10)) === id)
+    throw invalid(`id ${JSON.stringify(id)} must not be an integer (BullMQ numbers its own jobs)`);
 }
 
 function invalid(text: string): SMTPInvalidArgumentError {

@@ -70,7 +70,9 @@ export class MailQueue<Id extends string = string> {
       ...(options.eventsMaxLen !== undefined && { streams: { events: { maxLen: options.eventsMaxLen } } }),
     });
     // Without a listener BullMQ prints each one; a lost connection is retried, and add$ fails by itself.
-    this.queue.on('error', (err: Error) => options.logger?.warn({ event: 'queue-error', error: err.message }, 'rx-smtp queue: Redis error'));
+    this.queue.on('error', (err: Error) =>
+      options.logger?.warn({ event: 'queue-error', error: err.message }, 'rx-smtp queue: Redis error'),
+    );
   }
 
   /**
@@ -90,7 +92,9 @@ export class MailQueue<Id extends string = string> {
   add$(message: QueueMessage<Id>): Observable<string> {
     return defer(() => {
       const data = toJobData(message, this.maxBackoffMs);
-      return from(this.queue.add(JOB_NAME, data, { ...this.jobOptions, ...(data.id !== undefined && { jobId: data.id }) }));
+      return from(
+        this.queue.add(JOB_NAME, data, { ...this.jobOptions, ...(data.id !== undefined && { jobId: data.id }) }),
+      );
     }).pipe(map((job) => job.id as string));
   }
 
@@ -119,9 +123,15 @@ export class MailQueue<Id extends string = string> {
 
 function checkRetry(retry: RetryPolicy): void {
   if (!(Number.isInteger(retry.attempts) && retry.attempts > 0)) {
-    throw new SMTPInvalidArgumentError(`rx-smtp/queue: retry.attempts must be a positive integer, got ${retry.attempts}`);
+    throw new SMTPInvalidArgumentError(
+      `rx-smtp/queue: retry.attempts must be a positive integer, got ${retry.attempts}`,
+    );
   }
-  for (const [name, value] of [['backoffMs', retry.backoffMs], ['maxBackoffMs', retry.maxBackoffMs ?? 0]] as const) {
-    if (!(Number.isFinite(value) && value >= 0)) throw new SMTPInvalidArgumentError(`rx-smtp/queue: retry.${name} must be a number of ms ≥ 0, got ${value}`);
+  for (const [name, value] of [
+    ['backoffMs', retry.backoffMs],
+    ['maxBackoffMs', retry.maxBackoffMs ?? 0],
+  ] as const) {
+    if (!(Number.isFinite(value) && value >= 0))
+      throw new SMTPInvalidArgumentError(`rx-smtp/queue: retry.${name} must be a number of ms ≥ 0, got ${value}`);
   }
 }

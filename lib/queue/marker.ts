@@ -83,9 +83,17 @@ export class DotMarker {
   async mark(jobId: string, token: string): Promise<void> {
     const key = this.toKey(jobId);
     const value = `${token} ${new Date().toISOString()}`;
-    const result = (await this.deadline(this.client.runCommand(MARK_COMMAND, [key, `${key}:lock`, token, value]), 'mark')) as number;
-    if (result === -1) throw new SMTPQueueError('lock-lost', `Job ${jobId} is no longer held by this worker: its final dot was not written`);
-    if (result === -2) throw new SMTPQueueError('marked', `Job ${jobId} was marked by another attempt: it may have been delivered`);
+    const result = (await this.deadline(
+      this.client.runCommand(MARK_COMMAND, [key, `${key}:lock`, token, value]),
+      'mark',
+    )) as number;
+    if (result === -1)
+      throw new SMTPQueueError(
+        'lock-lost',
+        `Job ${jobId} is no longer held by this worker: its final dot was not written`,
+      );
+    if (result === -2)
+      throw new SMTPQueueError('marked', `Job ${jobId} was marked by another attempt: it may have been delivered`);
   }
 
   /**
@@ -95,7 +103,12 @@ export class DotMarker {
    */
   async clear(jobId: string, token: string): Promise<boolean> {
     const key = this.toKey(jobId);
-    return (await this.deadline(this.client.runCommand(CLEAR_COMMAND, [key, `${key}:lock`, token]), 'clear the marker of')) === 1;
+    return (
+      (await this.deadline(
+        this.client.runCommand(CLEAR_COMMAND, [key, `${key}:lock`, token]),
+        'clear the marker of',
+      )) === 1
+    );
   }
 
   /** Redis queues commands while it is away (BullMQ's workers never give up on one): bound the wait. */
@@ -103,7 +116,8 @@ export class DotMarker {
     let timer: NodeJS.Timeout | undefined;
     const expired = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new SMTPQueueError('unavailable', `Redis did not answer within ${this.timeoutMs} ms (${what} a job)`)),
+        () =>
+          reject(new SMTPQueueError('unavailable', `Redis did not answer within ${this.timeoutMs} ms (${what} a job)`)),
         this.timeoutMs,
       );
     });

@@ -24,7 +24,11 @@ export type QueueOutcome<Id extends string = string> = AsJson<SendOutcome<Id>, I
 
 /** One case of `SendOutcome` as it crosses Redis (distributes over the union). */
 type AsJson<O, Id extends string> = O extends { readonly error: unknown }
-  ? Omit<O, 'message' | 'error'> & { readonly jobId: string; readonly message: QueueEnvelope<Id>; readonly error: OutcomeError }
+  ? Omit<O, 'message' | 'error'> & {
+      readonly jobId: string;
+      readonly message: QueueEnvelope<Id>;
+      readonly error: OutcomeError;
+    }
   : Omit<O, 'message'> & { readonly jobId: string; readonly message: QueueEnvelope<Id> };
 
 /** A pool's outcome as a job's, `attempts` counted from the job's earlier tries. */
@@ -67,7 +71,10 @@ export function describeError(err: unknown): OutcomeError {
  * ```
  */
 export function failureReason(outcome: QueueOutcome): string {
-  const line = outcome.status === 'sent' ? `sent: ${outcome.reply.code}` : `${outcome.status}: ${outcome.error.message}${outcome.error.code ? ` [${outcome.error.code}]` : ''}`;
+  const line =
+    outcome.status === 'sent'
+      ? `sent: ${outcome.reply.code}`
+      : `${outcome.status}: ${outcome.error.message}${outcome.error.code ? ` [${outcome.error.code}]` : ''}`;
   return `${line.replace(/[\r\n]+/g, ' ')}\n${JSON.stringify(outcome)}`;
 }
 

@@ -52,7 +52,10 @@ export interface QueueProgress extends JobProgress {
  * @param options where to start reading.
  * @return one `QueueOutcome` per job that ends.
  */
-export function outcomes$<Id extends string = string>(queue: MailQueue<Id> | QueueRef, options: OutcomesOptions = {}): Observable<QueueOutcome<Id>> {
+export function outcomes$<Id extends string = string>(
+  queue: MailQueue<Id> | QueueRef,
+  options: OutcomesOptions = {},
+): Observable<QueueOutcome<Id>> {
   return queueEvents$<QueueOutcome<Id>>(queue, options, (events, subscriber, lookup) => {
     events.on('completed', ({ returnvalue }) => subscriber.next(returnvalue as unknown as QueueOutcome<Id>));
     events.on('failed', ({ jobId, failedReason }) => {
@@ -85,7 +88,8 @@ export function progress$(queue: MailQueue | QueueRef, options: OutcomesOptions 
     events.on('progress', ({ jobId, data }) => {
       // Progress is whatever JSON a job reported, null included, whatever BullMQ's type says.
       // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
-      if (typeof data === 'object' && data !== null && 'recipients' in data) subscriber.next({ jobId, ...(data as unknown as JobProgress) });
+      if (typeof data === 'object' && data !== null && 'recipients' in data)
+        subscriber.next({ jobId, ...(data as unknown as JobProgress) });
     });
   });
 }
@@ -114,7 +118,8 @@ function queueEvents$<T>(
     const start = async (): Promise<void> => {
       const client = await queueClient.getBackend().client;
       const since = options.since ?? 'now';
-      const lastEventId = since === 'start' ? '0-0' : since === 'now' ? await lastEventIdOf(client, queueClient.toKey('events')) : since;
+      const lastEventId =
+        since === 'start' ? '0-0' : since === 'now' ? await lastEventIdOf(client, queueClient.toKey('events')) : since;
       if (closed) return;
       events = new QueueEvents(name, { ...base, lastEventId });
       events.on('error', () => undefined);
@@ -146,7 +151,11 @@ async function lastEventIdOf(client: IRedisClient, key: string): Promise<string>
  * The outcome of a job BullMQ failed by itself (stalled too often, …): `possibly-delivered` when
  * its final dot was marked, else `failed`. Undefined when the job is gone (`removeOnFail`).
  */
-async function failedOutcome<Id extends string>(lookup: Lookup, jobId: string, failedReason: string): Promise<QueueOutcome<Id> | undefined> {
+async function failedOutcome<Id extends string>(
+  lookup: Lookup,
+  jobId: string,
+  failedReason: string,
+): Promise<QueueOutcome<Id> | undefined> {
   const [data, marker, attemptsMade] = await lookup.client.hmget(lookup.toKey(jobId), 'data', MARKER_FIELD, 'atm');
   if (!data) return undefined;
   return {

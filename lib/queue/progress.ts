@@ -30,7 +30,11 @@ export class ProgressPublisher {
   readonly onEvent = (event: SendEvent): void => {
     if (event.type !== 'recipient' && event.type !== 'delivery') return;
     // A recipient seen again in a recipient event: the pool is trying the message again.
-    if (event.type === 'recipient' && this.recipients.some((e) => e.type === 'recipient' && e.recipient === event.recipient)) this.recipients = [];
+    if (
+      event.type === 'recipient' &&
+      this.recipients.some((e) => e.type === 'recipient' && e.recipient === event.recipient)
+    )
+      this.recipients = [];
     this.recipients.push(event);
     if (this.scheduled) return;
     this.scheduled = true;

@@ -41,8 +41,10 @@ export const START_JITTER_MS = 50;
  */
 export function limiterFor(limit: RateLimit, slackMs = START_JITTER_MS): BullLimiter {
   const { messages, perMs } = limit;
-  if (!(Number.isInteger(messages) && messages > 0)) throw invalid(`rateLimit.messages must be a positive integer, got ${messages}`);
-  if (!(Number.isInteger(perMs) && perMs > 0)) throw invalid(`rateLimit.perMs must be a positive integer, got ${perMs}`);
+  if (!(Number.isInteger(messages) && messages > 0))
+    throw invalid(`rateLimit.messages must be a positive integer, got ${messages}`);
+  if (!(Number.isInteger(perMs) && perMs > 0))
+    throw invalid(`rateLimit.perMs must be a positive integer, got ${perMs}`);
   const span = perMs + slackMs;
   let best: BullLimiter = { max: Math.floor((messages + 1) / 2), duration: span };
   const windows = Math.min(messages, Math.floor(span / MIN_WINDOW_MS));

@@ -95,7 +95,14 @@ export interface MailWorker {
 }
 
 type Counter = Exclude<keyof WorkerStats, keyof PoolStats> | 'sent' | 'refused' | 'failed' | 'possiblyDelivered';
-const NO_COUNTS: Record<Counter, number> = { sent: 0, refused: 0, failed: 0, possiblyDelivered: 0, retried: 0, recovered: 0 };
+const NO_COUNTS: Record<Counter, number> = {
+  sent: 0,
+  refused: 0,
+  failed: 0,
+  possiblyDelivered: 0,
+  retried: 0,
+  recovered: 0,
+};
 const COUNTER: Record<SendOutcome['status'], Counter> = {
   sent: 'sent',
   refused: 'refused',
@@ -136,7 +143,8 @@ const UNLIMITED = { max: Number.MAX_SAFE_INTEGER, duration: 1000 };
 export function startWorker(options: MailWorkerOptions): MailWorker {
   const owned = !(options.pool instanceof SMTPPool);
   const pool = options.pool instanceof SMTPPool ? options.pool : new SMTPPool(options.pool);
-  const concurrency = options.concurrency ?? (options.pool instanceof SMTPPool ? options.pool.queueLimit : capacityOf(options.pool));
+  const concurrency =
+    options.concurrency ?? (options.pool instanceof SMTPPool ? options.pool.queueLimit : capacityOf(options.pool));
   positive('concurrency', concurrency);
   const logger = options.logger ?? (options.pool instanceof SMTPPool ? undefined : options.pool.logger);
   const resolveBody = options.resolveBody ?? readFileBody;
@@ -163,7 +171,9 @@ export function startWorker(options: MailWorkerOptions): MailWorker {
       settings: { backoffStrategy },
     },
   );
-  worker.on('error', (err) => logger?.warn({ event: 'worker-error', error: err.message }, 'rx-smtp queue: worker error'));
+  worker.on('error', (err) =>
+    logger?.warn({ event: 'worker-error', error: err.message }, 'rx-smtp queue: worker error'),
+  );
 
   /** One job: its marker read if it comes back from a stall, else sent; its outcome recorded. */
   async function process(job: Job<JobData, QueueOutcome>, token: string, dots: DotMarker): Promise<QueueOutcome> {
@@ -180,7 +190,10 @@ export function startWorker(options: MailWorkerOptions): MailWorker {
         'it may have been delivered, so it is not sent again';
       return finish(job, token, dots, possiblyDelivered(why, job.attemptsMade + 1), { recovered: true });
     }
-    const progress = options.progress === false ? undefined : new ProgressPublisher(job.attemptsMade + 1, (p) => job.updateProgress({ ...p }));
+    const progress =
+      options.progress === false
+        ? undefined
+        : new ProgressPublisher(job.attemptsMade + 1, (p) => job.updateProgress({ ...p }));
     const message: PoolMessage<string> = {
       ...toPoolMessage(job.data, resolveBody),
       beforeEnd: () => dots.mark(jobId, token),
@@ -194,11 +207,14 @@ export function startWorker(options: MailWorkerOptions): MailWorker {
       if (reason === 'marked') {
         const why =
           `Job ${jobId} was marked by an earlier attempt: ` + 'it may have been delivered, so it is not sent again';
-        return finish(job, token, dots, possiblyDelivered(why, job.attemptsMade + sent.attempts, sent.error), { recovered: true });
+        return finish(job, token, dots, possiblyDelivered(why, job.attemptsMade + sent.attempts, sent.error), {
+          recovered: true,
+        });
       }
     }
     // Redis did not take the marker: the end was not written, and trying later is safe.
-    const transient = sent.status === 'failed' && (classifyFailure(sent.error).transient || hasCode(sent.error, 'ERR_SMTP_QUEUE'));
+    const transient =
+      sent.status === 'failed' && (classifyFailure(sent.error).transient || hasCode(sent.error, 'ERR_SMTP_QUEUE'));
     return finish(job, token, dots, toQueueOutcome(sent, jobId, envelope, job.attemptsMade), { transient });
   }
 
@@ -236,7 +252,9 @@ export function startWorker(options: MailWorkerOptions): MailWorker {
           worker
             .getBackend()
             .setRateLimit(ms)
-            .catch((err: unknown) => logger?.warn({ event: 'throttle-pause', error: String(err) }, 'rx-smtp queue: could not pause the queue'));
+            .catch((err: unknown) =>
+              logger?.warn({ event: 'throttle-pause', error: String(err) }, 'rx-smtp queue: could not pause the queue'),
+            );
         });
 
   const stats$ = combineLatest([pool.stats$, counts]).pipe(
@@ -262,6 +280,7 @@ function capacityOf(config: PoolConfig): number {
 }
 
 function positive(name: string, value: number): number {
-  if (!(Number.isInteger(value) && value > 0)) throw new SMTPInvalidArgumentError(`rx-smtp/queue: ${name} must be a positive integer, got ${value}`);
+  if (!(Number.isInteger(value) && value > 0))
+    throw new SMTPInvalidArgumentError(`rx-smtp/queue: ${name} must be a positive integer, got ${value}`);
   return value;
 }

@@ -113,10 +113,14 @@ export function login$(session: Session, user: string, password: string, options
         if (name === undefined || factory === undefined) return throwError(() => last);
         // smtplib's auth_login sends the user name as the initial response when it may.
         const sasl =
-          name === 'LOGIN' ? loginMechanism(credentials, { initialResponse: options.initialResponseOk ?? true }) : factory(credentials);
+          name === 'LOGIN'
+            ? loginMechanism(credentials, { initialResponse: options.initialResponseOk ?? true })
+            : factory(credentials);
         return auth$(greeted, sasl, options).pipe(
           catchError((err: unknown) =>
-            hasCode(err, 'ERR_SMTP_AUTHENTICATION') && greeted.connection.open ? attempt$(i + 1, err) : throwError(() => err),
+            hasCode(err, 'ERR_SMTP_AUTHENTICATION') && greeted.connection.open
+              ? attempt$(i + 1, err)
+              : throwError(() => err),
           ),
         );
       };
@@ -130,12 +134,19 @@ export function oauth$(session: Session, auth: OAuthAuth): Observable<Step> {
   return ehlo$(session).pipe(
     concatMap(({ session: greeted }) => {
       const offered = authMechanisms(greeted.esmtpFeatures);
-      const name = auth.mechanism ?? (offered.includes('XOAUTH2') || !offered.includes('OAUTHBEARER') ? 'XOAUTH2' : 'OAUTHBEARER');
+      const name =
+        auth.mechanism ?? (offered.includes('XOAUTH2') || !offered.includes('OAUTHBEARER') ? 'XOAUTH2' : 'OAUTHBEARER');
       // A token stream that never emits must not hold the session forever: it has the command deadline.
       const token$ =
         typeof auth.token === 'string'
           ? of(auth.token)
-          : auth.token.pipe(take(1), timeout({ first: greeted.timeouts.command, with: () => throwError(() => new SMTPTimeoutError('token', greeted.timeouts.command)) }));
+          : auth.token.pipe(
+              take(1),
+              timeout({
+                first: greeted.timeouts.command,
+                with: () => throwError(() => new SMTPTimeoutError('token', greeted.timeouts.command)),
+              }),
+            );
       return token$.pipe(
         concatMap((accessToken) => {
           const sasl =
@@ -188,7 +199,11 @@ class Exchange {
       const line = initial === null ? `AUTH ${name}` : `AUTH ${name} ${this.encodeSecret(initial) || '='}`;
       if (initial !== null) this.challenges = 1;
       // The mechanism name stays visible in debug$; the response never does.
-      const cmd: Command = { verb: 'AUTH', line: checkArgument(line, 'AUTH command'), debugText: initial === null ? line : `AUTH ${name} ****` };
+      const cmd: Command = {
+        verb: 'AUTH',
+        line: checkArgument(line, 'AUTH command'),
+        debugText: initial === null ? line : `AUTH ${name} ****`,
+      };
       return this.send$(turn, cmd);
     });
   }
@@ -205,7 +220,8 @@ class Exchange {
     const encoded = encode(response);
     this.secrets.push(encoded);
     // PLAIN's user and password, LOGIN's password: a server may echo the decoded text too.
-    for (const part of Buffer.from(response).toString('latin1').split('\0')) if (part.length >= 4) this.secrets.push(part);
+    for (const part of Buffer.from(response).toString('latin1').split('\0'))
+      if (part.length >= 4) this.secrets.push(part);
     return encoded;
   }
 

@@ -1,4 +1,16 @@
-import { EMPTY, Observable, OperatorFunction, catchError, concat, defer, identity, ignoreElements, map, switchMap, tap } from 'rxjs';
+import {
+  EMPTY,
+  Observable,
+  OperatorFunction,
+  catchError,
+  concat,
+  defer,
+  identity,
+  ignoreElements,
+  map,
+  switchMap,
+  tap,
+} from 'rxjs';
 import { connect$ } from '../transport/connect';
 import { DebugEvent } from '../transport/debug';
 import { ConnectOptions } from '../transport/options';
@@ -102,7 +114,10 @@ function openSession$(config: SessionConfig): Observable<Session> {
         subscriber.next(session);
       },
       error: (err: unknown) => {
-        config.logger?.warn({ event: 'session-failed', host: config.path ?? config.host, port: config.port, ...describeError(err) }, 'SMTP session failed');
+        config.logger?.warn(
+          { event: 'session-failed', host: config.path ?? config.host, port: config.port, ...describeError(err) },
+          'SMTP session failed',
+        );
         subscriber.error(err);
       },
       complete: () => subscriber.complete(),
@@ -170,7 +185,10 @@ function sayGoodbye({ connection, timeouts }: Session): void {
  * @param work what to do with the session; its values are passed through.
  * @return the work's values, completing after QUIT.
  */
-export function withSession$<T>(config: SessionConfig | string, work: (session: Session) => Observable<T>): Observable<T> {
+export function withSession$<T>(
+  config: SessionConfig | string,
+  work: (session: Session) => Observable<T>,
+): Observable<T> {
   return new Observable<T>((subscriber) => {
     // Once the work is done, the job is: a connection that breaks during QUIT (a server that
     // closes first, a 421 after the last reply) changes nothing the work reported.
@@ -178,7 +196,10 @@ export function withSession$<T>(config: SessionConfig | string, work: (session: 
     const goodbye$ = (session: Session): Observable<never> =>
       defer(() => {
         workDone = true;
-        return quit$(session).pipe(ignoreElements(), catchError(() => EMPTY));
+        return quit$(session).pipe(
+          ignoreElements(),
+          catchError(() => EMPTY),
+        );
       });
     return session$(config)
       .pipe(switchMap((session) => concat(work(session), goodbye$(session))))

@@ -67,7 +67,9 @@ export function sendMessage$(
       const { from, to } = envelopeFromHeaders(headers.fields, override);
       const utf8Headers = headers.fields.some((field) => !isAscii(field.raw));
       const options =
-        utf8Headers || international(from, to) ? withUtf8(mailOptionsOf(mailOptions), utf8Headers) : mailOptionsOf(mailOptions);
+        utf8Headers || international(from, to)
+          ? withUtf8(mailOptionsOf(mailOptions), utf8Headers)
+          : mailOptionsOf(mailOptions);
       return sendmail$(session, from, to, body, options, rcptOptionsOf(rcptOptions));
     };
     return typeof message === 'string' || message instanceof Uint8Array
@@ -156,7 +158,9 @@ function international(from: string, to: readonly string[]): boolean {
     }
   };
   const utf8 = { smtputf8: true };
-  return needs(() => reversePathForWire(from, utf8)) || to.some((address) => needs(() => mailboxForWire(address, utf8)));
+  return (
+    needs(() => reversePathForWire(from, utf8)) || to.some((address) => needs(() => mailboxForWire(address, utf8)))
+  );
 }
 
 /**

@@ -15,7 +15,18 @@ import { BodyEncoder, encodeBody } from '../wire/body-encoder';
 import { Body, bodyFacts } from '../wire/body-source';
 import { Command, command } from '../wire/command';
 import { Reply } from '../wire/reply';
-import { DOT_LINE, NO_BYTES, bdat, bodyChunks$, endOfData, progress$, progressOf, smallBody, withLast, writeDataBody$ } from './body';
+import {
+  DOT_LINE,
+  NO_BYTES,
+  bdat,
+  bodyChunks$,
+  endOfData,
+  progress$,
+  progressOf,
+  smallBody,
+  withLast,
+  writeDataBody$,
+} from './body';
 import { ehlo$, isGreeted } from './ehlo';
 import { Envelope, MailOptions, RcptOptions, Recipient, planEnvelope } from './envelope';
 import { Session, Timeouts, hasExtension } from './session';
@@ -113,7 +124,11 @@ export function sendmail$(
     };
     // smtplib's ehlo_or_helo_if_needed; a greeted session (the common case) goes straight on.
     if (isGreeted(session)) begin(session);
-    else greeting = ehlo$(session).subscribe({ next: (step) => begin(step.session), error: (err: unknown) => subscriber.error(err) });
+    else
+      greeting = ehlo$(session).subscribe({
+        next: (step) => begin(step.session),
+        error: (err: unknown) => subscriber.error(err),
+      });
   });
 }
 
@@ -327,7 +342,9 @@ class Transaction {
     const small = smallBody(this.body);
     if (this.envelope.mode === 'data') {
       if (small) return this.sendSmallDataBody(small);
-      this.streamBody(progress$(writeDataBody$(this.session, this.writer, this.body)), () => [endOfData(this.expectedFinalReplies())]);
+      this.streamBody(progress$(writeDataBody$(this.session, this.writer, this.body)), () => [
+        endOfData(this.expectedFinalReplies()),
+      ]);
       return;
     }
     // BODY=BINARYMIME: the bytes go out untouched; otherwise line ends are canonicalised, no dot-stuffing.
@@ -376,7 +393,9 @@ class Transaction {
     });
     // A body source waiting for its next chunk owes no reply: the connection's end must still reach it.
     this.bodySubscription.add(
-      connection.closed$.subscribe(() => this.fail(connection.failure ?? new SMTPServerDisconnected('Connection closed during the body'))),
+      connection.closed$.subscribe(() =>
+        this.fail(connection.failure ?? new SMTPServerDisconnected('Connection closed during the body')),
+      ),
     );
   }
 
@@ -472,7 +491,12 @@ class Transaction {
   }
 
   /** Writes with this transaction's turn, under the step's reply deadline. */
-  private request(out: Outgoing | readonly Outgoing[], step: keyof Timeouts | 'rset', handler: ReplyHandler, turn = this.writer): void {
+  private request(
+    out: Outgoing | readonly Outgoing[],
+    step: keyof Timeouts | 'rset',
+    handler: ReplyHandler,
+    turn = this.writer,
+  ): void {
     const timeouts = this.session.timeouts;
     turn.request(out, { step, timeout: step === 'rset' ? timeouts.command : timeouts[step] }, handler);
   }
@@ -531,14 +555,19 @@ class Transaction {
       return failed();
     }
     const rset = (turn: Turn, done: () => void): void => {
-      this.request(RSET, 'rset', {
-        reply: (reply) => {
-          // A server that will not reset leaves the connection in an unknown state: never reuse it.
-          if (reply.code !== 250) connection.destroy(SMTPResponseException.fromReply(reply, 'RSET'));
-          done();
+      this.request(
+        RSET,
+        'rset',
+        {
+          reply: (reply) => {
+            // A server that will not reset leaves the connection in an unknown state: never reuse it.
+            if (reply.code !== 250) connection.destroy(SMTPResponseException.fromReply(reply, 'RSET'));
+            done();
+          },
+          error: done,
         },
-        error: done,
-      }, turn);
+        turn,
+      );
     };
     // After the final reply the channel may be with the next transaction: queue behind it.
     if (!this.released) return rset(this.writer, failed);
@@ -561,7 +590,13 @@ class Transaction {
     const phase = this.phase;
     this.phase = 'done';
     const { connection } = this.session;
-    if (phase === 'envelope' && this.pipelining && this.envelope.mode === 'data' && !this.groupOver && connection.alive) {
+    if (
+      phase === 'envelope' &&
+      this.pipelining &&
+      this.envelope.mode === 'data' &&
+      !this.groupOver &&
+      connection.alive
+    ) {
       return this.abandonPipelinedGroup();
     }
     if ((phase === 'envelope' || phase === 'body') && connection.alive) {

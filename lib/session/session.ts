@@ -46,9 +46,10 @@ export const DEFAULT_TIMEOUTS: Timeouts = {
 export function resolveTimeouts(timeout?: number, timeouts: Partial<Timeouts> = {}): Timeouts {
   checkTimeout('timeout', timeout);
   for (const [step, ms] of Object.entries(timeouts)) checkTimeout(`timeouts.${step}`, ms);
-  const base: Timeouts = timeout === undefined
-    ? DEFAULT_TIMEOUTS
-    : (Object.fromEntries(Object.keys(DEFAULT_TIMEOUTS).map((k) => [k, timeout])) as unknown as Timeouts);
+  const base: Timeouts =
+    timeout === undefined
+      ? DEFAULT_TIMEOUTS
+      : (Object.fromEntries(Object.keys(DEFAULT_TIMEOUTS).map((k) => [k, timeout])) as unknown as Timeouts);
   return { ...base, ...timeouts };
 }
 

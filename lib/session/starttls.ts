@@ -35,7 +35,9 @@ export function starttls$(session: Session, tls: TlsConnectionOptions = {}): Obs
  * The STARTTLS step as an operator: upgrade, then EHLO again over TLS.
  * With `{ required: false }` a server without STARTTLS is left in plaintext.
  */
-export function starttls(options: { tls?: TlsConnectionOptions; required?: boolean } = {}): OperatorFunction<Session, Session> {
+export function starttls(
+  options: { tls?: TlsConnectionOptions; required?: boolean } = {},
+): OperatorFunction<Session, Session> {
   return concatMap((session: Session) => {
     if (options.required === false && !hasExtension(session, 'starttls')) return [session];
     return starttls$(session, options.tls).pipe(
@@ -44,4 +46,3 @@ export function starttls(options: { tls?: TlsConnectionOptions; required?: boole
     );
   });
 }
-

@@ -59,12 +59,16 @@ export function envelopeVerdict(
 ): SMTPSenderRefused | SMTPRecipientsRefused | SMTPDataError | undefined {
   const { mail, rcpts, data } = replies;
   if (mail && mail.code !== 250) {
-    return new SMTPSenderRefused(mail.code, mail.message, envelope.sender, { reply: mail, command: envelope.mail.debugText });
+    return new SMTPSenderRefused(mail.code, mail.message, envelope.sender, {
+      reply: mail,
+      command: envelope.mail.debugText,
+    });
   }
   // smtplib stops at a 421 to RCPT: the server is leaving, so the later recipients are not asked.
   const closing = rcpts.some((r) => r.code === 421);
   const allAnswered = rcpts.length === envelope.recipients.length;
-  if (closing || (allAnswered && !rcpts.some(isAccepted))) return new SMTPRecipientsRefused(rcptRefusals(envelope, replies));
+  if (closing || (allAnswered && !rcpts.some(isAccepted)))
+    return new SMTPRecipientsRefused(rcptRefusals(envelope, replies));
   if (data && data.code !== 354) return SMTPDataError.fromReply(data, 'DATA');
   return undefined;
 }

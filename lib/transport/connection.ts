@@ -1,15 +1,14 @@
 import * as net from 'node:net';
 import * as tls from 'node:tls';
+import { AsyncSubject, Observable, Observer, ReplaySubject, Subject, throwError, timeout as rxTimeout } from 'rxjs';
 import {
-  AsyncSubject,
-  Observable,
-  Observer,
-  ReplaySubject,
-  Subject,
-  throwError,
-  timeout as rxTimeout,
-} from 'rxjs';
-import { SMTPErrorCode, SMTPException, SMTPProtocolError, SMTPServerDisconnected, SMTPTimeoutError, hasCode } from '../errors';
+  SMTPErrorCode,
+  SMTPException,
+  SMTPProtocolError,
+  SMTPServerDisconnected,
+  SMTPTimeoutError,
+  hasCode,
+} from '../errors';
 import { Command, command, encodeCommands } from '../wire/command';
 import { DEFAULT_REPLY_LIMITS, Reply, ReplyParser } from '../wire/reply';
 import { DebugEvent, redactSecrets } from './debug';
@@ -101,7 +100,12 @@ interface HeldWrite {
 
 const noop = (): void => undefined;
 /** Failures that are a lost connection (or one that could not be trusted), not anyone's verdict. */
-const LOSSES: readonly SMTPErrorCode[] = ['ERR_SMTP_SERVER_DISCONNECTED', 'ERR_SMTP_TIMEOUT', 'ERR_SMTP_POOL_CLOSED', 'ERR_SMTP_TLS_CERTIFICATE'];
+const LOSSES: readonly SMTPErrorCode[] = [
+  'ERR_SMTP_SERVER_DISCONNECTED',
+  'ERR_SMTP_TIMEOUT',
+  'ERR_SMTP_POOL_CLOSED',
+  'ERR_SMTP_TLS_CERTIFICATE',
+];
 const QUIT = command('QUIT');
 /** RFC 5321 §4.5.3.2's figure for commands the RFC does not name. */
 export const DEFAULT_REPLY_TIMEOUT = 5 * 60_000;
@@ -247,7 +251,12 @@ export class SmtpConnection {
     const cert: Partial<tls.PeerCertificate> = this.socket.getPeerCertificate();
     const cn = cert.subject?.CN ?? '';
     const subject = Array.isArray(cn) ? cn.join(', ') : cn;
-    return { protocol: this.socket.getProtocol() ?? '', cipher: this.socket.getCipher().name, subject, validTo: cert.valid_to ?? '' };
+    return {
+      protocol: this.socket.getProtocol() ?? '',
+      cipher: this.socket.getCipher().name,
+      subject,
+      validTo: cert.valid_to ?? '',
+    };
   }
 
   /** The host name TLS verifies against (the one connected to), when it is a name. */
@@ -326,16 +335,20 @@ export class SmtpConnection {
       const cancel = this.turn((turn) => {
         // The server closes after its 221: from now on that close is expected, not a failure.
         if (this.ended === undefined) this.quitting = true;
-        turn.request(QUIT, { step: 'quit', ...options }, {
-          reply: (reply) => {
-            this.end();
-            if (active) {
-              subscriber.next(reply);
-              subscriber.complete();
-            }
+        turn.request(
+          QUIT,
+          { step: 'quit', ...options },
+          {
+            reply: (reply) => {
+              this.end();
+              if (active) {
+                subscriber.next(reply);
+                subscriber.complete();
+              }
+            },
+            error: (err) => active && subscriber.error(err),
           },
-          error: (err) => active && subscriber.error(err),
-        });
+        );
         turn.release();
       });
       return () => {
@@ -389,26 +402,30 @@ export class SmtpConnection {
     return new Observable<Reply>((subscriber) => {
       let handshake: (() => void) | undefined;
       const cancel = this.turn((turn) => {
-        turn.request(command('STARTTLS'), { step: 'starttls', timeout, upgrade: true }, {
-          reply: (reply) => {
-            if (reply.code !== 220) {
+        turn.request(
+          command('STARTTLS'),
+          { step: 'starttls', timeout, upgrade: true },
+          {
+            reply: (reply) => {
+              if (reply.code !== 220) {
+                turn.release();
+                subscriber.next(reply);
+                subscriber.complete();
+                return;
+              }
+              handshake = this.upgrade(tlsOptions, timeout, (err) => {
+                turn.release();
+                if (err !== undefined) return subscriber.error(err);
+                subscriber.next(reply);
+                subscriber.complete();
+              });
+            },
+            error: (err) => {
               turn.release();
-              subscriber.next(reply);
-              subscriber.complete();
-              return;
-            }
-            handshake = this.upgrade(tlsOptions, timeout, (err) => {
-              turn.release();
-              if (err !== undefined) return subscriber.error(err);
-              subscriber.next(reply);
-              subscriber.complete();
-            });
+              subscriber.error(err);
+            },
           },
-          error: (err) => {
-            turn.release();
-            subscriber.error(err);
-          },
-        });
+        );
       });
       return () => {
         cancel();
@@ -481,7 +498,8 @@ export class SmtpConnection {
     };
     if (this.ended !== undefined) slot.fail(this.disconnectedError());
     // RFC 5321 §4.1.1 / RFC 2920: without PIPELINING, a command waits for every reply owed.
-    else if (!this.pipelined && (this.pending.length > 0 || this.held.length > 0)) this.held.push({ group, slot, replies });
+    else if (!this.pipelined && (this.pending.length > 0 || this.held.length > 0))
+      this.held.push({ group, slot, replies });
     else this.writeGroup(group, slot, replies);
     return replies;
   }
@@ -585,7 +603,8 @@ export class SmtpConnection {
   private dispatch(reply: Reply, moreBytes: boolean): void {
     const slot = this.pending[0];
     if (this.debugSubject.observed) {
-      for (const line of reply.lines) this.emitDebug('receive', redactSecrets(`${reply.code} ${line}`, slot?.secrets ?? []));
+      for (const line of reply.lines)
+        this.emitDebug('receive', redactSecrets(`${reply.code} ${line}`, slot?.secrets ?? []));
     }
     if (!slot) {
       // RFC 5321 §3.8: a server may announce its shutdown with an unsolicited 421.
@@ -680,7 +699,9 @@ export class SmtpConnection {
 
   private remote(): string {
     const { remoteAddress, remotePort } = this.socket;
-    return remoteAddress && remotePort !== undefined ? `${remoteAddress}:${remotePort}` : (this.options.servername ?? 'socket');
+    return remoteAddress && remotePort !== undefined
+      ? `${remoteAddress}:${remotePort}`
+      : (this.options.servername ?? 'socket');
   }
 
   private info(text: string): void {
@@ -698,7 +719,11 @@ export class SmtpConnection {
  *
  * @return the replies, as `Turn.request$` emits them.
  */
-export function lastRequest$(turn: Turn, out: Outgoing | readonly Outgoing[], options: RequestOptions): Observable<Reply> {
+export function lastRequest$(
+  turn: Turn,
+  out: Outgoing | readonly Outgoing[],
+  options: RequestOptions,
+): Observable<Reply> {
   return new Observable<Reply>((subscriber) => {
     const replies = turn.request$(out, options).subscribe(subscriber);
     turn.release();

@@ -18,5 +18,8 @@ export interface Logger {
 
 /** An error's stable code and text (ours never carry a secret), not the object with its stack and cause. */
 export function describeError(error: unknown): { code?: unknown; error: string } {
-  return { code: (error as { code?: unknown } | null)?.code, error: error instanceof Error ? error.message : String(error) };
+  return {
+    code: (error as { code?: unknown } | null)?.code,
+    error: error instanceof Error ? error.message : String(error),
+  };
 }

@@ -62,9 +62,14 @@ const CERTIFICATE_CODES = new RegExp(
  * @param err the socket's error.
  * @param context what was going on, for the message ("Connection error", "Could not connect to …").
  */
-export function socketFailure(err: Error & { code?: string }, context: string): SMTPCertificateError | SMTPServerDisconnected {
+export function socketFailure(
+  err: Error & { code?: string },
+  context: string,
+): SMTPCertificateError | SMTPServerDisconnected {
   if (typeof err.code === 'string' && CERTIFICATE_CODES.test(err.code)) {
-    return new SMTPCertificateError(`${context}: the server's certificate failed verification: ${err.message}`, { cause: err });
+    return new SMTPCertificateError(`${context}: the server's certificate failed verification: ${err.message}`, {
+      cause: err,
+    });
   }
   return new SMTPServerDisconnected(`${context}: ${err.message}`, { cause: err });
 }

@@ -107,7 +107,9 @@ function openIterator(body: Exclude<Body, Observable<Uint8Array>>): AnyIterator 
   if (typeof (body as Partial<AsyncIterable<unknown>>)[Symbol.asyncIterator] === 'function') {
     return (body as AsyncIterable<unknown>)[Symbol.asyncIterator]();
   }
-  throw new SMTPInvalidArgumentError('A body must be a string, a Uint8Array, a Readable, an AsyncIterable or an Observable');
+  throw new SMTPInvalidArgumentError(
+    'A body must be a string, a Uint8Array, a Readable, an AsyncIterable or an Observable',
+  );
 }
 
 /** Stops a source the subscriber no longer wants. */
@@ -245,13 +247,15 @@ function lineStructure(body: string | Uint8Array): { lineEndsAdded: number; line
   // Past either end: NaN from a string, undefined from bytes; neither is CR, LF or ".".
   const at: (i: number) => number | undefined = typeof body === 'string' ? (i) => body.charCodeAt(i) : (i) => body[i];
   const find: (byte: number, from: number) => number =
-    typeof body === 'string' ? (byte, from) => body.indexOf(String.fromCharCode(byte), from) : (byte, from) => body.indexOf(byte, from);
+    typeof body === 'string'
+      ? (byte, from) => body.indexOf(String.fromCharCode(byte), from)
+      : (byte, from) => body.indexOf(byte, from);
   let lineEndsAdded = n > 0 && at(n - 1) !== CR && at(n - 1) !== LF ? 2 : 0;
   let lineLeadingDots = n > 0 && at(0) === DOT ? 1 : 0;
   // The next CR and the next LF at or after `i` (-1: none left).
   let cr = find(CR, 0);
   let lf = find(LF, 0);
-  for (let i = 0; ; ) {
+  for (let i = 0; ;) {
     if (cr !== -1 && cr < i) cr = find(CR, i);
     if (lf !== -1 && lf < i) lf = find(LF, i);
     if (cr === -1 && lf === -1) break;

@@ -26,7 +26,10 @@ export function parseCapabilities(ehloMessage: string): Record<string, string> {
 
 /** The AUTH mechanisms a server offers, upper-cased, in its order, without duplicates. */
 export function authMechanisms(features: Record<string, string>): string[] {
-  const names = (features.auth ?? '').split(/\s+/).filter(Boolean).map((m) => m.toUpperCase());
+  const names = (features.auth ?? '')
+    .split(/\s+/)
+    .filter(Boolean)
+    .map((m) => m.toUpperCase());
   return [...new Set(names)];
 }
 

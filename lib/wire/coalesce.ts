@@ -45,7 +45,10 @@ export function nextTurn$(): Observable<void> {
  * Default: the next turn of the event loop (`setImmediate`).
  * @return an operator from byte chunks to fewer, bigger byte chunks, in the same order.
  */
-export function coalesce(maxBytes: number, idle: () => Observable<unknown> = nextTurn$): OperatorFunction<Uint8Array, Uint8Array> {
+export function coalesce(
+  maxBytes: number,
+  idle: () => Observable<unknown> = nextTurn$,
+): OperatorFunction<Uint8Array, Uint8Array> {
   if (!Number.isInteger(maxBytes) || maxBytes < 1) {
     throw new SMTPInvalidArgumentError(`maxBytes must be a positive integer, got ${maxBytes}`);
   }

@@ -40,7 +40,8 @@ function loadWasm(): EncodeSpan | undefined {
   if (typeof WebAssembly !== 'object' || WebAssembly === null) return undefined;
   let kernel: Kernel;
   try {
-    kernel = new WebAssembly.Instance(new WebAssembly.Module(Buffer.from(ENCODER_WASM, 'base64')), {}).exports as Kernel;
+    kernel = new WebAssembly.Instance(new WebAssembly.Module(Buffer.from(ENCODER_WASM, 'base64')), {})
+      .exports as Kernel;
     kernel.memory.grow(Math.ceil(MEMORY / PAGE) - kernel.memory.buffer.byteLength / PAGE);
   } catch {
     return undefined;

@@ -9,9 +9,10 @@
 export function xtext(value: string): string {
   let out = '';
   for (const byte of Buffer.from(value, 'utf8')) {
-    out += byte > 0x20 && byte < 0x7f && byte !== 0x2b && byte !== 0x3d
-      ? String.fromCharCode(byte)
-      : `+${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+    out +=
+      byte > 0x20 && byte < 0x7f && byte !== 0x2b && byte !== 0x3d
+        ? String.fromCharCode(byte)
+        : `+${byte.toString(16).toUpperCase().padStart(2, '0')}`;
   }
   return out;
 }

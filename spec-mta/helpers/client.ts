@@ -19,7 +19,7 @@ let next = 0;
  */
 export function sourceAddress(): { host: string } {
   next += 1;
-  return { host: `127.${(run % 250) + 2}.${(next >> 8) & 255}.${(next & 255) || 1}` };
+  return { host: `127.${(run % 250) + 2}.${(next >> 8) & 255}.${next & 255 || 1}` };
 }
 
 /** A token to find one message again on the server (in a header, the body, a Message-ID). */

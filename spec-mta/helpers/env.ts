@@ -18,7 +18,11 @@ export interface MtaEnv {
     readonly submission: number;
     /** anvil limits per client address (loopback not exempt), counted per `limits.perSeconds`. */
     readonly limited: number;
-    readonly limits: { readonly connectionsPerClient: number; readonly messagesPerClient: number; readonly perSeconds: number };
+    readonly limits: {
+      readonly connectionsPerClient: number;
+      readonly messagesPerClient: number;
+      readonly perSeconds: number;
+    };
     readonly hostname: string;
     readonly log: string;
     readonly messageSizeLimit: number;

@@ -17,7 +17,10 @@ export function waitFor<T>(watched: string, what: string, check: () => T | undef
   return new Promise<T>((resolve, reject) => {
     let done = false;
     const watcher = fs.watch(watched, () => attempt());
-    const timer = setTimeout(() => finish(() => reject(new Error(`Waited ${ms} ms for ${what} (watching ${watched})`))), ms);
+    const timer = setTimeout(
+      () => finish(() => reject(new Error(`Waited ${ms} ms for ${what} (watching ${watched})`))),
+      ms,
+    );
     function finish(settle: () => void): void {
       if (done) return;
       done = true;
@@ -109,7 +112,10 @@ export class PostfixLog {
       const size = fs.fstatSync(fd).size - this.offset;
       const buffer = Buffer.alloc(Math.max(size, 0));
       fs.readSync(fd, buffer, 0, buffer.length, this.offset);
-      return buffer.toString('utf8').split('\n').filter((line) => line !== '');
+      return buffer
+        .toString('utf8')
+        .split('\n')
+        .filter((line) => line !== '');
     } finally {
       fs.closeSync(fd);
     }
@@ -117,7 +123,12 @@ export class PostfixLog {
 
   /** Waits for a line matching `pattern` and returns it. */
   waitFor(pattern: RegExp, ms?: number): Promise<string> {
-    return waitFor(this.file, `a Postfix log line matching ${String(pattern)}`, () => this.lines().find((l) => pattern.test(l)), ms);
+    return waitFor(
+      this.file,
+      `a Postfix log line matching ${String(pattern)}`,
+      () => this.lines().find((l) => pattern.test(l)),
+      ms,
+    );
   }
 
   /** Waits until `count` lines match `pattern`; returns them. */

@@ -25,10 +25,16 @@ export async function until(condition: () => boolean | Promise<boolean>, ms: num
 
 /** A message whose body names it (`X-Job`), so the server can tell which one it received. */
 export function message(id: string, to = 'rcpt@example.test'): { id: string; from: string; to: string; body: string } {
-  return { id, from: 'sender@example.test', to, body: `X-Job: ${id}\r\nSubject: queue test ${id}\r\n\r\nHello from ${id}.\r\n` };
+  return {
+    id,
+    from: 'sender@example.test',
+    to,
+    body: `X-Job: ${id}\r\nSubject: queue test ${id}\r\n\r\nHello from ${id}.\r\n`,
+  };
 }
 
-export const ids = (n: number, prefix = 'm'): string[] => Array.from({ length: n }, (_, i) => `${prefix}-${String(i + 1).padStart(5, '0')}`);
+export const ids = (n: number, prefix = 'm'): string[] =>
+  Array.from({ length: n }, (_, i) => `${prefix}-${String(i + 1).padStart(5, '0')}`);
 
 /** A final dot the recording server received: which message, and when. */
 export interface Accepted {
@@ -61,14 +67,20 @@ export async function recordingServer(
 }
 
 /** `outcomes$` collected into an array, from the start of the queue's event stream. */
-export function collectOutcomes(queue: QueueRef, options: OutcomesOptions = { since: 'start' }): {
+export function collectOutcomes(
+  queue: QueueRef,
+  options: OutcomesOptions = { since: 'start' },
+): {
   readonly outcomes: QueueOutcome[];
   readonly subscription: Subscription;
   readonly errors: unknown[];
 } {
   const outcomes: QueueOutcome[] = [];
   const errors: unknown[] = [];
-  const subscription = outcomes$(queue, options).subscribe({ next: (o) => outcomes.push(o), error: (e: unknown) => errors.push(e) });
+  const subscription = outcomes$(queue, options).subscribe({
+    next: (o) => outcomes.push(o),
+    error: (e: unknown) => errors.push(e),
+  });
   return { outcomes, subscription, errors };
 }
 
@@ -91,7 +103,10 @@ export function startWorkerProcess(config: WorkerProcessConfig): WorkerProcess {
   child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const ready = new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`worker ${child.pid ?? '?'} not ready within 20 s: ${stderr}`)), 20_000);
+    const timer = setTimeout(
+      () => reject(new Error(`worker ${child.pid ?? '?'} not ready within 20 s: ${stderr}`)),
+      20_000,
+    );
     child.stdout.on('data', (d: Buffer) => {
       if (d.toString().includes('ready')) {
         clearTimeout(timer);

@@ -25,7 +25,8 @@ export function suiteRedis(): RedisInstance {
 
 export function redisServerBinary(): string {
   const found = spawnSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' }).stdout.trim();
-  if (!found) throw new Error('redis-server is not installed: apt-get install -y redis-server (the queue suite needs it)');
+  if (!found)
+    throw new Error('redis-server is not installed: apt-get install -y redis-server (the queue suite needs it)');
   return found;
 }
 
@@ -42,14 +43,22 @@ export async function startSuiteRedis(): Promise<RedisInstance> {
 /** Starts redis-server (daemonized, AOF on, no RDB snapshots) and waits until it answers. */
 export async function startRedis({ port, dir }: RedisInstance): Promise<void> {
   execFileSync(redisServerBinary(), [
-    '--port', String(port),
-    '--bind', '127.0.0.1',
-    '--dir', dir,
-    '--save', '',
-    '--appendonly', 'yes',
-    '--daemonize', 'yes',
-    '--pidfile', path.join(dir, 'redis.pid'),
-    '--logfile', path.join(dir, 'redis.log'),
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--dir',
+    dir,
+    '--save',
+    '',
+    '--appendonly',
+    'yes',
+    '--daemonize',
+    'yes',
+    '--pidfile',
+    path.join(dir, 'redis.pid'),
+    '--logfile',
+    path.join(dir, 'redis.log'),
   ]);
   await until(() => ping(port), `redis-server on port ${port} to answer`);
 }
@@ -61,7 +70,10 @@ export async function startRedis({ port, dir }: RedisInstance): Promise<void> {
 export async function stopRedis({ port, dir }: RedisInstance, save: boolean): Promise<void> {
   const pidFile = path.join(dir, 'redis.pid');
   const pid = fs.existsSync(pidFile) ? Number(fs.readFileSync(pidFile, 'utf8').trim()) : undefined;
-  spawnSync('redis-cli', ['-p', String(port), 'shutdown', save ? 'save' : 'nosave'], { encoding: 'utf8', timeout: DEADLINE_MS });
+  spawnSync('redis-cli', ['-p', String(port), 'shutdown', save ? 'save' : 'nosave'], {
+    encoding: 'utf8',
+    timeout: DEADLINE_MS,
+  });
   if (pid) await until(async () => !alive(pid), `redis-server (pid ${pid}) to exit`);
 }
 

@@ -85,7 +85,9 @@ describe('fromAuthObject', () => {
 
   it('refuses a name that is not a SASL mechanism name (it goes on the AUTH line)', () => {
     for (const name of ['', 'PLAIN LOGIN', 'PLAIN\r\nQUIT', 'A'.repeat(21)]) {
-      expect(() => fromAuthObject(name, () => null)).toThrow(expect.objectContaining({ code: 'ERR_SMTP_INVALID_ARGUMENT' }));
+      expect(() => fromAuthObject(name, () => null)).toThrow(
+        expect.objectContaining({ code: 'ERR_SMTP_INVALID_ARGUMENT' }),
+      );
     }
   });
 

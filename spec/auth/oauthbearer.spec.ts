@@ -4,7 +4,12 @@ const token = 'vF9dft4qmTc2Nvb3RlckBhbHRhdmlzdGEuY29tCg==';
 
 describe('oauthbearerMechanism', () => {
   it('sends the RFC 7628 §4.1 initial response byte for byte', () => {
-    const bearer = oauthbearerMechanism({ user: 'user@example.com', accessToken: token, host: 'server.example.com', port: 143 });
+    const bearer = oauthbearerMechanism({
+      user: 'user@example.com',
+      accessToken: token,
+      host: 'server.example.com',
+      port: 143,
+    });
     expect(bearer.name).toBe('OAUTHBEARER');
     expect(Buffer.from(bearer.initialResponse()!).toString('base64')).toBe(
       'bixhPXVzZXJAZXhhbXBsZS5jb20sAWhvc3Q9c2VydmVyLmV4YW1wbGUuY29tAXBvcnQ9MTQzAWF1dGg9QmVhcmVyIHZGOWRmdDRxbVRjMk52YjNSbGNrQmhiSFJoZG1semRHRXVZMjl0Q2c9PQEB',
@@ -21,7 +26,8 @@ describe('oauthbearerMechanism', () => {
   });
 
   it('answers the error challenge with \\x01 (AQ==) and keeps the JSON (RFC 7628 §3.2.3)', () => {
-    const error = '{"status":"invalid_token","scope":"example_scope","openid-configuration":"https://example.com/.well-known/openid-configuration"}';
+    const error =
+      '{"status":"invalid_token","scope":"example_scope","openid-configuration":"https://example.com/.well-known/openid-configuration"}';
     const bearer = oauthbearerMechanism({ user: 'user@example.com', accessToken: token });
     bearer.initialResponse();
     const response = bearer.respond(Buffer.from(error));

@@ -32,7 +32,10 @@ describe('plainMechanism', () => {
   });
 
   it('refuses a NUL in a field without echoing it', () => {
-    for (const bad of [{ user: 'a\0b', password: 'pw' }, { user: 'a', password: 's3cr\0t' }]) {
+    for (const bad of [
+      { user: 'a\0b', password: 'pw' },
+      { user: 'a', password: 's3cr\0t' },
+    ]) {
       let error: unknown;
       try {
         plainMechanism(bad);

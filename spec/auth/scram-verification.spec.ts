@@ -41,7 +41,10 @@ function awaitingServerFinal() {
 describe('SCRAM server-first-message syntax (RFC 5802 §7)', () => {
   it('refuses a salt whose base64 length is not a multiple of four', () => {
     const err = thrown(() => started().respond(utf8(SERVER_FIRST.replace('s=QSXCR+Q6sek8bf92', 's=QSXCR+Q6sek8bf9'))));
-    expect(err).toMatchObject({ code: 'ERR_SMTP_AUTHENTICATION', message: expect.stringMatching(/malformed server-first-message/) });
+    expect(err).toMatchObject({
+      code: 'ERR_SMTP_AUTHENTICATION',
+      message: expect.stringMatching(/malformed server-first-message/),
+    });
   });
 
   it('refuses an attribute whose name is more than one letter', () => {
@@ -91,7 +94,7 @@ describe('SCRAM SASLprep of the credentials (RFC 5802 §5.1, RFC 4013)', () => {
     expect(err.message).not.toContain(unassigned);
   });
 
-  it('refuses a prohibited user name, naming the user name and keeping SASLprep\'s error as the cause', () => {
+  it("refuses a prohibited user name, naming the user name and keeping SASLprep's error as the cause", () => {
     const err = thrown(() => scramSha256Mechanism({ user: 'us\u0007er', password: 'pencil' }, { nonce: NONCE }));
     expect(err).toBeInstanceOf(SMTPInvalidArgumentError);
     expect(err.message).toMatch(/the user name is not valid under SASLprep/);
@@ -124,6 +127,9 @@ describe('SCRAM over the wire: the server must prove it knows the password', () 
     expect(err).toBeInstanceOf(SMTPAuthenticationError);
     expect((err as Error).message).toMatch(/no verified server signature/);
     // The client answered the server-first-message with its proof, then got the 235 instead of a 334 v=.
-    expect(fake!.session.commands.slice(-2)).toEqual([`AUTH SCRAM-SHA-1 ${b64(`n,,n=user,r=${NONCE}`)}`, b64(CLIENT_FINAL)]);
+    expect(fake!.session.commands.slice(-2)).toEqual([
+      `AUTH SCRAM-SHA-1 ${b64(`n,,n=user,r=${NONCE}`)}`,
+      b64(CLIENT_FINAL),
+    ]);
   });
 });

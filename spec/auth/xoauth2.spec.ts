@@ -23,7 +23,9 @@ describe('xoauth2Mechanism', () => {
 
   it('sends the token in answer to the empty 334 when there was no initial response', () => {
     const xoauth2 = xoauth2Mechanism(credentials);
-    expect(xoauth2.respond(Buffer.alloc(0))).toBe(`user=${credentials.user}\x01auth=Bearer ${credentials.accessToken}\x01\x01`);
+    expect(xoauth2.respond(Buffer.alloc(0))).toBe(
+      `user=${credentials.user}\x01auth=Bearer ${credentials.accessToken}\x01\x01`,
+    );
     expect(xoauth2.respond(Buffer.from(googleError))).toBe('');
   });
 

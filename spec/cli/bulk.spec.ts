@@ -19,12 +19,19 @@ const refuse = (code: number, text: string): Error => Object.assign(new Error(te
 function batchFile(dir: string, n: number): string {
   const file = path.join(dir, 'batch.jsonl');
   const line = (i: number): string =>
-    JSON.stringify({ id: `m${i}`, from: 'me@x.test', to: i === 3 ? ['nobody@x.test'] : i % 10 ? ['a@x.test'] : ['a@x.test', 'nobody@x.test'], subject: `m${i}`, text: `hello ${i}` });
+    JSON.stringify({
+      id: `m${i}`,
+      from: 'me@x.test',
+      to: i === 3 ? ['nobody@x.test'] : i % 10 ? ['a@x.test'] : ['a@x.test', 'nobody@x.test'],
+      subject: `m${i}`,
+      text: `hello ${i}`,
+    });
   fs.writeFileSync(file, Array.from({ length: n }, (_, i) => line(i)).join('\n') + '\n');
   return file;
 }
 
-const outcomesIn = (file: string): Outcome[] => lines(fs.readFileSync(file, 'utf8')).map((l) => JSON.parse(l) as Outcome);
+const outcomesIn = (file: string): Outcome[] =>
+  lines(fs.readFileSync(file, 'utf8')).map((l) => JSON.parse(l) as Outcome);
 const terminal = (all: Outcome[]): Outcome[] => all.filter((o) => o.status !== 'sending');
 
 describe('rx-smtp bulk', () => {
@@ -40,7 +47,8 @@ describe('rx-smtp bulk', () => {
     onAccepted = () => undefined;
     server = await startSmtpServer({
       hideSTARTTLS: true,
-      onRcptTo: (address, _s, cb) => (address.address.startsWith('nobody') ? cb(refuse(550, '5.1.1 No such user')) : cb()),
+      onRcptTo: (address, _s, cb) =>
+        address.address.startsWith('nobody') ? cb(refuse(550, '5.1.1 No such user')) : cb(),
       onData(stream, _session, callback) {
         let text = '';
         stream.on('data', (c: Buffer) => (text += c.toString()));
@@ -66,21 +74,42 @@ describe('rx-smtp bulk', () => {
     expect(result.code).toBe(1);
     const done = terminal(outcomesIn(outcomes));
     expect(done.map((o) => o.id).sort()).toEqual(Array.from({ length: 30 }, (_, i) => `m${i}`).sort());
-    expect(done.find((o) => o.id === 'm3')).toMatchObject({ status: 'refused', attempts: 1, error: expect.stringContaining('ERR_SMTP_RECIPIENTS_REFUSED') });
-    expect(done.find((o) => o.id === 'm10')).toEqual({ id: 'm10', status: 'sent', attempts: 1, refused: { 'nobody@x.test': '550 5.1.1 No such user' } });
+    expect(done.find((o) => o.id === 'm3')).toMatchObject({
+      status: 'refused',
+      attempts: 1,
+      error: expect.stringContaining('ERR_SMTP_RECIPIENTS_REFUSED'),
+    });
+    expect(done.find((o) => o.id === 'm10')).toEqual({
+      id: 'm10',
+      status: 'sent',
+      attempts: 1,
+      refused: { 'nobody@x.test': '550 5.1.1 No such user' },
+    });
     expect(done.find((o) => o.id === 'm1')).toEqual({ id: 'm1', status: 'sent', attempts: 1 });
     expect(accepted.size).toBe(29);
     // Not a terminal: plain progress lines, the last one with the final counts.
     expect(result.stderr).not.toContain('\r');
-    expect(lines(result.stderr).pop()).toMatch(/^progress {2}30\/30 {2}\d+ msg\/s {2}ETA 0s {2}sent 29 {2}refused 1 {2}failed 0 {2}possibly-delivered 0 {2}rcpt-refused 3 {2}conn \d {2}throttle 0$/);
+    expect(lines(result.stderr).pop()).toMatch(
+      /^progress {2}30\/30 {2}\d+ msg\/s {2}ETA 0s {2}sent 29 {2}refused 1 {2}failed 0 {2}possibly-delivered 0 {2}rcpt-refused 3 {2}conn \d {2}throttle 0$/,
+    );
   });
 
   it('writes outcomes to standard output without --outcomes; exit 0 when everything was accepted', async () => {
     const file = path.join(dir, 'ok.jsonl');
-    fs.writeFileSync(file, '{"id":1,"from":"me@x.test","to":["a@x.test"],"text":"x"}\n{"id":"two","from":"me@x.test","to":["b@x.test"]}\n');
+    fs.writeFileSync(
+      file,
+      '{"id":1,"from":"me@x.test","to":["a@x.test"],"text":"x"}\n{"id":"two","from":"me@x.test","to":["b@x.test"]}\n',
+    );
     const result = await runCli(['bulk', '-s', url(), '-m', file]);
     expect(result.code).toBe(0);
-    expect(terminal(lines(result.stdout).map((l) => JSON.parse(l) as Outcome)).map((o) => [o.id, o.status]).sort()).toEqual([['1', 'sent'], ['two', 'sent']]);
+    expect(
+      terminal(lines(result.stdout).map((l) => JSON.parse(l) as Outcome))
+        .map((o) => [o.id, o.status])
+        .sort(),
+    ).toEqual([
+      ['1', 'sent'],
+      ['two', 'sent'],
+    ]);
   });
 
   it('resumes after being killed mid-run: no message is accepted twice, every message ends with one outcome', async () => {
@@ -121,7 +150,11 @@ describe('rx-smtp bulk', () => {
     const journal = outcomesIn(outcomes);
     const handedOver = journal.filter((o) => o.status === 'sending').map((o) => o.id);
     // Every message handed over has its outcome: nothing is left for a rerun to guess about.
-    expect(terminal(journal).map((o) => o.id).sort()).toEqual([...handedOver].sort());
+    expect(
+      terminal(journal)
+        .map((o) => o.id)
+        .sort(),
+    ).toEqual([...handedOver].sort());
     expect(handedOver.length).toBeLessThan(120);
 
     const second = await runCli(args);
@@ -135,7 +168,9 @@ describe('rx-smtp bulk', () => {
 
   it('redraws one line in place on a terminal (\\r and erase-line)', async () => {
     const outcomes = path.join(dir, 'tty.jsonl');
-    const cli = [process.execPath, CLI, 'bulk', '-s', url(), '-m', batchFile(dir, 40), '-o', outcomes].map((a) => `'${a}'`).join(' ');
+    const cli = [process.execPath, CLI, 'bulk', '-s', url(), '-m', batchFile(dir, 40), '-o', outcomes]
+      .map((a) => `'${a}'`)
+      .join(' ');
     // Wide enough for the whole line (the display cuts it to the terminal's width).
     const command = `stty cols 200; ${cli}`;
     // util-linux `script` runs the command under a pseudo-terminal.
@@ -162,7 +197,10 @@ describe('rx-smtp bulk', () => {
   it.each([
     ['not json', /line 1: not JSON/],
     ['{"id":"a","from":"me@x.test","to":[]}', /line 1: "to" must be a non-empty array/],
-    ['{"id":"a","from":"me@x.test","to":["x@x.test"]}\n{"id":"a","from":"me@x.test","to":["x@x.test"]}', /line 2: id "a" appears twice/],
+    [
+      '{"id":"a","from":"me@x.test","to":["x@x.test"]}\n{"id":"a","from":"me@x.test","to":["x@x.test"]}',
+      /line 2: id "a" appears twice/,
+    ],
   ])('refuses a bad batch %j with exit 2 and one line, sending nothing', async (text, message) => {
     const file = path.join(dir, 'bad.jsonl');
     fs.writeFileSync(file, text);
@@ -174,12 +212,25 @@ describe('rx-smtp bulk', () => {
 
   it('exits 2 for an unreadable batch file, 3 when the server cannot be reached', async () => {
     const missing = await runCli(['bulk', '-s', url(), '-m', path.join(dir, 'none.jsonl')]);
-    expect([missing.code, lines(missing.stderr)]).toEqual([2, [expect.stringMatching(/--messages .*none\.jsonl: ENOENT/)]]);
+    expect([missing.code, lines(missing.stderr)]).toEqual([
+      2,
+      [expect.stringMatching(/--messages .*none\.jsonl: ENOENT/)],
+    ]);
     const port = server!.port;
     await server!.close();
     server = undefined;
-    const unreachable = await runCli(['bulk', '-s', `smtp://127.0.0.1:${port}`, '-m', batchFile(dir, 3), '-o', path.join(dir, 'o.jsonl')]);
+    const unreachable = await runCli([
+      'bulk',
+      '-s',
+      `smtp://127.0.0.1:${port}`,
+      '-m',
+      batchFile(dir, 3),
+      '-o',
+      path.join(dir, 'o.jsonl'),
+    ]);
     expect(unreachable.code).toBe(3);
-    expect(lines(unreachable.stderr).filter((l) => l.startsWith('rx-smtp:'))).toEqual([expect.stringContaining('ECONNREFUSED')]);
+    expect(lines(unreachable.stderr).filter((l) => l.startsWith('rx-smtp:'))).toEqual([
+      expect.stringContaining('ECONNREFUSED'),
+    ]);
   });
 });

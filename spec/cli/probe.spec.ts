@@ -24,7 +24,9 @@ describe('rx-smtp probe', () => {
     expect(result.code).toBe(0);
     const out = lines(result.stdout);
     expect(out[0]).toMatch(/^greeting {6}220 /);
-    expect(out).toContainEqual(expect.stringMatching(/^tls {11}TLSv1\.[23] \S+; certificate localhost, expires \w{3} +\d+ .* GMT$/));
+    expect(out).toContainEqual(
+      expect.stringMatching(/^tls {11}TLSv1\.[23] \S+; certificate localhost, expires \w{3} +\d+ .* GMT$/),
+    );
     expect(out).toContainEqual('auth          PLAIN LOGIN');
     expect(out).toContainEqual('  PIPELINING');
   });
@@ -34,7 +36,12 @@ describe('rx-smtp probe', () => {
     const result = await runCli(['probe', '-s', `smtps://localhost:${real.port}`, '--ca', ca, '--json']);
     expect(result.code).toBe(0);
     const [found] = lines(result.stdout).map((l) => JSON.parse(l) as { tls: Record<string, string> });
-    expect(found?.tls).toEqual({ protocol: expect.stringMatching(/^TLSv1\.[23]$/), cipher: expect.any(String), subject: 'localhost', validTo: expect.stringMatching(/GMT$/) });
+    expect(found?.tls).toEqual({
+      protocol: expect.stringMatching(/^TLSv1\.[23]$/),
+      cipher: expect.any(String),
+      subject: 'localhost',
+      validTo: expect.stringMatching(/GMT$/),
+    });
   });
 
   it('--json prints one object', async () => {
@@ -42,7 +49,13 @@ describe('rx-smtp probe', () => {
     const result = await runCli(['probe', '-s', `smtp://127.0.0.1:${real.port}`, '--json']);
     expect(result.code).toBe(0);
     expect(lines(result.stdout).map((l) => JSON.parse(l) as unknown)).toEqual([
-      expect.objectContaining({ greeting: expect.stringMatching(/^220 /), esmtp: true, tls: null, auth: ['LOGIN', 'PLAIN'], capabilities: expect.objectContaining({ pipelining: '' }) }),
+      expect.objectContaining({
+        greeting: expect.stringMatching(/^220 /),
+        esmtp: true,
+        tls: null,
+        auth: ['LOGIN', 'PLAIN'],
+        capabilities: expect.objectContaining({ pipelining: '' }),
+      }),
     ]);
   });
 

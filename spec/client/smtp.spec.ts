@@ -39,7 +39,7 @@ describe('SMTP (smtplib surface)', () => {
     return smtp;
   }
 
-  it('exports smtplib\'s port constants', () => {
+  it("exports smtplib's port constants", () => {
     expect([SMTP_PORT, SMTP_SSL_PORT, LMTP_PORT]).toEqual([25, 465, 2003]);
     expect([SMTP.defaultPort, SMTP_SSL.defaultPort, LMTP.defaultPort]).toEqual([25, 465, 2003]);
   });
@@ -111,7 +111,14 @@ describe('SMTP (smtplib surface)', () => {
     expect((await run(client.noop$())).code).toBe(250);
     expect((await run(client.rset$())).code).toBe(250);
     expect((await run(client.docmd$('XTEST', 'a b'))).message).toBe('extra');
-    expect(fake!.session.commands).toEqual(['VRFY one@x.test', 'EXPN list@x.test', 'HELP', 'NOOP', 'RSET', 'XTEST a b']);
+    expect(fake!.session.commands).toEqual([
+      'VRFY one@x.test',
+      'EXPN list@x.test',
+      'HELP',
+      'NOOP',
+      'RSET',
+      'XTEST a b',
+    ]);
   });
 
   it('refuses CR/LF in a command argument before anything is written', async () => {
@@ -165,21 +172,33 @@ describe('SMTP (smtplib surface)', () => {
   });
 
   it('login$ refuses plaintext unless allowPlaintextAuth; auth$ takes smtplib authobjects', async () => {
-    const client = await connected({ extensions: ['AUTH LOGIN'], handlers: { AUTH: '334 UGFzc3dvcmQ6', '*': '235 2.7.0 ok' } });
+    const client = await connected({
+      extensions: ['AUTH LOGIN'],
+      handlers: { AUTH: '334 UGFzc3dvcmQ6', '*': '235 2.7.0 ok' },
+    });
     await expect(run(client.login$('u', 'p'))).rejects.toMatchObject({ code: 'ERR_SMTP_INSECURE_AUTH' });
     expect((await run(client.login$('u', 'p', { allowPlaintextAuth: true }))).code).toBe(235);
     const relaxed = new SMTP({ host: '127.0.0.1', port: fake!.port, allowPlaintextAuth: true });
     await run(relaxed.connect$());
     expect((await run(relaxed.auth$('login', authLogin('u', 'p')))).code).toBe(235);
     relaxed.close();
-    expect(fake!.sessions[1]?.commands).toEqual([`AUTH LOGIN ${Buffer.from('u').toString('base64')}`, Buffer.from('p').toString('base64')]);
+    expect(fake!.sessions[1]?.commands).toEqual([
+      `AUTH LOGIN ${Buffer.from('u').toString('base64')}`,
+      Buffer.from('p').toString('base64'),
+    ]);
   });
 
   it('sendmail$ greets first and streams the transaction events', async () => {
     const client = await connected({ handlers: { RCPT: (l) => (l.includes('no@') ? '550 5.1.1 no' : '250 ok') } });
-    const events = await lastValueFrom(client.sendmail$('a@x.test', ['b@x.test', 'no@x.test'], 'Hi\n', ['X-TEST=1']).pipe(toArray()));
+    const events = await lastValueFrom(
+      client.sendmail$('a@x.test', ['b@x.test', 'no@x.test'], 'Hi\n', ['X-TEST=1']).pipe(toArray()),
+    );
     expect(events.map((e) => e.type)).toEqual(['recipient', 'recipient', 'progress', 'sent']);
-    expect(fake!.session.commands.slice(0, 3)).toEqual(['EHLO client.test', 'MAIL FROM:<a@x.test> SIZE=4 X-TEST=1', 'RCPT TO:<b@x.test>']);
+    expect(fake!.session.commands.slice(0, 3)).toEqual([
+      'EHLO client.test',
+      'MAIL FROM:<a@x.test> SIZE=4 X-TEST=1',
+      'RCPT TO:<b@x.test>',
+    ]);
     expect(fake!.session.messages[0]?.toString()).toBe('Hi\r\n');
   });
 
@@ -219,7 +238,13 @@ describe('SMTP (smtplib surface)', () => {
     fake = await FakeServer.start({ extensions: ['AUTH PLAIN'], handlers: { AUTH: '235 2.7.0 ok' } });
     const printed: string[] = [];
     const debugStream = { write: (line: string) => printed.push(line) };
-    smtp = new SMTP({ host: '127.0.0.1', port: fake.port, localHostname: 'client.test', allowPlaintextAuth: true, debugStream });
+    smtp = new SMTP({
+      host: '127.0.0.1',
+      port: fake.port,
+      localHostname: 'client.test',
+      allowPlaintextAuth: true,
+      debugStream,
+    });
     await run(smtp.connect$());
     expect(printed).toEqual([]);
     smtp.setDebuglevel(1);

@@ -145,8 +145,10 @@ export class FakeServer {
     let socket = initial;
     this.sockets.add(socket);
     let pending: Buffer = Buffer.alloc(0);
-    let mode: { kind: 'command' } | { kind: 'data'; body: Buffer[] } | { kind: 'bdat'; left: number; last: boolean; body: Buffer[] } =
-      { kind: 'command' };
+    let mode:
+      | { kind: 'command' }
+      | { kind: 'data'; body: Buffer[] }
+      | { kind: 'bdat'; left: number; last: boolean; body: Buffer[] } = { kind: 'command' };
     let out: Buffer[] = [];
     let held = false;
     let holdArmed = this.script.holdRepliesUntil !== undefined;
@@ -176,8 +178,7 @@ export class FakeServer {
           flush();
         }, action.delayMs);
         socket.once('close', () => clearTimeout(timer));
-      }
-      else if ('close' in action) {
+      } else if ('close' in action) {
         if (action.reply) queue(`${action.reply}\r\n`);
         held = false;
         flush();

@@ -11,7 +11,9 @@ export async function turns(count = 10): Promise<void> {
  * promise it starts gets its chance, keep listening to the source, and let go of it when
  * unsubscribed. Unsubscribing at once would prove none of this.
  */
-export async function expectSilentOnNever<T, R>(operator: OperatorFunction<T, R> | ((source: Observable<T>) => Observable<R>)): Promise<void> {
+export async function expectSilentOnNever<T, R>(
+  operator: OperatorFunction<T, R> | ((source: Observable<T>) => Observable<R>),
+): Promise<void> {
   const source = new Subject<T>();
   const seen: string[] = [];
   const subscription = operator(source.asObservable()).subscribe({

@@ -17,7 +17,14 @@ export function openSession(
   options: Partial<SessionConfig> = {},
 ): Promise<{ session: Session; close: () => void }> {
   return new Promise((resolve, reject) => {
-    const config: SessionConfig = { host: '127.0.0.1', port, localHostname: 'c.test', starttls: 'never', timeout: 5000, ...options };
+    const config: SessionConfig = {
+      host: '127.0.0.1',
+      port,
+      localHostname: 'c.test',
+      starttls: 'never',
+      timeout: 5000,
+      ...options,
+    };
     const subscription = session$(config).subscribe({
       next: (session) => resolve({ session, close: () => subscription.unsubscribe() }),
       error: reject,

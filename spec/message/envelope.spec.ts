@@ -27,9 +27,22 @@ describe('envelopeFromHeaders', () => {
 
   it('reads every To, Cc and Bcc field, not only the first as smtplib does', () => {
     const envelope = envelopeFromHeaders(
-      fields('From: a@example.com', 'To: one@example.com', 'Cc: two@example.com', 'To: three@example.com', 'Bcc: four@example.com', 'Bcc: five@example.com'),
+      fields(
+        'From: a@example.com',
+        'To: one@example.com',
+        'Cc: two@example.com',
+        'To: three@example.com',
+        'Bcc: four@example.com',
+        'Bcc: five@example.com',
+      ),
     );
-    expect(envelope.to).toEqual(['one@example.com', 'three@example.com', 'four@example.com', 'five@example.com', 'two@example.com']);
+    expect(envelope.to).toEqual([
+      'one@example.com',
+      'three@example.com',
+      'four@example.com',
+      'five@example.com',
+      'two@example.com',
+    ]);
   });
 
   it('keeps display names, comments and encoded words out of the envelope', () => {
@@ -40,12 +53,20 @@ describe('envelopeFromHeaders', () => {
         'Cc: (comment) plain@example.com (another)',
       ),
     );
-    expect(envelope).toEqual({ from: 'elene@example.com', to: ['john.q.public@example.com', 'pete@silly.test', 'plain@example.com'] });
+    expect(envelope).toEqual({
+      from: 'elene@example.com',
+      to: ['john.q.public@example.com', 'pete@silly.test', 'plain@example.com'],
+    });
   });
 
   it('delivers to group members and to nobody for an empty group', () => {
     const envelope = envelopeFromHeaders(
-      fields('From: a@example.com', 'To: undisclosed-recipients:;', 'Cc: Team: x@example.com, Y <y@example.com>;', 'Bcc: hidden@example.com'),
+      fields(
+        'From: a@example.com',
+        'To: undisclosed-recipients:;',
+        'Cc: Team: x@example.com, Y <y@example.com>;',
+        'Bcc: hidden@example.com',
+      ),
     );
     expect(envelope.to).toEqual(['hidden@example.com', 'x@example.com', 'y@example.com']);
   });
@@ -62,7 +83,11 @@ describe('envelopeFromHeaders', () => {
 
   it('prefers Sender over a From with several addresses', () => {
     const envelope = envelopeFromHeaders(
-      fields('From: Ann <ann@example.com>, Bob <bob@example.com>', 'Sender: Secretary <sec@example.com>', 'To: c@example.com'),
+      fields(
+        'From: Ann <ann@example.com>, Bob <bob@example.com>',
+        'Sender: Secretary <sec@example.com>',
+        'To: c@example.com',
+      ),
     );
     expect(envelope.from).toBe('sec@example.com');
   });
@@ -73,29 +98,47 @@ describe('envelopeFromHeaders', () => {
   });
 
   it('matches field names whatever their case', () => {
-    expect(envelopeFromHeaders(fields('FROM: a@example.com', 'to: b@example.com'))).toEqual({ from: 'a@example.com', to: ['b@example.com'] });
+    expect(envelopeFromHeaders(fields('FROM: a@example.com', 'to: b@example.com'))).toEqual({
+      from: 'a@example.com',
+      to: ['b@example.com'],
+    });
   });
 
   it('keeps a quoted local part quoted, so its @ cannot move the domain', () => {
-    const envelope = envelopeFromHeaders(fields('From: "x@evil"@good', 'To: "a b"@example.com, "q\\"uote"@example.com'));
+    const envelope = envelopeFromHeaders(
+      fields('From: "x@evil"@good', 'To: "a b"@example.com, "q\\"uote"@example.com'),
+    );
     expect(envelope).toEqual({ from: '"x@evil"@good', to: ['"a b"@example.com', '"q\\"uote"@example.com'] });
   });
 
   it('refuses a source route rather than drop it, as mailboxForWire does for an argument', () => {
-    expect(() => envelopeFromHeaders(fields('From: a@example.com', 'To: <@relay.example:joe@example.com>'))).toThrow(/source route/);
-    expect(() => envelopeFromHeaders(fields('From: <@relay.example:a@example.com>', 'To: b@example.com'))).toThrow(/source route/);
+    expect(() => envelopeFromHeaders(fields('From: a@example.com', 'To: <@relay.example:joe@example.com>'))).toThrow(
+      /source route/,
+    );
+    expect(() => envelopeFromHeaders(fields('From: <@relay.example:a@example.com>', 'To: b@example.com'))).toThrow(
+      /source route/,
+    );
   });
 
   describe('explicit addresses', () => {
     const message = fields('From: a@example.com', 'To: b@example.com', 'Bcc: c@example.com');
 
     it('win over the headers', () => {
-      expect(envelopeFromHeaders(message, { from: 'x@example.org', to: ['y@example.org'] })).toEqual({ from: 'x@example.org', to: ['y@example.org'] });
+      expect(envelopeFromHeaders(message, { from: 'x@example.org', to: ['y@example.org'] })).toEqual({
+        from: 'x@example.org',
+        to: ['y@example.org'],
+      });
     });
 
     it('may be given one at a time', () => {
-      expect(envelopeFromHeaders(message, { from: 'x@example.org' })).toEqual({ from: 'x@example.org', to: ['b@example.com', 'c@example.com'] });
-      expect(envelopeFromHeaders(message, { to: ['y@example.org'] })).toEqual({ from: 'a@example.com', to: ['y@example.org'] });
+      expect(envelopeFromHeaders(message, { from: 'x@example.org' })).toEqual({
+        from: 'x@example.org',
+        to: ['b@example.com', 'c@example.com'],
+      });
+      expect(envelopeFromHeaders(message, { to: ['y@example.org'] })).toEqual({
+        from: 'a@example.com',
+        to: ['y@example.org'],
+      });
     });
 
     it('let the null reverse path through', () => {
@@ -103,11 +146,15 @@ describe('envelopeFromHeaders', () => {
     });
 
     it('spare a malformed header from being read', () => {
-      expect(envelopeFromHeaders(fields('From: not an address', 'To: b@example.com'), { from: 'x@example.org' }).from).toBe('x@example.org');
+      expect(
+        envelopeFromHeaders(fields('From: not an address', 'To: b@example.com'), { from: 'x@example.org' }).from,
+      ).toBe('x@example.org');
     });
 
     it('must hold a recipient', () => {
-      expect(() => envelopeFromHeaders(message, { to: [] })).toThrow(expect.objectContaining({ code: 'ERR_SMTP_INVALID_ARGUMENT', message: 'No recipients given' }));
+      expect(() => envelopeFromHeaders(message, { to: [] })).toThrow(
+        expect.objectContaining({ code: 'ERR_SMTP_INVALID_ARGUMENT', message: 'No recipients given' }),
+      );
     });
   });
 
@@ -125,20 +172,37 @@ describe('envelopeFromHeaders', () => {
           'Resent-Bcc: doe@losthope.net',
         ),
       );
-      expect(envelope).toEqual({ from: 'holy@grail.net', to: ['my_mom@great.cooker.com', 'jeff@example.com', 'doe@losthope.net', 'cc@example.com'] });
+      expect(envelope).toEqual({
+        from: 'holy@grail.net',
+        to: ['my_mom@great.cooker.com', 'jeff@example.com', 'doe@losthope.net', 'cc@example.com'],
+      });
     });
 
     it('prefers Resent-Sender over Resent-From', () => {
       const envelope = envelopeFromHeaders(
-        fields('Resent-Date: now', 'Resent-From: a@example.com, b@example.com', 'Resent-Sender: s@example.com', 'Resent-To: t@example.com'),
+        fields(
+          'Resent-Date: now',
+          'Resent-From: a@example.com, b@example.com',
+          'Resent-Sender: s@example.com',
+          'Resent-To: t@example.com',
+        ),
       );
       expect(envelope.from).toBe('s@example.com');
     });
 
     it('refuses a message with two resent blocks, naming the problem', () => {
-      const message = fields('From: a@example.com', 'To: b@example.com', 'Resent-Date: one', 'Resent-To: c@example.com', 'Resent-Date: two', 'Resent-To: d@example.com');
+      const message = fields(
+        'From: a@example.com',
+        'To: b@example.com',
+        'Resent-Date: one',
+        'Resent-To: c@example.com',
+        'Resent-Date: two',
+        'Resent-To: d@example.com',
+      );
       expect(() => envelopeFromHeaders(message)).toThrow("message has more than one 'Resent-' header block");
-      expect(() => envelopeFromHeaders(message, { from: 'x@y', to: ['z@y'] })).toThrow(expect.objectContaining({ code: 'ERR_SMTP_INVALID_ARGUMENT' }));
+      expect(() => envelopeFromHeaders(message, { from: 'x@y', to: ['z@y'] })).toThrow(
+        expect.objectContaining({ code: 'ERR_SMTP_INVALID_ARGUMENT' }),
+      );
     });
   });
 
@@ -148,17 +212,34 @@ describe('envelopeFromHeaders', () => {
       ['an empty From', ['From:', 'To: b@example.com'], /no sender/],
       ['no recipients', ['From: a@example.com', 'Subject: x'], /no recipients/],
       ['only an empty group', ['From: a@example.com', 'To: undisclosed-recipients:;', 'Bcc:'], /no recipients/],
-      ['a resent block without Resent-From', ['From: a@example.com', 'Resent-Date: now', 'Resent-To: b@example.com'], /no sender.*Resent-From/],
-      ['a malformed To', ['From: a@example.com', 'To: b@example.com c@example.com'], /To header is not a valid address list/],
+      [
+        'a resent block without Resent-From',
+        ['From: a@example.com', 'Resent-Date: now', 'Resent-To: b@example.com'],
+        /no sender.*Resent-From/,
+      ],
+      [
+        'a malformed To',
+        ['From: a@example.com', 'To: b@example.com c@example.com'],
+        /To header is not a valid address list/,
+      ],
     ])('a message with %s', (_, lines, message) => {
-      expect(() => envelopeFromHeaders(fields(...lines))).toThrow(expect.objectContaining({ code: 'ERR_SMTP_INVALID_ARGUMENT', message: expect.stringMatching(message) }));
+      expect(() => envelopeFromHeaders(fields(...lines))).toThrow(
+        expect.objectContaining({ code: 'ERR_SMTP_INVALID_ARGUMENT', message: expect.stringMatching(message) }),
+      );
     });
   });
 });
 
 describe('stripBcc', () => {
   it('drops every Bcc and Resent-Bcc field, folded lines included, and keeps the rest byte for byte', () => {
-    const message = fields('From: a@example.com', 'Bcc: x@example.com,\r\n\ty@example.com', 'To: b@example.com', 'bcc: z@example.com', 'Resent-Bcc: r@example.com', 'Subject:  keep\tme ');
+    const message = fields(
+      'From: a@example.com',
+      'Bcc: x@example.com,\r\n\ty@example.com',
+      'To: b@example.com',
+      'bcc: z@example.com',
+      'Resent-Bcc: r@example.com',
+      'Subject:  keep\tme ',
+    );
     expect(text(stripBcc(message))).toBe('From: a@example.com\r\nTo: b@example.com\r\nSubject:  keep\tme \r\n');
   });
 

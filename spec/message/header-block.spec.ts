@@ -1,4 +1,17 @@
-import { EMPTY, Observable, Subject, concatMap, firstValueFrom, from, lastValueFrom, of, throwError, toArray, concat, take } from 'rxjs';
+import {
+  EMPTY,
+  Observable,
+  Subject,
+  concatMap,
+  firstValueFrom,
+  from,
+  lastValueFrom,
+  of,
+  throwError,
+  toArray,
+  concat,
+  take,
+} from 'rxjs';
 import { DEFAULT_MAX_HEADER_BYTES, HeaderSplit, splitHeaderBlock$ } from '../../lib/message/header-block';
 import { expectSilentOnNever } from '../helpers/never';
 import { defined } from '../helpers/defined';
@@ -22,7 +35,12 @@ function chunked(data: Uint8Array, sizes: readonly number[]): Uint8Array[] {
 function splitAll(chunks$: Observable<Uint8Array>, maxHeaderBytes?: number) {
   return lastValueFrom(
     splitHeaderBlock$(chunks$, maxHeaderBytes === undefined ? {} : { maxHeaderBytes }).pipe(
-      concatMap(({ headers, rest$ }) => rest$.pipe(toArray(), concatMap((rest) => of({ headers, rest })))),
+      concatMap(({ headers, rest$ }) =>
+        rest$.pipe(
+          toArray(),
+          concatMap((rest) => of({ headers, rest })),
+        ),
+      ),
     ),
   );
 }
@@ -150,7 +168,10 @@ describe('splitHeaderBlock$', () => {
 
   it('takes a message with no empty line as all header, with an empty rest$', async () => {
     const { headers, rest } = await splitAll(of(bytes('A: 1\r\nB: 2')));
-    expect(headers.fields.map((f) => [f.name, f.value])).toEqual([['A', '1'], ['B', '2']]);
+    expect(headers.fields.map((f) => [f.name, f.value])).toEqual([
+      ['A', '1'],
+      ['B', '2'],
+    ]);
     expect(headers.separator).toHaveLength(0);
     expect(rest).toEqual([]);
   });
@@ -194,7 +215,10 @@ describe('splitHeaderBlock$', () => {
 
     it('refuses a header block one byte over the bound', async () => {
       const split = splitAll(from(chunked(bytes(headerOf(1001) + '\r\nbody'), [64])), 1000);
-      await expect(split).rejects.toMatchObject({ code: 'ERR_SMTP_INVALID_ARGUMENT', message: expect.stringMatching(/^header block too large/) });
+      await expect(split).rejects.toMatchObject({
+        code: 'ERR_SMTP_INVALID_ARGUMENT',
+        message: expect.stringMatching(/^header block too large/),
+      });
     });
 
     it('refuses a never-ending header line once past the bound, without waiting for the end', async () => {
@@ -208,16 +232,24 @@ describe('splitHeaderBlock$', () => {
 
   describe('lifetime', () => {
     it('never emits for a source that never ends its header', async () => {
-      await expectSilentOnNever((source$: Observable<Uint8Array>) => splitHeaderBlock$(concat(of(bytes('A: 1\r\n')), source$)));
+      await expectSilentOnNever((source$: Observable<Uint8Array>) =>
+        splitHeaderBlock$(concat(of(bytes('A: 1\r\n')), source$)),
+      );
     });
 
     it('errors with the source error met in the header', async () => {
-      const source$ = concat(of(bytes('A: 1\r\n')), throwError(() => new Error('disk gone')));
+      const source$ = concat(
+        of(bytes('A: 1\r\n')),
+        throwError(() => new Error('disk gone')),
+      );
       await expect(firstValueFrom(splitHeaderBlock$(source$))).rejects.toThrow('disk gone');
     });
 
     it('passes a source error met in the body to rest$', async () => {
-      const source$ = concat(of(bytes('A: 1\r\n\r\nbo')), throwError(() => new Error('disk gone')));
+      const source$ = concat(
+        of(bytes('A: 1\r\n\r\nbo')),
+        throwError(() => new Error('disk gone')),
+      );
       await expect(splitAll(source$)).rejects.toThrow('disk gone');
     });
 
@@ -257,7 +289,11 @@ describe('splitHeaderBlock$', () => {
       const source = new Subject<Uint8Array>();
       const events: string[] = [];
       const outer = splitHeaderBlock$(source).subscribe(({ rest$ }) =>
-        rest$.subscribe({ next: (c) => events.push(text(c)), complete: () => events.push('complete'), error: (e: Error) => events.push(e.message) }),
+        rest$.subscribe({
+          next: (c) => events.push(text(c)),
+          complete: () => events.push('complete'),
+          error: (e: Error) => events.push(e.message),
+        }),
       );
       source.next(bytes('A: 1\r\n\r\npart'));
       outer.unsubscribe();

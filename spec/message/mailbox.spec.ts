@@ -6,7 +6,11 @@ const utf8 = { smtputf8: true };
 describe('mailboxForWire', () => {
   it.each([
     ['a plain address', 'user@example.com', '<user@example.com>'],
-    ['a Dot-string with every atext character', "a.b!#$%&'*+-/=?^_`{|}~@example.com", "<a.b!#$%&'*+-/=?^_`{|}~@example.com>"],
+    [
+      'a Dot-string with every atext character',
+      "a.b!#$%&'*+-/=?^_`{|}~@example.com",
+      "<a.b!#$%&'*+-/=?^_`{|}~@example.com>",
+    ],
     ['a display name, dropped', 'Joe Public <joe@example.com>', '<joe@example.com>'],
     ['angle brackets alone', '<joe@example.com>', '<joe@example.com>'],
     ['comments around the address', '(c) a@b (d)', '<a@b>'],
@@ -15,7 +19,11 @@ describe('mailboxForWire', () => {
     ['a needlessly quoted local part, unquoted', '"joe"@example.com', '<joe@example.com>'],
     ['a quoted blank', '"john smith"@example.com', '<"john smith"@example.com>'],
     ['a quoted " and \\, escaped', '"a\\"b\\\\c"@example.com', '<"a\\"b\\\\c"@example.com>'],
-    ['a quoted ORCPT= after a blank (no > to end the path early)', '"a@x ORCPT=rfc822;b"@d', '<"a@x ORCPT=rfc822;b"@d>'],
+    [
+      'a quoted ORCPT= after a blank (no > to end the path early)',
+      '"a@x ORCPT=rfc822;b"@d',
+      '<"a@x ORCPT=rfc822;b"@d>',
+    ],
     ['a domain kept in its case', 'A@Example.COM', '<A@Example.COM>'],
     ['an IPv4 literal', 'a@[192.0.2.1]', '<a@[192.0.2.1]>'],
     ['an IPv6 literal', 'a@[IPv6:2001:db8::1]', '<a@[IPv6:2001:db8::1]>'],
@@ -49,30 +57,47 @@ describe('mailboxForWire', () => {
     ['a domain literal hiding a >', 'a@[x> y=z]', /neither IPv4 nor IPv6/],
     ['an invalid IDN', 'a@xn--a.example', /invalid domain/],
   ])('refuses %s', (_, address, message) => {
-    expect(() => mailboxForWire(address, utf8)).toThrow(expect.objectContaining({ code: 'ERR_SMTP_INVALID_ARGUMENT', message: expect.stringMatching(message) }));
+    expect(() => mailboxForWire(address, utf8)).toThrow(
+      expect.objectContaining({ code: 'ERR_SMTP_INVALID_ARGUMENT', message: expect.stringMatching(message) }),
+    );
   });
 
   it('refuses a non-string', () => {
-    expect(() => mailboxForWire(42 as unknown as string, ascii)).toThrow(expect.objectContaining({ code: 'ERR_SMTP_INVALID_ARGUMENT' }));
+    expect(() => mailboxForWire(42 as unknown as string, ascii)).toThrow(
+      expect.objectContaining({ code: 'ERR_SMTP_INVALID_ARGUMENT' }),
+    );
   });
 
   describe('SMTPUTF8 (RFC 6531)', () => {
     it('needs no SMTPUTF8 for a non-ASCII domain under an ASCII local part', () => {
-      expect(mailboxForWire('info@例え.テスト', ascii)).toEqual({ wire: '<info@xn--r8jz45g.xn--zckzah>', needsSmtputf8: false });
+      expect(mailboxForWire('info@例え.テスト', ascii)).toEqual({
+        wire: '<info@xn--r8jz45g.xn--zckzah>',
+        needsSmtputf8: false,
+      });
       expect(mailboxForWire('info@例え.テスト', utf8).needsSmtputf8).toBe(false);
     });
 
     it('sends a UTF-8 local part when the server offers SMTPUTF8, saying it needs it', () => {
-      expect(mailboxForWire('jörg@bücher.example', utf8)).toEqual({ wire: '<jörg@xn--bcher-kva.example>', needsSmtputf8: true });
-      expect(mailboxForWire('"jörg müller"@example.com', utf8)).toEqual({ wire: '<"jörg müller"@example.com>', needsSmtputf8: true });
+      expect(mailboxForWire('jörg@bücher.example', utf8)).toEqual({
+        wire: '<jörg@xn--bcher-kva.example>',
+        needsSmtputf8: true,
+      });
+      expect(mailboxForWire('"jörg müller"@example.com', utf8)).toEqual({
+        wire: '<"jörg müller"@example.com>',
+        needsSmtputf8: true,
+      });
     });
 
     it('refuses a UTF-8 local part when the server does not offer SMTPUTF8', () => {
-      expect(() => mailboxForWire('jörg@example.com', ascii)).toThrow(expect.objectContaining({ code: 'ERR_SMTP_NOT_SUPPORTED' }));
+      expect(() => mailboxForWire('jörg@example.com', ascii)).toThrow(
+        expect.objectContaining({ code: 'ERR_SMTP_NOT_SUPPORTED' }),
+      );
     });
 
     it('refuses a lone surrogate', () => {
-      expect(() => mailboxForWire('a\ud800@example.com', utf8)).toThrow(expect.objectContaining({ code: 'ERR_SMTP_INVALID_ARGUMENT' }));
+      expect(() => mailboxForWire('a\ud800@example.com', utf8)).toThrow(
+        expect.objectContaining({ code: 'ERR_SMTP_INVALID_ARGUMENT' }),
+      );
     });
   });
 });
@@ -84,6 +109,8 @@ describe('reversePathForWire', () => {
 
   it('checks any other address as a mailbox', () => {
     expect(reversePathForWire('Ann <ann@example.com>', ascii).wire).toBe('<ann@example.com>');
-    expect(() => reversePathForWire('"a>b"@c', ascii)).toThrow(expect.objectContaining({ code: 'ERR_SMTP_INVALID_ARGUMENT' }));
+    expect(() => reversePathForWire('"a>b"@c', ascii)).toThrow(
+      expect.objectContaining({ code: 'ERR_SMTP_INVALID_ARGUMENT' }),
+    );
   });
 });

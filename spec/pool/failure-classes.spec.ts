@@ -24,13 +24,22 @@ describe('classifyFailure at the edges of the 4yz class (RFC 5321 §4.2.1)', () 
 
 describe('leavesConnectionClean', () => {
   it('keeps a connection after a message refused before any byte was written', () => {
-    for (const err of [new SMTPInvalidArgumentError('bad address'), new SMTPNotSupportedError('no SMTPUTF8'), new SMTPSizeExceededError(10, 5)]) {
+    for (const err of [
+      new SMTPInvalidArgumentError('bad address'),
+      new SMTPNotSupportedError('no SMTPUTF8'),
+      new SMTPSizeExceededError(10, 5),
+    ]) {
       expect(leavesConnectionClean(err)).toBe(true);
     }
   });
 
   it('gives up a connection whose state is unknown', () => {
-    for (const err of [new SMTPServerDisconnected('gone'), new SMTPTimeoutError('data', 1000), new SMTPProtocolError('garbage'), new Error('bug')]) {
+    for (const err of [
+      new SMTPServerDisconnected('gone'),
+      new SMTPTimeoutError('data', 1000),
+      new SMTPProtocolError('garbage'),
+      new Error('bug'),
+    ]) {
       expect(leavesConnectionClean(err)).toBe(false);
     }
   });
@@ -43,7 +52,9 @@ describe('SMTPPool and a malformed reply', () => {
   it('retries the message on a fresh connection, as a protocol error of that connection', async () => {
     const fake = await bench.fake({
       // The first connection answers MAIL with a line that is not a reply; the next one behaves.
-      handlers: { MAIL: (_line, session) => (fake.sessions.indexOf(session) === 0 ? { raw: 'hello there\r\n' } : '250 2.1.0 Ok') },
+      handlers: {
+        MAIL: (_line, session) => (fake.sessions.indexOf(session) === 0 ? { raw: 'hello there\r\n' } : '250 2.1.0 Ok'),
+      },
     });
     const pool = bench.pool(fake.port, { retry: { attempts: 2, backoffMs: 1 } });
     const outcome = await lastValueFrom(pool.send$({ from: 'a@x.test', to: 'b@x.test', body: BODY }));

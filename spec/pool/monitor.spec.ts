@@ -22,12 +22,34 @@ describe('SMTPPool observability', () => {
     const pool = bench.pool(fake.port, { maxConnections: 4 });
     const seen: PoolStats[] = [];
     const watching = pool.stats$.subscribe((s) => seen.push(s));
-    expect(seen).toEqual([{ connections: 0, queued: 0, running: 0, sent: 0, refused: 0, failed: 0, possiblyDelivered: 0, ratePerSec: 0, throttleLevel: 0 }]);
+    expect(seen).toEqual([
+      {
+        connections: 0,
+        queued: 0,
+        running: 0,
+        sent: 0,
+        refused: 0,
+        failed: 0,
+        possiblyDelivered: 0,
+        ratePerSec: 0,
+        throttleLevel: 0,
+      },
+    ]);
 
     const MESSAGES = 400;
     // Subscribed before the run: its first value is the idle state, so a match is a sample taken after the last change.
-    const settled$ = firstValueFrom(pool.stats$.pipe(filter((s) => s.sent === MESSAGES && s.running === 0), timeout(5_000)));
-    await lastValueFrom(range(0, MESSAGES).pipe(mergeMap(() => pool.sendmail$('a@x.test', 'b@x.test', BODY), 16), toArray()));
+    const settled$ = firstValueFrom(
+      pool.stats$.pipe(
+        filter((s) => s.sent === MESSAGES && s.running === 0),
+        timeout(5_000),
+      ),
+    );
+    await lastValueFrom(
+      range(0, MESSAGES).pipe(
+        mergeMap(() => pool.sendmail$('a@x.test', 'b@x.test', BODY), 16),
+        toArray(),
+      ),
+    );
     const settled = await settled$;
     expect(settled).toMatchObject({ sent: MESSAGES, queued: 0, running: 0, failed: 0 });
     expect(settled.ratePerSec).toBeGreaterThan(0);
@@ -43,7 +65,12 @@ describe('SMTPPool observability', () => {
   it('stats$ shows the outcome of a message that ends after a quiet spell of more than 100 ms', async () => {
     const fake = await bench.fake({ handlers: { '.': { delayMs: 300, reply: '250 2.0.0 Ok' } } });
     const pool = bench.pool(fake.port, { maxConnections: 1 });
-    const sent$ = firstValueFrom(pool.stats$.pipe(filter((s) => s.sent === 1), timeout(3_000)));
+    const sent$ = firstValueFrom(
+      pool.stats$.pipe(
+        filter((s) => s.sent === 1),
+        timeout(3_000),
+      ),
+    );
 
     await lastValueFrom(pool.sendmail$('a@x.test', 'b@x.test', BODY));
 
@@ -54,12 +81,19 @@ describe('SMTPPool observability', () => {
   it('counts each final outcome once: sent, refused, failed after retries, possibly delivered', async () => {
     const fake = await bench.fake({
       handlers: {
-        MAIL: (line) => (line.includes('bad@') ? '550 5.7.1 No' : line.includes('later@') ? '451 4.3.0 Local error' : '250 2.1.0 Ok'),
+        MAIL: (line) =>
+          line.includes('bad@') ? '550 5.7.1 No' : line.includes('later@') ? '451 4.3.0 Local error' : '250 2.1.0 Ok',
         '.': (_line, session) => (session.commands.some((c) => c.includes('lost@')) ? { close: true } : '250 2.0.0 Ok'),
       },
     });
     const pool = bench.pool(fake.port, { maxConnections: 1, retry: { attempts: 2, backoffMs: 1 } });
-    const messages = [message(1), message(2, 'bad@x.test'), message(3, 'later@x.test'), message(4, 'lost@x.test'), message(5)];
+    const messages = [
+      message(1),
+      message(2, 'bad@x.test'),
+      message(3, 'later@x.test'),
+      message(4, 'lost@x.test'),
+      message(5),
+    ];
 
     const outcomes = await lastValueFrom(sendAll$(pool, messages).pipe(toArray()));
 
@@ -80,7 +114,11 @@ describe('SMTPPool observability', () => {
     const fake = await bench.fake({ extensions: ['PIPELINING', 'AUTH PLAIN'], handlers: { AUTH: '235 2.7.0 Ok' } });
     const logger = recordingLogger();
     const password = 'pa55-w0rd-secret';
-    const pool = bench.pool(fake.port, { maxConnections: 1, logger, auth: { user: 'me', password, allowPlaintextAuth: true } });
+    const pool = bench.pool(fake.port, {
+      maxConnections: 1,
+      logger,
+      auth: { user: 'me', password, allowPlaintextAuth: true },
+    });
     const events: PoolEvent[] = [];
     pool.events$.subscribe((e) => events.push(e));
 
@@ -108,11 +146,24 @@ describe('SMTPPool observability', () => {
     const events: PoolEvent[] = [];
     pool.events$.subscribe((e) => events.push(e));
 
-    await expect(lastValueFrom(pool.sendmail$('a@x.test', 'b@x.test', BODY))).rejects.toMatchObject({ code: 'ERR_SMTP_CONNECT' });
+    await expect(lastValueFrom(pool.sendmail$('a@x.test', 'b@x.test', BODY))).rejects.toMatchObject({
+      code: 'ERR_SMTP_CONNECT',
+    });
 
-    expect(events).toEqual([{ type: 'connection-failed', connection: 1, error: expect.objectContaining({ code: 'ERR_SMTP_CONNECT' }) }]);
+    expect(events).toEqual([
+      { type: 'connection-failed', connection: 1, error: expect.objectContaining({ code: 'ERR_SMTP_CONNECT' }) },
+    ]);
     expect(logger.lines).toEqual([
-      { level: 'warn', fields: { event: 'connection-failed', connection: 1, code: 'ERR_SMTP_CONNECT', error: expect.stringContaining('554') }, text: expect.any(String) },
+      {
+        level: 'warn',
+        fields: {
+          event: 'connection-failed',
+          connection: 1,
+          code: 'ERR_SMTP_CONNECT',
+          error: expect.stringContaining('554'),
+        },
+        text: expect.any(String),
+      },
     ]);
     expect(pool.stats).toMatchObject({ failed: 0, refused: 1 });
   });

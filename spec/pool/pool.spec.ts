@@ -17,11 +17,19 @@ const sendOne = (pool: SMTPPool, to = 'b@x.test') => collect(pool.sendmail$('a@x
 const mails = (s: FakeSession) => verbs(s.commands).filter((v) => v === 'MAIL').length;
 
 /** Subscribes and keeps the events; `ended` resolves with the error, if any. */
-function start(source$: Observable<SendEvent>): { events: SendEvent[]; ended: Promise<unknown>; subscription: Subscription } {
+function start(source$: Observable<SendEvent>): {
+  events: SendEvent[];
+  ended: Promise<unknown>;
+  subscription: Subscription;
+} {
   const events: SendEvent[] = [];
   let subscription!: Subscription;
   const ended = new Promise<unknown>((resolve) => {
-    subscription = source$.subscribe({ next: (e) => events.push(e), error: resolve, complete: () => resolve(undefined) });
+    subscription = source$.subscribe({
+      next: (e) => events.push(e),
+      error: resolve,
+      complete: () => resolve(undefined),
+    });
   });
   return { events, ended, subscription };
 }
@@ -32,9 +40,13 @@ describe('SMTPPool', () => {
 
   it('refuses a bad configuration with a typed error, before any connection', () => {
     expect(() => new SMTPPool({ maxConnections: 0 })).toThrow(SMTPInvalidArgumentError);
-    expect(() => new SMTPPool({ maxMessagesPerConnection: 1.5 })).toThrow(/maxMessagesPerConnection must be a positive integer/);
+    expect(() => new SMTPPool({ maxMessagesPerConnection: 1.5 })).toThrow(
+      /maxMessagesPerConnection must be a positive integer/,
+    );
     expect(() => new SMTPPool({ rateLimit: { messages: 0, perMs: 1000 } })).toThrow(SMTPInvalidArgumentError);
-    expect(() => new SMTPPool({ connectRetry: { attempts: 0, backoffMs: 1 } })).toThrow(/connectRetry.attempts must be a positive integer/);
+    expect(() => new SMTPPool({ connectRetry: { attempts: 0, backoffMs: 1 } })).toThrow(
+      /connectRetry.attempts must be a positive integer/,
+    );
   });
 
   describe('reuse', () => {
@@ -63,7 +75,9 @@ describe('SMTPPool', () => {
     });
 
     it('emits the same events as the session-level sendmail$', async () => {
-      const fake = await bench.fake({ handlers: { RCPT: (l) => (l.includes('bad@') ? '550 5.1.1 no' : '250 2.1.5 ok') } });
+      const fake = await bench.fake({
+        handlers: { RCPT: (l) => (l.includes('bad@') ? '550 5.1.1 no' : '250 2.1.5 ok') },
+      });
       const pool = bench.pool(fake.port);
       const { values, error } = await collect(pool.sendmail$('a@x.test', ['good@x.test', 'bad@x.test'], BODY));
       expect(error).toBeUndefined();
@@ -76,7 +90,12 @@ describe('SMTPPool', () => {
     it('says QUIT after maxMessagesPerConnection and opens a fresh connection', async () => {
       const fake = await bench.fake();
       const pool = bench.pool(fake.port, { maxConnections: 1, maxMessagesPerConnection: 3 });
-      const events = await lastValueFrom(range(0, 7).pipe(mergeMap(() => pool.sendmail$('a@x.test', 'b@x.test', BODY)), toArray()));
+      const events = await lastValueFrom(
+        range(0, 7).pipe(
+          mergeMap(() => pool.sendmail$('a@x.test', 'b@x.test', BODY)),
+          toArray(),
+        ),
+      );
       expect(events.filter((e) => e.type === 'sent')).toHaveLength(7);
       expect(fake.sessions.map(mails)).toEqual([3, 3, 1]);
       // maxConnections counts a connection until its socket closed: the next one opened after the QUIT.
@@ -121,7 +140,9 @@ describe('SMTPPool', () => {
     });
 
     it('reuses the connection after a refused transaction, which the session ended with RSET', async () => {
-      const fake = await bench.fake({ handlers: { RCPT: (l) => (l.includes('bad@') ? '550 5.1.1 no' : '250 2.1.5 ok') } });
+      const fake = await bench.fake({
+        handlers: { RCPT: (l) => (l.includes('bad@') ? '550 5.1.1 no' : '250 2.1.5 ok') },
+      });
       const pool = bench.pool(fake.port, { maxConnections: 1 });
       expect((await sendOne(pool, 'bad@x.test')).error).toBeInstanceOf(SMTPRecipientsRefused);
       expect((await sendOne(pool, 'good@x.test')).error).toBeUndefined();
@@ -158,13 +179,17 @@ describe('SMTPPool', () => {
       const fake = await bench.fake({
         handlers: {
           '.': () => {
-        owed = !owed;
-        return owed ? { raw: '' } : '250 2.0.0 queued';
-      },
+            owed = !owed;
+            return owed ? { raw: '' } : '250 2.0.0 queued';
+          },
           MAIL: () => (owed ? { raw: '250 2.0.0 queued\r\n250 2.1.0 Ok\r\n' } : '250 2.1.0 Ok'),
         },
       });
-      const pool = bench.pool(fake.port, { maxConnections: 1, maxInFlightPerConnection: 2, timeouts: { dataEnd: 2_000 } });
+      const pool = bench.pool(fake.port, {
+        maxConnections: 1,
+        maxInFlightPerConnection: 2,
+        timeouts: { dataEnd: 2_000 },
+      });
       const results = await Promise.all([sendOne(pool), sendOne(pool)]);
       expect(results.map((r) => r.error)).toEqual([undefined, undefined]);
       expect(fake.sessions).toHaveLength(1);
@@ -284,10 +309,17 @@ describe('SMTPPool', () => {
       // The fake greets every session alike: from the third on, it answers EHLO with 421 and closes.
       let greeted = 0;
       const limited = await bench.fake({
-        handlers: { EHLO: () => (++greeted > 2 ? { close: true, reply: '421 4.7.0 too many connections' } : '250 fake.test') },
+        handlers: {
+          EHLO: () => (++greeted > 2 ? { close: true, reply: '421 4.7.0 too many connections' } : '250 fake.test'),
+        },
       });
       const pool = bench.pool(limited.port, { maxConnections: 5 });
-      const events = await lastValueFrom(range(0, 20).pipe(mergeMap(() => pool.sendmail$('a@x.test', 'b@x.test', BODY)), toArray()));
+      const events = await lastValueFrom(
+        range(0, 20).pipe(
+          mergeMap(() => pool.sendmail$('a@x.test', 'b@x.test', BODY)),
+          toArray(),
+        ),
+      );
       expect(events.filter((e) => e.type === 'sent')).toHaveLength(20);
       // Refused connections are not retried in a tight loop: one round of extra attempts at most.
       expect(limited.sessions.length).toBeLessThanOrEqual(5);

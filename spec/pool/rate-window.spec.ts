@@ -37,7 +37,7 @@ describe('SlidingWindow', () => {
     const starts: number[] = [];
     // A greedy, irregular producer: tries at every ms, sometimes several times.
     let seed = 42;
-    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     for (let t = 0; t < 10_000; t++) {
       for (let tries = Math.floor(random() * 4); tries > 0; tries--) {
         if (window.wait() === 0) {
@@ -73,7 +73,12 @@ describe('SMTPPool rateLimit', () => {
       },
     });
     const pool = bench.pool(fake.port, { rateLimit: { messages: 3, perMs: 1_000 }, scheduler: clock });
-    const done = lastValueFrom(range(0, 8).pipe(mergeMap(() => pool.sendmail$('a@x.test', 'b@x.test', BODY)), toArray()));
+    const done = lastValueFrom(
+      range(0, 8).pipe(
+        mergeMap(() => pool.sendmail$('a@x.test', 'b@x.test', BODY)),
+        toArray(),
+      ),
+    );
     await until(() => mailsAt.length === 3);
     expect(pool.stats.queued).toBe(5);
     // Starts happen in the clock's callbacks, synchronously: nothing may start one ms early.

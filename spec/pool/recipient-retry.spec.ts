@@ -8,7 +8,8 @@ const retry = { attempts: 3, backoffMs: 1 };
 const retryRecipients = true;
 
 /** RCPT lines the fake received, in order, e.g. 'RCPT TO:<b@x.test>'. */
-const rcpts = (sessions: readonly { commands: string[] }[]) => sessions.flatMap((s) => s.commands).filter((c) => c.startsWith('RCPT'));
+const rcpts = (sessions: readonly { commands: string[] }[]) =>
+  sessions.flatMap((s) => s.commands).filter((c) => c.startsWith('RCPT'));
 
 /** Refuses `address` with a 450 the first `times` times it is named, then takes it. */
 function busyFor(address: string, times: number): Handler {
@@ -35,11 +36,16 @@ describe('SMTPPool per-recipient retry', () => {
 
   it('keeps a 5xx refusal as it was, and ends a recipient still refused with a 4xx after `attempts` tries as deferred', async () => {
     const fake = await bench.fake({
-      handlers: { RCPT: (l) => (l.includes('<b@') ? '450 4.2.1 Mailbox busy' : l.includes('<d@') ? '550 5.1.1 No such user' : '250 2.1.5 Ok') },
+      handlers: {
+        RCPT: (l) =>
+          l.includes('<b@') ? '450 4.2.1 Mailbox busy' : l.includes('<d@') ? '550 5.1.1 No such user' : '250 2.1.5 Ok',
+      },
     });
     const pool = bench.pool(fake.port, { retry, retryRecipients });
 
-    const outcome = await lastValueFrom(pool.send$({ from: 'a@x.test', to: ['b@x.test', 'c@x.test', 'd@x.test'], body: BODY }));
+    const outcome = await lastValueFrom(
+      pool.send$({ from: 'a@x.test', to: ['b@x.test', 'c@x.test', 'd@x.test'], body: BODY }),
+    );
 
     expect(outcome).toMatchObject({
       status: 'sent',
@@ -56,7 +62,9 @@ describe('SMTPPool per-recipient retry', () => {
   it('never sends a follow-up again once one was lost after its body: its recipient stays refused, not deferred', async () => {
     let dots = 0;
     // The follow-up to b@ is taken at RCPT, and the connection is lost after its body.
-    const fake = await bench.fake({ handlers: { RCPT: busyFor('b@x.test', 1), '.': () => (++dots === 1 ? '250 2.0.0 Ok' : { close: true }) } });
+    const fake = await bench.fake({
+      handlers: { RCPT: busyFor('b@x.test', 1), '.': () => (++dots === 1 ? '250 2.0.0 Ok' : { close: true }) },
+    });
     const pool = bench.pool(fake.port, { retry, retryRecipients });
 
     const outcome = await lastValueFrom(pool.send$({ from: 'a@x.test', to: ['b@x.test', 'c@x.test'], body: BODY }));
@@ -70,7 +78,9 @@ describe('SMTPPool per-recipient retry', () => {
     const MESSAGES = 1_000;
     let n = 0;
     // Every 20th RCPT is refused once with a 450; its follow-up is taken.
-    const fake = await bench.fake({ handlers: { RCPT: () => (++n % 20 === 0 ? '450 4.2.1 Mailbox busy' : '250 2.1.5 Ok') } });
+    const fake = await bench.fake({
+      handlers: { RCPT: () => (++n % 20 === 0 ? '450 4.2.1 Mailbox busy' : '250 2.1.5 Ok') },
+    });
     const pool = bench.pool(fake.port, { maxConnections: 4, retry, retryRecipients });
     const messages = Array.from({ length: MESSAGES }, (_, id): PoolMessage<number> => ({
       from: 'a@x.test',

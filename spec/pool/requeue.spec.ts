@@ -63,7 +63,12 @@ describe('SMTPPool requeues messages that never reached the wire', () => {
     const fake = await bench.fake({ handlers: { MAIL: () => (++mailCount === 2 ? { close: true } : '250 2.1.0 Ok') } });
     const pool = bench.pool(fake.port, { maxConnections: 1, maxInFlightPerConnection: 4 });
     const results = await Promise.all([0, 1, 2, 3].map(() => sendOne(pool)));
-    expect(results.map((r) => r.error?.constructor.name)).toEqual([undefined, 'SMTPServerDisconnected', undefined, undefined]);
+    expect(results.map((r) => r.error?.constructor.name)).toEqual([
+      undefined,
+      'SMTPServerDisconnected',
+      undefined,
+      undefined,
+    ]);
     expect(fake.sessions.map(mails)).toEqual([2, 2]);
   });
 
@@ -71,8 +76,17 @@ describe('SMTPPool requeues messages that never reached the wire', () => {
     // The server still counts the connection the pool just retired, and refuses the next one once.
     let sessions = 0;
     const fake = await bench.fake({ handlers: { EHLO: () => (++sessions === 2 ? TOO_MANY : EHLO_OK) } });
-    const pool = bench.pool(fake.port, { maxConnections: 1, maxMessagesPerConnection: 2, connectRetry: { attempts: 3, backoffMs: 1 } });
-    const events = await lastValueFrom(range(0, 6).pipe(mergeMap(() => pool.sendmail$('a@x.test', 'b@x.test', BODY)), toArray()));
+    const pool = bench.pool(fake.port, {
+      maxConnections: 1,
+      maxMessagesPerConnection: 2,
+      connectRetry: { attempts: 3, backoffMs: 1 },
+    });
+    const events = await lastValueFrom(
+      range(0, 6).pipe(
+        mergeMap(() => pool.sendmail$('a@x.test', 'b@x.test', BODY)),
+        toArray(),
+      ),
+    );
     expect(events.filter((e) => e.type === 'sent')).toHaveLength(6);
     expect(fake.sessions.map(mails)).toEqual([2, 0, 2, 2]);
   });
@@ -110,7 +124,12 @@ describe('SMTPPool requeues messages that never reached the wire', () => {
     let sessions = 0;
     const fake = await bench.fake({ handlers: { EHLO: () => (++sessions > 2 ? TOO_MANY : EHLO_OK) } });
     const pool = bench.pool(fake.port, { maxConnections: 4, connectRetry: { attempts: 1, backoffMs: 1 } });
-    const events = await lastValueFrom(range(0, 40).pipe(mergeMap(() => pool.sendmail$('a@x.test', 'b@x.test', BODY)), toArray()));
+    const events = await lastValueFrom(
+      range(0, 40).pipe(
+        mergeMap(() => pool.sendmail$('a@x.test', 'b@x.test', BODY)),
+        toArray(),
+      ),
+    );
     expect(events.filter((e) => e.type === 'sent')).toHaveLength(40);
   });
 });

@@ -16,7 +16,11 @@ describe('sendAll', () => {
     const pool = bench.pool(fake.port, { maxConnections: 2 });
     const outcomes = await lastValueFrom(from([0, 1, 2, 3, 4].map(message)).pipe(sendAll(pool), toArray()));
     expect(outcomes.map((o) => [o.message.id, o.status]).sort()).toEqual([
-      [0, 'sent'], [1, 'sent'], [2, 'sent'], [3, 'refused'], [4, 'sent'],
+      [0, 'sent'],
+      [1, 'sent'],
+      [2, 'sent'],
+      [3, 'refused'],
+      [4, 'sent'],
     ]);
   });
 
@@ -33,7 +37,12 @@ describe('sendAll', () => {
     });
     const pool = bench.pool(fake.port, { maxConnections: 4, retry: { attempts: 10, backoffMs: 1 } });
     const body = (id: number) => `Message-ID: <${id}@x.test>\r\n\r\nHello.\r\n`;
-    const source = Array.from({ length: MESSAGES }, (_, id): PoolMessage<number> => ({ from: 'a@x.test', to: 'b@x.test', body: body(id), id }));
+    const source = Array.from({ length: MESSAGES }, (_, id): PoolMessage<number> => ({
+      from: 'a@x.test',
+      to: 'b@x.test',
+      body: body(id),
+      id,
+    }));
 
     const outcomes = await lastValueFrom(sendAll$(pool, source).pipe(toArray()));
 
@@ -62,7 +71,7 @@ describe('sendAll', () => {
   });
 
   describe('sendAll$ over a pulled source', () => {
-    it('never reads more than queueLimit messages ahead of the outcomes, whatever the producer\'s length', async () => {
+    it("never reads more than queueLimit messages ahead of the outcomes, whatever the producer's length", async () => {
       const fake = await bench.fake();
       const pool = bench.pool(fake.port, { maxConnections: 2, queueLimit: 8 });
       let pulled = 0;
@@ -75,7 +84,12 @@ describe('sendAll', () => {
           yield message(i);
         }
       }
-      await lastValueFrom(sendAll$(pool, producer()).pipe(tap(() => outcomes++), take(300)));
+      await lastValueFrom(
+        sendAll$(pool, producer()).pipe(
+          tap(() => outcomes++),
+          take(300),
+        ),
+      );
       expect(outcomes).toBe(300);
       expect(mostAhead).toBeLessThanOrEqual(8);
       expect(pulled).toBeLessThanOrEqual(300 + 8);
@@ -94,20 +108,28 @@ describe('sendAll', () => {
           yield message(i);
         }
       }
-      const all = await lastValueFrom(sendAll$(pool, producer()).pipe(tap(() => outcomes++), toArray()));
-      expect(all.map((o) => o.message.id).sort((a, b) => (a ?? 0) - (b ?? 0))).toEqual(Array.from({ length: 20 }, (_, i) => i));
+      const all = await lastValueFrom(
+        sendAll$(pool, producer()).pipe(
+          tap(() => outcomes++),
+          toArray(),
+        ),
+      );
+      expect(all.map((o) => o.message.id).sort((a, b) => (a ?? 0) - (b ?? 0))).toEqual(
+        Array.from({ length: 20 }, (_, i) => i),
+      );
       expect(mostAhead).toBeLessThanOrEqual(3);
     });
   });
 });
 
 describe('pull$', () => {
-  const slow = (value: number) => new Observable<number>((s) => {
-        setTimeout(() => {
-          s.next(value);
-          s.complete();
-        }, 1);
-      });
+  const slow = (value: number) =>
+    new Observable<number>((s) => {
+      setTimeout(() => {
+        s.next(value);
+        s.complete();
+      }, 1);
+    });
 
   it('completes at once on an empty source', async () => {
     expect(await collect(pull$([], 2, () => EMPTY))).toEqual({ values: [] });
@@ -115,7 +137,11 @@ describe('pull$', () => {
 
   it('errors when the iterator throws', async () => {
     const broken: Iterable<number> = {
-      [Symbol.iterator]: () => ({ next: () => { throw new Error('cursor lost'); } }),
+      [Symbol.iterator]: () => ({
+        next: () => {
+          throw new Error('cursor lost');
+        },
+      }),
     };
     const { error } = await collect(pull$(broken, 2, slow));
     expect(error).toEqual(new Error('cursor lost'));

@@ -21,9 +21,16 @@ describe('SMTPPool.send$', () => {
   const retry = { attempts: 3, backoffMs: 1 };
 
   it('reports a sent message with its reply, refused recipients and attempts', async () => {
-    const fake = await bench.fake({ handlers: { RCPT: (l) => (l.includes('bad@') ? '550 5.1.1 no' : '250 2.1.5 ok') } });
+    const fake = await bench.fake({
+      handlers: { RCPT: (l) => (l.includes('bad@') ? '550 5.1.1 no' : '250 2.1.5 ok') },
+    });
     const outcome = await outcomeOf(bench.pool(fake.port), ['good@x.test', 'bad@x.test']);
-    expect(outcome).toMatchObject({ status: 'sent', reply: { code: 250 }, refused: { 'bad@x.test': { code: 550 } }, attempts: 1 });
+    expect(outcome).toMatchObject({
+      status: 'sent',
+      reply: { code: 250 },
+      refused: { 'bad@x.test': { code: 550 } },
+      attempts: 1,
+    });
   });
 
   describe('beforeEnd', () => {
@@ -47,7 +54,9 @@ describe('SMTPPool.send$', () => {
 
     it("is called once per attempt, each time before that attempt's dot", async () => {
       let tries = 0;
-      const fake = await bench.fake({ handlers: { '.': () => (++tries === 1 ? '451 4.3.0 later' : '250 2.0.0 queued') } });
+      const fake = await bench.fake({
+        handlers: { '.': () => (++tries === 1 ? '451 4.3.0 later' : '250 2.0.0 queued') },
+      });
       const dotsAtCall: number[] = [];
       const outcome = await lastValueFrom(
         bench.pool(fake.port, { retry }).send$({
@@ -66,13 +75,19 @@ describe('SMTPPool.send$', () => {
   it('hands each event of each try to onEvent, in wire order, and emits only the outcome', async () => {
     let tries = 0;
     const fake = await bench.fake({
-      handlers: { RCPT: (l) => (l.includes('bad@') ? '550 5.1.1 no' : '250 2.1.5 ok'), '.': () => (++tries === 1 ? '451 4.3.0 later' : '250 2.0.0 queued') },
+      handlers: {
+        RCPT: (l) => (l.includes('bad@') ? '550 5.1.1 no' : '250 2.1.5 ok'),
+        '.': () => (++tries === 1 ? '451 4.3.0 later' : '250 2.0.0 queued'),
+      },
     });
     const events: string[] = [];
     const emitted = await lastValueFrom(
       bench
         .pool(fake.port, { retry })
-        .send$({ ...message(['good@x.test', 'bad@x.test']), onEvent: (e) => events.push(e.type === 'recipient' ? `${e.recipient} ${String(e.accepted)}` : e.type) })
+        .send$({
+          ...message(['good@x.test', 'bad@x.test']),
+          onEvent: (e) => events.push(e.type === 'recipient' ? `${e.recipient} ${String(e.accepted)}` : e.type),
+        })
         .pipe(toArray()),
     );
     expect(emitted.map((o) => o.status)).toEqual(['sent']);
@@ -84,7 +99,11 @@ describe('SMTPPool.send$', () => {
     it('retries a 4xx with exponential backoff, and gives up after `attempts` tries', async () => {
       const clock = new ManualClock();
       const fake = await bench.fake({ handlers: { MAIL: '451 4.3.0 try later' } });
-      const pool = bench.pool(fake.port, { retry: { attempts: 3, backoffMs: 100 }, scheduler: clock, idleTimeout: Infinity });
+      const pool = bench.pool(fake.port, {
+        retry: { attempts: 3, backoffMs: 100 },
+        scheduler: clock,
+        idleTimeout: Infinity,
+      });
       const outcome = lastValueFrom(pool.send$(message()));
       await until(() => count(fake.sessions, 'RSET') === 1);
       await until(() => clock.nextAt !== undefined);
@@ -101,7 +120,11 @@ describe('SMTPPool.send$', () => {
     it('caps the backoff at maxBackoffMs', async () => {
       const clock = new ManualClock();
       const fake = await bench.fake({ handlers: { MAIL: '421 4.3.0 busy' } });
-      const pool = bench.pool(fake.port, { retry: { attempts: 3, backoffMs: 100, maxBackoffMs: 150 }, scheduler: clock, idleTimeout: Infinity });
+      const pool = bench.pool(fake.port, {
+        retry: { attempts: 3, backoffMs: 100, maxBackoffMs: 150 },
+        scheduler: clock,
+        idleTimeout: Infinity,
+      });
       const outcome = lastValueFrom(pool.send$(message()));
       await until(() => clock.nextAt === 100);
       clock.advance(100);
@@ -138,9 +161,13 @@ describe('SMTPPool.send$', () => {
     it('reads a fresh body from a body function on each attempt', async () => {
       let tries = 0;
       let bodies = 0;
-      const fake = await bench.fake({ handlers: { '.': () => (++tries === 1 ? '451 4.3.0 later' : '250 2.0.0 queued') } });
+      const fake = await bench.fake({
+        handlers: { '.': () => (++tries === 1 ? '451 4.3.0 later' : '250 2.0.0 queued') },
+      });
       const pool = bench.pool(fake.port, { retry });
-      const outcome = await lastValueFrom(pool.send$({ from: 'a@x.test', to: 'b@x.test', body: () => (bodies++, BODY) }));
+      const outcome = await lastValueFrom(
+        pool.send$({ from: 'a@x.test', to: 'b@x.test', body: () => (bodies++, BODY) }),
+      );
       expect(outcome).toMatchObject({ status: 'sent', attempts: 2 });
       expect(bodies).toBe(2);
     });
@@ -155,16 +182,25 @@ describe('SMTPPool.send$', () => {
     });
 
     it('recipients refused with a mix of 4xx and 5xx', async () => {
-      const fake = await bench.fake({ handlers: { RCPT: (l) => (l.includes('b@') ? '450 4.2.1 busy' : '550 5.1.1 no') } });
+      const fake = await bench.fake({
+        handlers: { RCPT: (l) => (l.includes('b@') ? '450 4.2.1 busy' : '550 5.1.1 no') },
+      });
       const outcome = await outcomeOf(bench.pool(fake.port, { retry }), ['b@x.test', 'c@x.test']);
       expect(outcome).toMatchObject({ status: 'refused', attempts: 1 });
       expect(outcome.status !== 'sent' && outcome.error).toBeInstanceOf(SMTPRecipientsRefused);
     });
 
     it('a partial refusal without a retry policy: sent, the 4xx recipient reported as deferred and not resent', async () => {
-      const fake = await bench.fake({ handlers: { RCPT: (l) => (l.includes('b@') ? '450 4.2.1 busy' : '250 2.1.5 ok') } });
+      const fake = await bench.fake({
+        handlers: { RCPT: (l) => (l.includes('b@') ? '450 4.2.1 busy' : '250 2.1.5 ok') },
+      });
       const outcome = await outcomeOf(bench.pool(fake.port), ['b@x.test', 'c@x.test']);
-      expect(outcome).toMatchObject({ status: 'sent', attempts: 1, refused: { 'b@x.test': { code: 450 } }, deferred: { 'b@x.test': { code: 450 } } });
+      expect(outcome).toMatchObject({
+        status: 'sent',
+        attempts: 1,
+        refused: { 'b@x.test': { code: 450 } },
+        deferred: { 'b@x.test': { code: 450 } },
+      });
       expect(count(fake.sessions, 'MAIL')).toBe(1);
     });
 
@@ -199,8 +235,14 @@ describe('SMTPPool.send$', () => {
 describe('classifyFailure', () => {
   it('sorts errors by what they mean for the message', () => {
     const r = (code: number) => ({ code, message: '', lines: [] });
-    expect(classifyFailure(new SMTPRecipientsRefused({ a: r(450), b: r(451) }))).toEqual({ status: 'failed', transient: true });
-    expect(classifyFailure(new SMTPRecipientsRefused({ a: r(450), b: r(550) }))).toEqual({ status: 'refused', transient: false });
+    expect(classifyFailure(new SMTPRecipientsRefused({ a: r(450), b: r(451) }))).toEqual({
+      status: 'failed',
+      transient: true,
+    });
+    expect(classifyFailure(new SMTPRecipientsRefused({ a: r(450), b: r(550) }))).toEqual({
+      status: 'refused',
+      transient: false,
+    });
     expect(classifyFailure(new SMTPRecipientsRefused({}))).toEqual({ status: 'refused', transient: false });
     expect(classifyFailure(new TypeError('boom'))).toEqual({ status: 'failed', transient: false });
   });
@@ -214,7 +256,11 @@ describe('SMTPPool against smtp-server', () => {
     const server = await startSmtpServer({
       hideSTARTTLS: true,
       onRcptTo(address, _session, callback) {
-        callback(address.address.startsWith('bad') ? Object.assign(new Error('no such user'), { responseCode: 550 }) : undefined);
+        callback(
+          address.address.startsWith('bad')
+            ? Object.assign(new Error('no such user'), { responseCode: 550 })
+            : undefined,
+        );
       },
     });
     bench.adopt(server);

@@ -19,7 +19,14 @@ export class Bench {
 
   /** A pool on 127.0.0.1:`port` with short timeouts and no STARTTLS. */
   pool(port: number, config: PoolConfig = {}): SMTPPool {
-    const pool = new SMTPPool({ host: '127.0.0.1', port, localHostname: 'client.test', starttls: 'never', timeout: 5_000, ...config });
+    const pool = new SMTPPool({
+      host: '127.0.0.1',
+      port,
+      localHostname: 'client.test',
+      starttls: 'never',
+      timeout: 5_000,
+      ...config,
+    });
     this.pools.push(pool);
     return pool;
   }
@@ -35,7 +42,8 @@ export class Bench {
 }
 
 /** The verbs a fake session received, e.g. ['EHLO', 'MAIL', 'RCPT', 'DATA', 'QUIT']. */
-export const verbs = (commands: readonly string[]): string[] => commands.map((c) => c.replace(/ .*/s, '').toUpperCase());
+export const verbs = (commands: readonly string[]): string[] =>
+  commands.map((c) => c.replace(/ .*/s, '').toUpperCase());
 
 /** How long `until` polls before it fails the test: well under jest's testTimeout, so its message is the one seen. */
 export const UNTIL_MS = 5_000;

@@ -15,13 +15,20 @@ const reply = (code: number, message: string, enhancedStatus?: string): Reply =>
   ...(enhancedStatus === undefined ? {} : { enhancedStatus }),
 });
 const refusedMail = (code: number, text: string, enhanced?: string) =>
-  new SMTPSenderRefused(code, text, 'a@x.test', { reply: reply(code, enhanced ? `${enhanced} ${text}` : text, enhanced) });
+  new SMTPSenderRefused(code, text, 'a@x.test', {
+    reply: reply(code, enhanced ? `${enhanced} ${text}` : text, enhanced),
+  });
 
 /** An smtp-server error with the reply code it should answer with. */
 const replyError = (code: number, text: string) => Object.assign(new Error(text), { responseCode: code });
 
 const messages = (n: number): PoolMessage<number>[] =>
-  Array.from({ length: n }, (_, id) => ({ from: 'a@x.test', to: 'b@x.test', body: `Message-ID: <${id}@x.test>\r\n\r\nHello.\r\n`, id }));
+  Array.from({ length: n }, (_, id) => ({
+    from: 'a@x.test',
+    to: 'b@x.test',
+    body: `Message-ID: <${id}@x.test>\r\n\r\nHello.\r\n`,
+    id,
+  }));
 
 /** How often each message id reached the server. */
 function deliveries(bodies: readonly Buffer[]): Map<number, number> {
@@ -40,14 +47,21 @@ describe('throttle classifier', () => {
     ['an enhanced 4.7.x', refusedMail(451, 'Sender rate exceeds policy', '4.7.1'), 'transaction'],
     ['Postfix anvil', refusedMail(450, 'Error: too much mail from 127.0.0.1', '4.7.1'), 'transaction'],
     ['try again later after the body', SMTPDataError.fromReply(reply(451, 'Please try again later')), 'transaction'],
-    ['all recipients rate-limited', new SMTPRecipientsRefused({ 'b@x.test': reply(452, 'rate limit reached', '4.7.0') }), 'transaction'],
+    [
+      'all recipients rate-limited',
+      new SMTPRecipientsRefused({ 'b@x.test': reply(452, 'rate limit reached', '4.7.0') }),
+      'transaction',
+    ],
   ])('recognises %s', (_name, err, stage) => {
     expect(throttleStage(err, THROTTLE_RULES)).toBe(stage);
   });
 
   it.each([
     ['a 421 mid-transaction with no policy text', refusedMail(421, 'Service shutting down', '4.3.2')],
-    ['too many recipients (a message fault)', new SMTPRecipientsRefused({ 'b@x.test': reply(452, 'Too many recipients', '4.5.3') })],
+    [
+      'too many recipients (a message fault)',
+      new SMTPRecipientsRefused({ 'b@x.test': reply(452, 'Too many recipients', '4.5.3') }),
+    ],
     ['a permanent policy refusal', refusedMail(550, 'rate limit', '5.7.1')],
     ['a full disk', refusedMail(452, 'Insufficient system storage', '4.3.1')],
     ['a lost connection', new Error('socket hang up')],
@@ -87,7 +101,11 @@ describe('SMTPPool adaptive throttling', () => {
       },
     });
     bench.adopt(server);
-    const pool = bench.pool(server.port, { maxConnections: 8, maxMessagesPerConnection: 50, throttle: { quietMs: 200 } });
+    const pool = bench.pool(server.port, {
+      maxConnections: 8,
+      maxMessagesPerConnection: 50,
+      throttle: { quietMs: 200 },
+    });
     const events: PoolEvent[] = [];
     pool.events$.subscribe((e) => events.push(e));
 
@@ -142,7 +160,9 @@ describe('SMTPPool adaptive throttling', () => {
   it("keeps its rate when one message in a hundred is told to slow down (a greylisting, not the server's limit)", async () => {
     const MESSAGES = 3_000;
     let mails = 0;
-    const fake = await bench.fake({ handlers: { MAIL: () => (++mails % 100 === 0 ? '451 4.7.1 Please slow down' : '250 2.1.0 Ok') } });
+    const fake = await bench.fake({
+      handlers: { MAIL: () => (++mails % 100 === 0 ? '451 4.7.1 Please slow down' : '250 2.1.0 Ok') },
+    });
     const pool = bench.pool(fake.port, { maxConnections: 4, throttle: { quietMs: 60_000 } });
     const events: PoolEvent[] = [];
     pool.events$.subscribe((e) => events.push(e));
@@ -160,14 +180,19 @@ describe('SMTPPool adaptive throttling', () => {
   }, 30_000);
 
   it('requeues a message told to slow down after a growing wait, so one greylisted message does not loop', async () => {
-    const fake = await bench.fake({ handlers: { RCPT: (line) => (line.includes('grey@') ? '450 4.7.1 Greylisted, try again later' : '250 2.1.5 Ok') } });
+    const fake = await bench.fake({
+      handlers: { RCPT: (line) => (line.includes('grey@') ? '450 4.7.1 Greylisted, try again later' : '250 2.1.5 Ok') },
+    });
     const pool = bench.pool(fake.port, { maxConnections: 2, throttle: { budgetMs: 1_000, quietMs: 60_000 } });
     const grey: PoolMessage<number> = { from: 'a@x.test', to: 'grey@x.test', body: 'Hi.\r\n', id: -1 };
 
     const outcomes = await lastValueFrom(sendAll$(pool, [grey, ...messages(200)]).pipe(toArray()));
 
     expect(outcomes.filter((o) => o.status === 'sent')).toHaveLength(200);
-    expect(outcomes.find((o) => o.message.id === -1)).toMatchObject({ status: 'failed', error: { code: 'ERR_SMTP_RECIPIENTS_REFUSED' } });
+    expect(outcomes.find((o) => o.message.id === -1)).toMatchObject({
+      status: 'failed',
+      error: { code: 'ERR_SMTP_RECIPIENTS_REFUSED' },
+    });
     // The others kept the pace up (one slow-down among many is no limit), so only the message's own
     // wait spaced its tries: 50, 100, 200, 400 ms… a handful in the 1 s budget, not one per round trip.
     expect(pool.stats.throttleLevel).toBe(0);
@@ -178,7 +203,9 @@ describe('SMTPPool adaptive throttling', () => {
   }, 10_000);
 
   it('ends a message `failed` once a server that throttles forever has used up its budget', async () => {
-    const fake = await bench.fake({ handlers: { MAIL: '454 4.7.0 Throttling failure: Maximum sending rate exceeded' } });
+    const fake = await bench.fake({
+      handlers: { MAIL: '454 4.7.0 Throttling failure: Maximum sending rate exceeded' },
+    });
     const pool = bench.pool(fake.port, { maxConnections: 2, throttle: { budgetMs: 300, quietMs: 50 } });
 
     const outcomes = await lastValueFrom(sendAll$(pool, messages(5)).pipe(toArray()));
@@ -198,7 +225,9 @@ describe('SMTPPool adaptive throttling', () => {
   }, 10_000);
 
   it('with `throttle: false` a slow-down is an ordinary transient failure', async () => {
-    const fake = await bench.fake({ handlers: { MAIL: '454 4.7.0 Throttling failure: Maximum sending rate exceeded' } });
+    const fake = await bench.fake({
+      handlers: { MAIL: '454 4.7.0 Throttling failure: Maximum sending rate exceeded' },
+    });
     const pool = bench.pool(fake.port, { maxConnections: 1, throttle: false });
 
     const outcomes = await lastValueFrom(sendAll$(pool, messages(2)).pipe(toArray()));

@@ -4,14 +4,21 @@ import { QueueOutcome, describeError, failureReason, outcomeFromReason } from '.
 import { SMTPRecipientsRefused } from '../../lib/errors';
 
 describe('job data', () => {
-  const base = { from: 'a@example.test', to: ['b@example.test', { address: 'c@example.test', notify: ['FAILURE'] as const }] };
+  const base = {
+    from: 'a@example.test',
+    to: ['b@example.test', { address: 'c@example.test', notify: ['FAILURE'] as const }],
+  };
 
   it('keeps text as text, bytes as base64 and a reference as a reference, and gives them back to the pool', () => {
     const bytes = new Uint8Array([0x48, 0x69, 0xff, 0x0d, 0x0a]);
     const text = toJobData({ ...base, body: 'Hi\r\n', id: 'x1' });
     const binary = toJobData({ ...base, body: bytes.subarray(0, 5) });
     const ref = toJobData({ ...base, body: { ref: '/spool/1.eml' } });
-    expect(JSON.parse(JSON.stringify([text.body, binary.body, ref.body]))).toEqual([{ text: 'Hi\r\n' }, { base64: 'SGn/DQo=' }, { ref: '/spool/1.eml' }]);
+    expect(JSON.parse(JSON.stringify([text.body, binary.body, ref.body]))).toEqual([
+      { text: 'Hi\r\n' },
+      { base64: 'SGn/DQo=' },
+      { ref: '/spool/1.eml' },
+    ]);
     expect(toPoolMessage(text, () => 'unused').body).toBe('Hi\r\n');
     expect(toPoolMessage(binary, () => 'unused').body).toEqual(Buffer.from(bytes));
     const resolved: string[] = [];
@@ -21,9 +28,18 @@ describe('job data', () => {
   });
 
   it('carries the envelope, its options and the id, and leaves the body out of the envelope', () => {
-    const data = toJobData({ ...base, body: 'x', id: 'order-7', mailOptions: { envid: 'e1' }, rcptOptions: { notify: 'NEVER' } }, 60_000);
+    const data = toJobData(
+      { ...base, body: 'x', id: 'order-7', mailOptions: { envid: 'e1' }, rcptOptions: { notify: 'NEVER' } },
+      60_000,
+    );
     expect(data).toMatchObject({ id: 'order-7', maxBackoffMs: 60_000, mailOptions: { envid: 'e1' } });
-    expect(envelopeOf(data)).toEqual({ from: base.from, to: base.to, id: 'order-7', mailOptions: { envid: 'e1' }, rcptOptions: { notify: 'NEVER' } });
+    expect(envelopeOf(data)).toEqual({
+      from: base.from,
+      to: base.to,
+      id: 'order-7',
+      mailOptions: { envid: 'e1' },
+      rcptOptions: { notify: 'NEVER' },
+    });
   });
 
   it.each([
@@ -39,10 +55,13 @@ describe('job data', () => {
 });
 
 describe('backoffStrategy', () => {
-  const job = (delay: number, maxBackoffMs?: number) => ({ opts: { backoff: { type: 'rx-smtp', delay } }, data: { maxBackoffMs } }) as never;
+  const job = (delay: number, maxBackoffMs?: number) =>
+    ({ opts: { backoff: { type: 'rx-smtp', delay } }, data: { maxBackoffMs } }) as never;
 
   it('doubles the delay from one retry to the next, up to maxBackoffMs', () => {
-    expect([1, 2, 3, 4, 5].map((n) => backoffStrategy(n, 'rx-smtp', undefined, job(1000, 5000)))).toEqual([1000, 2000, 4000, 5000, 5000]);
+    expect([1, 2, 3, 4, 5].map((n) => backoffStrategy(n, 'rx-smtp', undefined, job(1000, 5000)))).toEqual([
+      1000, 2000, 4000, 5000, 5000,
+    ]);
     expect(backoffStrategy(6, 'rx-smtp', undefined, job(1000))).toBe(32_000);
   });
 
@@ -56,13 +75,19 @@ describe('failureReason', () => {
     status: 'refused',
     jobId: 'j1',
     message: { from: 'a@example.test', to: 'b@example.test', id: 'j1' },
-    error: describeError(new SMTPRecipientsRefused({ 'b@example.test': { code: 550, message: 'no\nsuch user', lines: ['no', 'such user'] } })),
+    error: describeError(
+      new SMTPRecipientsRefused({
+        'b@example.test': { code: 550, message: 'no\nsuch user', lines: ['no', 'such user'] },
+      }),
+    ),
     attempts: 1,
   };
 
   it('is one line for people, then the outcome for outcomes$', () => {
     const reason = failureReason(outcome);
-    expect(reason.split('\n')[0]).toBe('refused: All recipients were refused: b@example.test [ERR_SMTP_RECIPIENTS_REFUSED]');
+    expect(reason.split('\n')[0]).toBe(
+      'refused: All recipients were refused: b@example.test [ERR_SMTP_RECIPIENTS_REFUSED]',
+    );
     expect(outcomeFromReason(reason)).toEqual(outcome);
   });
 
@@ -79,7 +104,9 @@ describe('failureReason', () => {
   });
 
   it('describes an error by its code, text and reply, never its stack', () => {
-    const described = describeError(Object.assign(new Error('boom'), { code: 'ERR_SMTP_DATA', smtpCode: 451, stack: 'secret stack' }));
+    const described = describeError(
+      Object.assign(new Error('boom'), { code: 'ERR_SMTP_DATA', smtpCode: 451, stack: 'secret stack' }),
+    );
     expect(described).toEqual({ code: 'ERR_SMTP_DATA', name: 'Error', message: 'boom', smtpCode: 451 });
     expect(describeError('plain')).toEqual({ message: 'plain' });
   });

@@ -37,10 +37,22 @@ function busiest(starts: readonly number[], perMs: number): number {
 
 describe('limiterFor', () => {
   it.each([
-    [{ messages: 200, perMs: 1000 }, { max: 9, duration: 50 }],
-    [{ messages: 1, perMs: 1000 }, { max: 1, duration: 1050 }],
-    [{ messages: 10, perMs: 1000 }, { max: 1, duration: 105 }],
-    [{ messages: 5, perMs: 60 }, { max: 2, duration: 55 }],
+    [
+      { messages: 200, perMs: 1000 },
+      { max: 9, duration: 50 },
+    ],
+    [
+      { messages: 1, perMs: 1000 },
+      { max: 1, duration: 1050 },
+    ],
+    [
+      { messages: 10, perMs: 1000 },
+      { max: 1, duration: 105 },
+    ],
+    [
+      { messages: 5, perMs: 60 },
+      { max: 2, duration: 55 },
+    ],
   ])('maps %j to %j', (limit, limiter) => {
     expect(limiterFor(limit)).toEqual(limiter);
   });
@@ -55,11 +67,18 @@ describe('limiterFor', () => {
 
   it('never lets more than the limit start in any interval of perMs + slack, whatever the attempts', () => {
     // Bursts of attempts at arbitrary moments: the worst case is a burst at a window's end.
-    const burst = (perMs: number, messages: number) => fc.record({ gap: fc.integer({ min: 0, max: perMs + 5 }), size: fc.integer({ min: 1, max: messages + 1 }) });
-    const limits = fc.record({ messages: fc.integer({ min: 1, max: 400 }), perMs: fc.integer({ min: 1, max: 3000 }), slack: fc.integer({ min: 0, max: 100 }) });
+    const burst = (perMs: number, messages: number) =>
+      fc.record({ gap: fc.integer({ min: 0, max: perMs + 5 }), size: fc.integer({ min: 1, max: messages + 1 }) });
+    const limits = fc.record({
+      messages: fc.integer({ min: 1, max: 400 }),
+      perMs: fc.integer({ min: 1, max: 3000 }),
+      slack: fc.integer({ min: 0, max: 100 }),
+    });
     fc.assert(
       fc.property(
-        limits.chain((limit) => fc.tuple(fc.constant(limit), fc.array(burst(limit.perMs, limit.messages), { minLength: 1, maxLength: 60 }))),
+        limits.chain((limit) =>
+          fc.tuple(fc.constant(limit), fc.array(burst(limit.perMs, limit.messages), { minLength: 1, maxLength: 60 })),
+        ),
         ([limit, bursts]) => {
           let t = 0;
           const attempts = bursts.flatMap(({ gap, size }) => {
@@ -67,7 +86,9 @@ describe('limiterFor', () => {
             return new Array<number>(size).fill(t);
           });
           // Starts that close together reach the server within perMs, give or take the slack.
-          return busiest(bullmqStarts(limiterFor(limit, limit.slack), attempts), limit.perMs + limit.slack) <= limit.messages;
+          return (
+            busiest(bullmqStarts(limiterFor(limit, limit.slack), attempts), limit.perMs + limit.slack) <= limit.messages
+          );
         },
       ),
       { numRuns: 300 },
@@ -93,6 +114,8 @@ describe('limiterFor', () => {
     [{ messages: 10, perMs: 0 }, /perMs/],
     [{ messages: 10, perMs: Number.NaN }, /perMs/],
   ])('refuses %j', (limit, why) => {
-    expect(() => limiterFor(limit)).toThrow(expect.objectContaining({ code: 'ERR_SMTP_INVALID_ARGUMENT', message: expect.stringMatching(why) }));
+    expect(() => limiterFor(limit)).toThrow(
+      expect.objectContaining({ code: 'ERR_SMTP_INVALID_ARGUMENT', message: expect.stringMatching(why) }),
+    );
   });
 });

@@ -9,7 +9,9 @@ describe('SessionConfig.signal (AbortSignal for Promise users)', () => {
   it('an aborted signal errors with its reason before anything is connected', async () => {
     fake = await FakeServer.start();
     const signal = AbortSignal.abort(new Error('shutting down'));
-    await expect(lastValueFrom(session$({ host: '127.0.0.1', port: fake.port, signal }))).rejects.toThrow('shutting down');
+    await expect(lastValueFrom(session$({ host: '127.0.0.1', port: fake.port, signal }))).rejects.toThrow(
+      'shutting down',
+    );
     // A session on the same server afterwards is its first connection.
     await lastValueFrom(session$({ host: '127.0.0.1', port: fake.port, localHostname: 'c.test' }).pipe(take(1)));
     expect(fake.sessions).toHaveLength(1);
@@ -32,7 +34,9 @@ describe('SessionConfig.signal (AbortSignal for Promise users)', () => {
   it('aborting before the session is ready destroys the connection', async () => {
     fake = await FakeServer.start({ greeting: null });
     const controller = new AbortController();
-    const done = lastValueFrom(session$({ host: '127.0.0.1', port: fake.port, signal: controller.signal })).catch((e: unknown) => e);
+    const done = lastValueFrom(session$({ host: '127.0.0.1', port: fake.port, signal: controller.signal })).catch(
+      (e: unknown) => e,
+    );
     await fake.until(() => fake.sessions.length === 1);
     controller.abort();
     expect(await done).toMatchObject({ name: 'AbortError' });

@@ -49,7 +49,10 @@ describe('AUTH', () => {
 
     it('answers CRAM-MD5 with user SP hex(HMAC-MD5(password, challenge))', async () => {
       const challenge = '<1896.697170952@postoffice.reston.mci.net>';
-      const session = await sessionWith({ extensions: ['AUTH CRAM-MD5'], handlers: { AUTH: `334 ${b64(challenge)}`, '*': '235 ok' } });
+      const session = await sessionWith({
+        extensions: ['AUTH CRAM-MD5'],
+        handlers: { AUTH: `334 ${b64(challenge)}`, '*': '235 ok' },
+      });
       await lastValueFrom(login$(session, 'tim', 'tanstaaftanstaaf', trusted));
       const digest = createHmac('md5', 'tanstaaftanstaaf').update(challenge).digest('hex');
       expect(digest).toBe('b913a602c7eda7a495b4e6e7334d3890');
@@ -57,21 +60,29 @@ describe('AUTH', () => {
     });
 
     it('answers the LOGIN prompts without reading them, with an initial response', async () => {
-      const session = await sessionWith({ extensions: ['AUTH LOGIN'], handlers: { AUTH: '334 UGFzc3dvcmQ6', '*': '235 ok' } });
+      const session = await sessionWith({
+        extensions: ['AUTH LOGIN'],
+        handlers: { AUTH: '334 UGFzc3dvcmQ6', '*': '235 ok' },
+      });
       await lastValueFrom(login$(session, 'user', 'pass', trusted));
       expect(fake!.session.commands).toEqual([`AUTH LOGIN ${b64('user')}`, b64('pass')]);
     });
 
     it('answers the LOGIN prompts without an initial response', async () => {
       const replies = ['334 VXNlcm5hbWU6', '334 UGFzc3dvcmQ6', '235 ok'];
-      const session = await sessionWith({ extensions: ['AUTH LOGIN'], handlers: { AUTH: () => replies.shift(), '*': () => replies.shift() } });
+      const session = await sessionWith({
+        extensions: ['AUTH LOGIN'],
+        handlers: { AUTH: () => replies.shift(), '*': () => replies.shift() },
+      });
       await lastValueFrom(login$(session, 'user', 'pass', { ...trusted, initialResponseOk: false }));
       expect(fake!.session.commands).toEqual(['AUTH LOGIN', b64('user'), b64('pass')]);
     });
 
     it('runs auth$ with smtplib-style authobjects', async () => {
       const session = await sessionWith({ extensions: ['AUTH PLAIN'], handlers: { AUTH: '235 ok' } });
-      await lastValueFrom(auth$(session, { name: 'plain', authobject: authPlain('Mr.A@somewhere.com', 'somepassword') }, trusted));
+      await lastValueFrom(
+        auth$(session, { name: 'plain', authobject: authPlain('Mr.A@somewhere.com', 'somepassword') }, trusted),
+      );
       expect(fake!.session.commands).toEqual([`AUTH PLAIN ${PLAIN_VECTOR}`]);
     });
 
@@ -81,16 +92,24 @@ describe('AUTH', () => {
       expect(fake!.session.commands).toEqual(['AUTH X-EMPTY =']);
     });
 
-    it('gives up on a server that keeps challenging (smtplib\'s infinite loop guard)', async () => {
-      const session = await sessionWith({ extensions: ['AUTH LOGIN'], handlers: { AUTH: '334 VXNlcm5hbWU6', '*': '334 VXNlcm5hbWU6' } });
-      const err = await lastValueFrom(auth$(session, { name: 'LOGIN', authobject: () => 'again' }, trusted)).catch((e: unknown) => e);
+    it("gives up on a server that keeps challenging (smtplib's infinite loop guard)", async () => {
+      const session = await sessionWith({
+        extensions: ['AUTH LOGIN'],
+        handlers: { AUTH: '334 VXNlcm5hbWU6', '*': '334 VXNlcm5hbWU6' },
+      });
+      const err = await lastValueFrom(auth$(session, { name: 'LOGIN', authobject: () => 'again' }, trusted)).catch(
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(SMTPException);
       expect(String(err)).toContain('Server AUTH mechanism infinite loop');
       expect(fake!.session.commands).toHaveLength(5);
     });
 
     it('treats 503 (already authenticated) as success', async () => {
-      const session = await sessionWith({ extensions: ['AUTH PLAIN'], handlers: { AUTH: '503 5.5.1 already authenticated' } });
+      const session = await sessionWith({
+        extensions: ['AUTH PLAIN'],
+        handlers: { AUTH: '503 5.5.1 already authenticated' },
+      });
       const step = await lastValueFrom(login$(session, 'u', 'p', trusted));
       expect(step.reply.code).toBe(503);
     });
@@ -98,10 +117,17 @@ describe('AUTH', () => {
 
   describe('login$ policy', () => {
     it('moves to the next mechanism after a failure and raises the last error when all fail', async () => {
-      const session = await sessionWith({ extensions: ['AUTH LOGIN PLAIN CRAM-MD5'], handlers: { AUTH: '535 5.7.8 bad credentials', '*': '535 no' } });
+      const session = await sessionWith({
+        extensions: ['AUTH LOGIN PLAIN CRAM-MD5'],
+        handlers: { AUTH: '535 5.7.8 bad credentials', '*': '535 no' },
+      });
       const err = await lastValueFrom(login$(session, 'u', 'p', trusted)).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(SMTPAuthenticationError);
-      expect(fake!.session.commands.map((c) => c.split(' ').slice(0, 2).join(' '))).toEqual(['AUTH CRAM-MD5', 'AUTH PLAIN', 'AUTH LOGIN']);
+      expect(fake!.session.commands.map((c) => c.split(' ').slice(0, 2).join(' '))).toEqual([
+        'AUTH CRAM-MD5',
+        'AUTH PLAIN',
+        'AUTH LOGIN',
+      ]);
     });
 
     it('stops at the first mechanism that succeeds', async () => {
@@ -120,7 +146,10 @@ describe('AUTH', () => {
     });
 
     it('lets the caller pin a mechanism', async () => {
-      const session = await sessionWith({ extensions: ['AUTH PLAIN LOGIN CRAM-MD5'], handlers: { AUTH: '334 UGFzc3dvcmQ6', '*': '235 ok' } });
+      const session = await sessionWith({
+        extensions: ['AUTH PLAIN LOGIN CRAM-MD5'],
+        handlers: { AUTH: '334 UGFzc3dvcmQ6', '*': '235 ok' },
+      });
       await lastValueFrom(login$(session, 'u', 'p', { ...trusted, mechanisms: ['login'] }));
       expect(fake!.session.commands[0]).toBe(`AUTH LOGIN ${b64('u')}`);
     });
@@ -140,44 +169,67 @@ describe('AUTH', () => {
     });
 
     it('cancels with "*" when the authobject cannot answer', async () => {
-      const session = await sessionWith({ extensions: ['AUTH X'], handlers: { AUTH: '334 Y2hhbGxlbmdl', '*': '501 5.7.0 cancelled' } });
-      const err = await lastValueFrom(auth$(session, { name: 'X', authobject: (c) => (c === null ? null : null) }, trusted)).catch((e: unknown) => e);
+      const session = await sessionWith({
+        extensions: ['AUTH X'],
+        handlers: { AUTH: '334 Y2hhbGxlbmdl', '*': '501 5.7.0 cancelled' },
+      });
+      const err = await lastValueFrom(
+        auth$(session, { name: 'X', authobject: (c) => (c === null ? null : null) }, trusted),
+      ).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(SMTPAuthenticationError);
       expect(fake!.session.commands).toEqual(['AUTH X', '*']);
     });
 
     it('never shows the password in debug$ or in errors', async () => {
       const password = 'hunter2-very-secret';
-      const session = await sessionWith({ extensions: ['AUTH PLAIN LOGIN'], handlers: { AUTH: (l) => (l.startsWith('AUTH LOGIN') ? '334 UGFzc3dvcmQ6' : '535 5.7.8 no'), '*': '535 5.7.8 no' } });
+      const session = await sessionWith({
+        extensions: ['AUTH PLAIN LOGIN'],
+        handlers: {
+          AUTH: (l) => (l.startsWith('AUTH LOGIN') ? '334 UGFzc3dvcmQ6' : '535 5.7.8 no'),
+          '*': '535 5.7.8 no',
+        },
+      });
       const seen: string[] = [];
       session.connection.debug$.subscribe((e) => seen.push(e.text));
       const err = await lastValueFrom(login$(session, 'user', password, trusted)).catch((e: unknown) => e);
       const everything = [...seen, String(err), JSON.stringify(err), (err as Error).stack ?? ''].join('\n');
-      for (const secret of [password, b64(password), b64(`\0user\0${password}`)]) expect(everything).not.toContain(secret);
+      for (const secret of [password, b64(password), b64(`\0user\0${password}`)])
+        expect(everything).not.toContain(secret);
       expect(seen).toContain('AUTH PLAIN ****');
     });
   });
 
   describe('SCRAM-SHA-256 (RFC 7677 §3 vector)', () => {
     const serverFirst = 'r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096';
-    const clientFinal = 'c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=';
+    const clientFinal =
+      'c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=';
     const serverFinal = 'v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=';
 
     function scramServer(finalMessage: string): FakeScript {
       const replies = [`334 ${b64(finalMessage)}`, '235 2.7.0 ok'];
-      return { extensions: ['AUTH SCRAM-SHA-256'], handlers: { AUTH: `334 ${b64(serverFirst)}`, '*': () => replies.shift() } };
+      return {
+        extensions: ['AUTH SCRAM-SHA-256'],
+        handlers: { AUTH: `334 ${b64(serverFirst)}`, '*': () => replies.shift() },
+      };
     }
 
     it('runs the exchange byte for byte and verifies the server signature', async () => {
       const session = await sessionWith(scramServer(serverFinal));
       const sasl = scramSha256Mechanism({ user: 'user', password: 'pencil' }, { nonce: 'rOprNGfwEbeRWgbNEkqO' });
       const step = await lastValueFrom(auth$(session, sasl, trusted));
-      expect(fake!.session.commands).toEqual([`AUTH SCRAM-SHA-256 ${b64('n,,n=user,r=rOprNGfwEbeRWgbNEkqO')}`, b64(clientFinal), '']);
+      expect(fake!.session.commands).toEqual([
+        `AUTH SCRAM-SHA-256 ${b64('n,,n=user,r=rOprNGfwEbeRWgbNEkqO')}`,
+        b64(clientFinal),
+        '',
+      ]);
       expect(step.session.authenticatedAs).toBe('SCRAM-SHA-256');
     });
 
     it('does not take a 503 in the middle of the exchange as success (the signature was never checked)', async () => {
-      const session = await sessionWith({ extensions: ['AUTH SCRAM-SHA-256'], handlers: { AUTH: `334 ${b64(serverFirst)}`, '*': '503 5.5.1 already authenticated' } });
+      const session = await sessionWith({
+        extensions: ['AUTH SCRAM-SHA-256'],
+        handlers: { AUTH: `334 ${b64(serverFirst)}`, '*': '503 5.5.1 already authenticated' },
+      });
       const sasl = scramSha256Mechanism({ user: 'user', password: 'pencil' }, { nonce: 'rOprNGfwEbeRWgbNEkqO' });
       await expect(lastValueFrom(auth$(session, sasl, trusted))).rejects.toBeInstanceOf(SMTPAuthenticationError);
     });
@@ -192,7 +244,7 @@ describe('AUTH', () => {
   });
 
   describe('against smtp-server', () => {
-    it('authenticates with XOAUTH2 and surfaces the server\'s JSON error on failure', async () => {
+    it("authenticates with XOAUTH2 and surfaces the server's JSON error on failure", async () => {
       real = await startSmtpServer({
         authMethods: ['XOAUTH2'],
         authOptional: false,
@@ -203,7 +255,13 @@ describe('AUTH', () => {
       });
       const connect = (token: string) =>
         firstValueFrom(
-          session$({ host: 'localhost', port: real!.port, tls: { ca: testCa }, starttls: 'required', auth: { user: 'me@x.test', token: of(token) } }),
+          session$({
+            host: 'localhost',
+            port: real!.port,
+            tls: { ca: testCa },
+            starttls: 'required',
+            auth: { user: 'me@x.test', token: of(token) },
+          }),
         );
       expect((await connect('good-token')).authenticatedAs).toBe('XOAUTH2');
       const err = await connect('bad-token').catch((e: unknown) => e);
@@ -219,7 +277,13 @@ describe('AUTH', () => {
         },
       });
       const session = await firstValueFrom(
-        session$({ host: 'localhost', port: real.port, tls: { ca: testCa }, starttls: 'required', auth: { user: 'u', password: 'pw' } }),
+        session$({
+          host: 'localhost',
+          port: real.port,
+          tls: { ca: testCa },
+          starttls: 'required',
+          auth: { user: 'u', password: 'pw' },
+        }),
       );
       expect(session.authenticatedAs).toBe('PLAIN');
       expect(session.connection.secure).toBe(true);

@@ -18,7 +18,10 @@ describe('a streamed body', () => {
     await fake.close();
   });
 
-  async function send(script: typeof CHUNKING, body: AsyncIterable<Uint8Array>): Promise<{ values: SendEvent[]; error?: unknown }> {
+  async function send(
+    script: typeof CHUNKING,
+    body: AsyncIterable<Uint8Array>,
+  ): Promise<{ values: SendEvent[]; error?: unknown }> {
     fake = await FakeServer.start(script);
     const opened = await openSession(fake.port, { timeout: 5000 });
     close = opened.close;
@@ -41,7 +44,9 @@ describe('a streamed body', () => {
     expect(bdats.length).toBeLessThanOrEqual(4);
     expect(bdats[bdats.length - 1]).toMatch(/ LAST$/);
     expect(fake.session.messages.every((m) => m.length <= 64 * 1024)).toBe(true);
-    expect(Buffer.concat(fake.session.messages).equals(Buffer.concat(Array.from({ length: LINES }, () => LINE)))).toBe(true);
+    expect(Buffer.concat(fake.session.messages).equals(Buffer.concat(Array.from({ length: LINES }, () => LINE)))).toBe(
+      true,
+    );
   });
 
   it.each([

@@ -27,7 +27,9 @@ describe('quit', () => {
 
   it('errors with SMTPServerDisconnected when the server closes without a reply', async () => {
     fake = await FakeServer.start({ handlers: { QUIT: { close: true } } });
-    await expect(lastValueFrom(sessionOn(fake).pipe(greeting(), quit()))).rejects.toBeInstanceOf(SMTPServerDisconnected);
+    await expect(lastValueFrom(sessionOn(fake).pipe(greeting(), quit()))).rejects.toBeInstanceOf(
+      SMTPServerDisconnected,
+    );
   });
 
   it('times out a server that never answers QUIT and releases the socket', async () => {

@@ -24,16 +24,23 @@ describe('sendmail$ and a 251 to RCPT', () => {
     return opened.session;
   }
 
-  it.each([true, false])('counts the forwarded recipient as accepted, not refused (PIPELINING: %s)', async (pipelining) => {
-    const session = await sessionWith((line) => (line.includes('fwd@') ? WILL_FORWARD : '250 2.1.5 Ok'), pipelining);
-    const { values, error } = await collect(sendmail$(session, 'a@x.test', ['fwd@x.test', 'b@x.test'], MESSAGE));
-    expect(error).toBeUndefined();
-    expect(values.filter((e) => e.type === 'recipient')).toEqual([
-      expect.objectContaining({ recipient: 'fwd@x.test', accepted: true, reply: expect.objectContaining({ code: 251 }) }),
-      expect.objectContaining({ recipient: 'b@x.test', accepted: true }),
-    ]);
-    expect(values[values.length - 1]).toMatchObject({ type: 'sent', refused: {} });
-  });
+  it.each([true, false])(
+    'counts the forwarded recipient as accepted, not refused (PIPELINING: %s)',
+    async (pipelining) => {
+      const session = await sessionWith((line) => (line.includes('fwd@') ? WILL_FORWARD : '250 2.1.5 Ok'), pipelining);
+      const { values, error } = await collect(sendmail$(session, 'a@x.test', ['fwd@x.test', 'b@x.test'], MESSAGE));
+      expect(error).toBeUndefined();
+      expect(values.filter((e) => e.type === 'recipient')).toEqual([
+        expect.objectContaining({
+          recipient: 'fwd@x.test',
+          accepted: true,
+          reply: expect.objectContaining({ code: 251 }),
+        }),
+        expect.objectContaining({ recipient: 'b@x.test', accepted: true }),
+      ]);
+      expect(values[values.length - 1]).toMatchObject({ type: 'sent', refused: {} });
+    },
+  );
 
   it('sends the message when every recipient got a 251', async () => {
     const session = await sessionWith(() => WILL_FORWARD, true);

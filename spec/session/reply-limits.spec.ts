@@ -37,7 +37,10 @@ describe('a reply over our limits', () => {
   ])('after %s is "possibly delivered", not a refusal', async (_name, script: FakeScript) => {
     const session = await sessionWith(script);
     const { error } = await send(session);
-    expect(error).toMatchObject({ code: 'ERR_SMTP_POSSIBLY_DELIVERED', cause: { code: 'ERR_SMTP_REPLY_LIMIT', message: 'Line too long.' } });
+    expect(error).toMatchObject({
+      code: 'ERR_SMTP_POSSIBLY_DELIVERED',
+      cause: { code: 'ERR_SMTP_REPLY_LIMIT', message: 'Line too long.' },
+    });
     expect(classifyFailure(error)).toEqual({ status: 'possibly-delivered', transient: false });
   });
 

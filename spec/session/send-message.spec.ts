@@ -67,7 +67,14 @@ describe('sendMessage$', () => {
         'RCPT TO:<sally@example.com>',
         'RCPT TO:<bob@example.com>',
       ]);
-      expect(values.map((e) => e.type)).toEqual(['recipient', 'recipient', 'recipient', 'recipient', 'progress', 'sent']);
+      expect(values.map((e) => e.type)).toEqual([
+        'recipient',
+        'recipient',
+        'recipient',
+        'recipient',
+        'progress',
+        'sent',
+      ]);
     });
 
     it('removes Bcc from the bytes sent, SIZE counting what is sent, and leaves the caller’s message alone', async () => {
@@ -76,7 +83,9 @@ describe('sendMessage$', () => {
       const before = Buffer.from(message);
       await collect(sendMessage$(session, message));
       expect(received()).toBe(BASIC.replace('Bcc: Root <root@localhost>\r\n', ''));
-      expect(envelopeLines()[0]).toBe(`MAIL FROM:<ann@example.com> SIZE=${defined(server().session.messages[0], 'the message').length}`);
+      expect(envelopeLines()[0]).toBe(
+        `MAIL FROM:<ann@example.com> SIZE=${defined(server().session.messages[0], 'the message').length}`,
+      );
       expect(message.equals(before)).toBe(true);
     });
 
@@ -88,7 +97,16 @@ describe('sendMessage$', () => {
 
     it('removes every Bcc field, folded ones included, and an empty Bcc', async () => {
       const session = await sessionWith();
-      const message = msg('From: a@x.test', 'Bcc: one@x.test,', ' two@x.test', 'To: b@x.test', 'bcc:', 'Subject: s', '', 'body');
+      const message = msg(
+        'From: a@x.test',
+        'Bcc: one@x.test,',
+        ' two@x.test',
+        'To: b@x.test',
+        'bcc:',
+        'Subject: s',
+        '',
+        'body',
+      );
       await collect(sendMessage$(session, message));
       expect(received()).toBe(msg('From: a@x.test', 'To: b@x.test', 'Subject: s', '', 'body'));
       expect(envelopeLines().slice(1)).toEqual(['RCPT TO:<b@x.test>', 'RCPT TO:<one@x.test>', 'RCPT TO:<two@x.test>']);
@@ -96,7 +114,13 @@ describe('sendMessage$', () => {
 
     it('takes the sender from Sender over several From addresses', async () => {
       const session = await sessionWith();
-      const message = msg('From: Bernard <bernard@example.com>, Bianca <bianca@example.com>', 'Sender: "the Sender" <the_rescuers@Rescue-Aid-Society.com>', 'To: John <john@example.com>', '', 'x');
+      const message = msg(
+        'From: Bernard <bernard@example.com>, Bianca <bianca@example.com>',
+        'Sender: "the Sender" <the_rescuers@Rescue-Aid-Society.com>',
+        'To: John <john@example.com>',
+        '',
+        'x',
+      );
       await collect(sendMessage$(session, message));
       expect(envelopeLines()[0]).toMatch(/^MAIL FROM:<the_rescuers@Rescue-Aid-Society\.com> /);
     });
@@ -134,7 +158,11 @@ describe('sendMessage$', () => {
         'body',
       );
       await collect(sendMessage$(session, message));
-      expect(envelopeLines().slice(1)).toEqual(['RCPT TO:<my_mom@example.com>', 'RCPT TO:<jeff@example.org>', 'RCPT TO:<doe@losthope.net>']);
+      expect(envelopeLines().slice(1)).toEqual([
+        'RCPT TO:<my_mom@example.com>',
+        'RCPT TO:<jeff@example.org>',
+        'RCPT TO:<doe@losthope.net>',
+      ]);
       expect(received()).not.toContain('doe@losthope.net');
       expect(received()).toContain('Resent-To: Martha <my_mom@example.com>, Jeff\r\n <jeff@example.org>\r\n');
     });
@@ -162,7 +190,11 @@ describe('sendMessage$', () => {
       ['no recipient', msg('From: a@x.test', 'Bcc:', '', 'x'), /no recipients/],
       ['only an empty group', msg('From: a@x.test', 'To: undisclosed-recipients:;', '', 'x'), /no recipients/],
       ['an unparsable To', msg('From: a@x.test', 'To: <<b@x.test', '', 'x'), /not a valid address list/],
-      ['a header block over the bound', `From: a@x.test\r\nTo: b@x.test\r\nX-Big: ${'y'.repeat(300 * 1024)}\r\n\r\nx`, /header block too large/],
+      [
+        'a header block over the bound',
+        `From: a@x.test\r\nTo: b@x.test\r\nX-Big: ${'y'.repeat(300 * 1024)}\r\n\r\nx`,
+        /header block too large/,
+      ],
     ])('refuses a message with %s before anything is sent', async (_what, message, problem) => {
       const session = await sessionWith();
       const { error } = await collect(sendMessage$(session, message));
@@ -180,10 +212,13 @@ describe('sendMessage$', () => {
     it.each([
       ['in memory', (): Body => HIDDEN],
       ['streamed byte by byte', (): Body => Readable.from([...Buffer.from(HIDDEN)].map((b) => Buffer.from([b])))],
-      ['streamed, the CR ending a chunk', (): Body => {
-        const cut = HIDDEN.indexOf('\rBcc') + 1;
-        return Readable.from([Buffer.from(HIDDEN.slice(0, cut)), Buffer.from(HIDDEN.slice(cut))]);
-      }],
+      [
+        'streamed, the CR ending a chunk',
+        (): Body => {
+          const cut = HIDDEN.indexOf('\rBcc') + 1;
+          return Readable.from([Buffer.from(HIDDEN.slice(0, cut)), Buffer.from(HIDDEN.slice(cut))]);
+        },
+      ],
     ])('ends the field before a Bcc, which is a recipient and never reaches the wire (%s)', async (_name, message) => {
       const session = await sessionWith();
       const { error } = await collect(sendMessage$(session, message()));
@@ -199,7 +234,11 @@ describe('sendMessage$', () => {
     it.each([
       ['a comment around the address', '(boss) joe@example.com (at work)', 'RCPT TO:<joe@example.com>'],
       ['a quoted local part with an @', '"x@evil"@good.example', 'RCPT TO:<"x@evil"@good.example>'],
-      ['a quoted local part with a blank, folded', '"john\r\n smith"@example.com', 'RCPT TO:<"john smith"@example.com>'],
+      [
+        'a quoted local part with a blank, folded',
+        '"john\r\n smith"@example.com',
+        'RCPT TO:<"john smith"@example.com>',
+      ],
       ['an encoded-word display name', '=?UTF-8?B?w4lsw6luZQ==?= <elene@example.com>', 'RCPT TO:<elene@example.com>'],
       ['a group', 'team: a@example.com, b@example.com;', 'RCPT TO:<a@example.com>'],
     ])('sends %s safely', async (_what, address, rcpt) => {
@@ -213,9 +252,14 @@ describe('sendMessage$', () => {
     it('sends an IDN domain as A-labels, without SMTPUTF8', async () => {
       // Given as toAddrs: in a To field its U-label would be UTF-8 in a header, which needs SMTPUTF8.
       const session = await sessionWith();
-      const { error } = await collect(sendMessage$(session, msg('From: a@x.test', 'To: x@x.test', '', 'x'), undefined, ['joe@bücher.example']));
+      const { error } = await collect(
+        sendMessage$(session, msg('From: a@x.test', 'To: x@x.test', '', 'x'), undefined, ['joe@bücher.example']),
+      );
       expect(error).toBeUndefined();
-      expect(envelopeLines().map((l) => l.replace(/ SIZE=\d+$/, ''))).toEqual(['MAIL FROM:<a@x.test>', 'RCPT TO:<joe@xn--bcher-kva.example>']);
+      expect(envelopeLines().map((l) => l.replace(/ SIZE=\d+$/, ''))).toEqual([
+        'MAIL FROM:<a@x.test>',
+        'RCPT TO:<joe@xn--bcher-kva.example>',
+      ]);
     });
 
     it.each([
@@ -244,11 +288,19 @@ describe('sendMessage$', () => {
   });
 
   describe('SMTPUTF8', () => {
-    const UTF8 = msg('From: Páolo <főo@bar.com>', 'To: Dinsdale <Dinsdale@Stagnation.com>', 'Subject: Nudge nudge, wink, wink 😉', '', 'oh là là');
+    const UTF8 = msg(
+      'From: Páolo <főo@bar.com>',
+      'To: Dinsdale <Dinsdale@Stagnation.com>',
+      'Subject: Nudge nudge, wink, wink 😉',
+      '',
+      'oh là là',
+    );
 
     it('is not asked for when every address and header field is ASCII', async () => {
       const session = await sessionWith({ extensions: ['8BITMIME', 'SMTPUTF8'] });
-      await collect(sendMessage$(session, msg('From: =?UTF-8?Q?P=C3=A1olo?= <paolo@bar.com>', 'To: b@x.test', '', 'là')));
+      await collect(
+        sendMessage$(session, msg('From: =?UTF-8?Q?P=C3=A1olo?= <paolo@bar.com>', 'To: b@x.test', '', 'là')),
+      );
       expect(envelopeLines()[0]).toBe('MAIL FROM:<paolo@bar.com> BODY=8BITMIME');
     });
 
@@ -256,7 +308,10 @@ describe('sendMessage$', () => {
       const session = await sessionWith({ extensions: ['8BITMIME', 'SMTPUTF8'] });
       const { error } = await collect(sendMessage$(session, UTF8));
       expect(error).toBeUndefined();
-      expect(envelopeLines()).toEqual(['MAIL FROM:<főo@bar.com> BODY=8BITMIME SMTPUTF8', 'RCPT TO:<Dinsdale@Stagnation.com>']);
+      expect(envelopeLines()).toEqual([
+        'MAIL FROM:<főo@bar.com> BODY=8BITMIME SMTPUTF8',
+        'RCPT TO:<Dinsdale@Stagnation.com>',
+      ]);
       expect(received()).toBe(UTF8);
     });
 
@@ -322,7 +377,9 @@ describe('sendMessage$', () => {
       const session = await sessionWith({ extensions: ['PIPELINING', 'CHUNKING', '8BITMIME'] });
       const { error } = await collect(sendMessage$(session, inChunks(BASIC)));
       expect(error).toBeUndefined();
-      expect(Buffer.concat(server().session.messages).toString()).toBe(BASIC.replace('Bcc: Root <root@localhost>\r\n', ''));
+      expect(Buffer.concat(server().session.messages).toString()).toBe(
+        BASIC.replace('Bcc: Root <root@localhost>\r\n', ''),
+      );
     });
 
     /** A header, then 4 MiB of body, counting what is read past the header and whether it was released. */
@@ -435,4 +492,3 @@ describe('sendMessage$', () => {
     }, 120_000);
   });
 });
-

@@ -59,7 +59,12 @@ describe('sendmail$', () => {
       expect(error).toBeUndefined();
       expect(values.slice(0, 2)).toEqual([
         { type: 'recipient', recipient: 'good@x.test', accepted: true, reply: expect.objectContaining({ code: 250 }) },
-        { type: 'recipient', recipient: 'bad@x.test', accepted: false, reply: expect.objectContaining({ code: 550, enhancedStatus: '5.1.1' }) },
+        {
+          type: 'recipient',
+          recipient: 'bad@x.test',
+          accepted: false,
+          reply: expect.objectContaining({ code: 550, enhancedStatus: '5.1.1' }),
+        },
       ]);
       const sent = values[values.length - 1] as Extract<SendEvent, { type: 'sent' }>;
       expect(Object.keys(sent.refused)).toEqual(['bad@x.test']);
@@ -116,7 +121,9 @@ describe('sendmail$', () => {
     });
 
     it('emits no recipient events for the RCPT replies that follow a refused MAIL', async () => {
-      const session = await sessionWith({ handlers: { MAIL: '550 5.7.1 no', RCPT: '503 5.5.1 need MAIL', DATA: '503 5.5.1 need MAIL' } });
+      const session = await sessionWith({
+        handlers: { MAIL: '550 5.7.1 no', RCPT: '503 5.5.1 need MAIL', DATA: '503 5.5.1 need MAIL' },
+      });
       const { values, error } = await send(session, ['b@x.test']);
       expect(error).toBeInstanceOf(SMTPSenderRefused);
       expect(values).toEqual([]);
@@ -131,7 +138,9 @@ describe('sendmail$', () => {
     });
 
     it('closes a connection whose RSET is refused after a failure', async () => {
-      const session = await sessionWith({ handlers: { MAIL: '553 5.7.1 not you', RCPT: '503 no', DATA: '503 no', RSET: '500 what' } });
+      const session = await sessionWith({
+        handlers: { MAIL: '553 5.7.1 not you', RCPT: '503 no', DATA: '503 no', RSET: '500 what' },
+      });
       const { error } = await send(session, ['b@x.test']);
       expect(error).toBeInstanceOf(SMTPSenderRefused);
       await fake.closedSession();
@@ -161,7 +170,10 @@ describe('sendmail$', () => {
       const session = await sessionWith({});
       const wire: string[] = [];
       session.connection.debug$.subscribe((e) => wire.push(`${e.direction} ${e.text}`));
-      const [first, second] = await Promise.all([all(sendmail$(session, 'a@x.test', 'b@x.test', 'one')), all(sendmail$(session, 'a@x.test', 'c@x.test', 'two'))]);
+      const [first, second] = await Promise.all([
+        all(sendmail$(session, 'a@x.test', 'b@x.test', 'one')),
+        all(sendmail$(session, 'a@x.test', 'c@x.test', 'two')),
+      ]);
       expect(first[first.length - 1]?.type).toBe('sent');
       expect(second[second.length - 1]?.type).toBe('sent');
       const firstDot = wire.indexOf('send .');
@@ -181,17 +193,29 @@ describe('sendmail$', () => {
       const { error } = await send(session, ['b@x.test', 'c@x.test']);
       expect(error).toBeUndefined();
       const commandChunks = fake.session.chunks.slice(0, 4).map(String);
-      expect(commandChunks).toEqual(['MAIL FROM:<a@x.test> SIZE=23\r\n', 'RCPT TO:<b@x.test>\r\n', 'RCPT TO:<c@x.test>\r\n', 'DATA\r\n']);
+      expect(commandChunks).toEqual([
+        'MAIL FROM:<a@x.test> SIZE=23\r\n',
+        'RCPT TO:<b@x.test>\r\n',
+        'RCPT TO:<c@x.test>\r\n',
+        'DATA\r\n',
+      ]);
     });
 
     it('stops at a 421 to RCPT: later recipients are not sent', async () => {
-      const session = await sessionWith({ ...lockstep, handlers: { RCPT: (l) => (l.includes('c@') ? '421 4.7.0 closing' : '250 ok') } });
+      const session = await sessionWith({
+        ...lockstep,
+        handlers: { RCPT: (l) => (l.includes('c@') ? '421 4.7.0 closing' : '250 ok') },
+      });
       const { values, error } = await send(session, ['b@x.test', 'c@x.test', 'd@x.test']);
       expect(error).toBeInstanceOf(SMTPRecipientsRefused);
       expect(Object.keys((error as SMTPRecipientsRefused).recipients)).toEqual(['c@x.test']);
       expect(values.map((e) => e.type === 'recipient' && e.recipient)).toEqual(['b@x.test', 'c@x.test']);
       await fake.closedSession();
-      expect(fake.session.commands).toEqual(['MAIL FROM:<a@x.test> SIZE=23', 'RCPT TO:<b@x.test>', 'RCPT TO:<c@x.test>']);
+      expect(fake.session.commands).toEqual([
+        'MAIL FROM:<a@x.test> SIZE=23',
+        'RCPT TO:<b@x.test>',
+        'RCPT TO:<c@x.test>',
+      ]);
     });
 
     it('does not send DATA when every recipient was refused', async () => {
@@ -258,23 +282,38 @@ describe('sendmail$', () => {
     it('splits a streamed body into several BDAT chunks', async () => {
       const session = await sessionWith(chunking);
       const parts = ['a'.repeat(70_000), 'b'.repeat(70_000)];
-      const { error } = await send(session, ['b@x.test'], (async function* () {
-        for (const p of parts) yield Buffer.from(p);
-      })());
+      const { error } = await send(
+        session,
+        ['b@x.test'],
+        (async function* () {
+          for (const p of parts) yield Buffer.from(p);
+        })(),
+      );
       expect(error).toBeUndefined();
-      expect(fake.session.commands.filter((c) => c.startsWith('BDAT'))).toEqual(['BDAT 65536', 'BDAT 4464', 'BDAT 65536', 'BDAT 4464 LAST']);
+      expect(fake.session.commands.filter((c) => c.startsWith('BDAT'))).toEqual([
+        'BDAT 65536',
+        'BDAT 4464',
+        'BDAT 65536',
+        'BDAT 4464 LAST',
+      ]);
       expect(fake.session.messages.map((m) => m.length)).toEqual([65536, 4464, 65536, 4464]);
     });
 
     it('reports the envelope failure over the BDAT error when the sender is refused', async () => {
-      const session = await sessionWith({ ...chunking, handlers: { MAIL: '550 5.7.1 no', RCPT: '503 5.5.1 MAIL first', BDAT: '503 5.5.1 MAIL first' } });
+      const session = await sessionWith({
+        ...chunking,
+        handlers: { MAIL: '550 5.7.1 no', RCPT: '503 5.5.1 MAIL first', BDAT: '503 5.5.1 MAIL first' },
+      });
       const { error } = await send(session, ['b@x.test']);
       expect(error).toBeInstanceOf(SMTPSenderRefused);
       expect(fake.session.commands.slice(-1)).toEqual(['RSET']);
     });
 
     it('reports a 421 to MAIL, not "possibly delivered", when the server closes before the body', async () => {
-      const session = await sessionWith({ ...chunking, handlers: { MAIL: { close: true, reply: '421 4.3.2 closing' } } });
+      const session = await sessionWith({
+        ...chunking,
+        handlers: { MAIL: { close: true, reply: '421 4.3.2 closing' } },
+      });
       const { error } = await send(session, ['b@x.test']);
       expect(error).toBeInstanceOf(SMTPSenderRefused);
       expect(error).toMatchObject({ smtpCode: 421 });
@@ -300,7 +339,9 @@ describe('sendmail$', () => {
 
     it('is the outcome when the final reply times out', async () => {
       const session = await sessionWith({ handlers: { '.': { stall: true } } });
-      const { error } = await collect(sendmail$({ ...session, timeouts: { ...session.timeouts, dataEnd: 50 } }, 'a@x.test', 'b@x.test', MESSAGE));
+      const { error } = await collect(
+        sendmail$({ ...session, timeouts: { ...session.timeouts, dataEnd: 50 } }, 'a@x.test', 'b@x.test', MESSAGE),
+      );
       expect(error).toBeInstanceOf(SMTPPossiblyDeliveredError);
       expect((error as Error).cause).toMatchObject({ code: 'ERR_SMTP_TIMEOUT', step: 'dataEnd' });
     });
@@ -331,7 +372,9 @@ describe('sendmail$', () => {
     });
 
     it('is not the outcome when the server refuses in the middle of the body: that refusal is', async () => {
-      const session = await sessionWith({ handlers: { 'DATA-LINE': { close: true, reply: '552 5.3.4 Message too big' } } });
+      const session = await sessionWith({
+        handlers: { 'DATA-LINE': { close: true, reply: '552 5.3.4 Message too big' } },
+      });
       const { error } = await send(session, ['b@x.test'], outlivingTheServer());
       expect(error).toBeInstanceOf(SMTPDataError);
       expect(error).toMatchObject({ smtpCode: 552, code: 'ERR_SMTP_DATA' });
@@ -346,7 +389,10 @@ describe('sendmail$', () => {
 
   describe('cancellation', () => {
     it('sends RSET when unsubscribed before the body, keeping the connection', async () => {
-      const session = await sessionWith({ extensions: ['SIZE 1000'], handlers: { RCPT: { delayMs: 100, reply: '250 2.1.5 Ok' } } });
+      const session = await sessionWith({
+        extensions: ['SIZE 1000'],
+        handlers: { RCPT: { delayMs: 100, reply: '250 2.1.5 Ok' } },
+      });
       const sub = sendmail$(session, 'a@x.test', 'b@x.test', MESSAGE).subscribe();
       await fake.received('RCPT');
       sub.unsubscribe();
@@ -398,7 +444,9 @@ describe('sendmail$', () => {
   describe('a refused final reply', () => {
     it('sends no RSET for a transaction whose subscriber left while the RSET waited for the lock', async () => {
       let dots = 0;
-      const session = await sessionWith({ handlers: { '.': () => (++dots === 1 ? '552 5.3.4 too big' : '250 2.0.0 queued') } });
+      const session = await sessionWith({
+        handlers: { '.': () => (++dots === 1 ? '552 5.3.4 too big' : '250 2.0.0 queued') },
+      });
       let release!: () => void;
       const gate = new Promise<void>((resolve) => (release = resolve));
       async function* heldBody(): AsyncGenerator<Uint8Array> {
@@ -436,7 +484,13 @@ describe('sendmail$', () => {
       const outcomes: number[] = [];
       const failures = await lastValueFrom(
         range(0, count).pipe(
-          mergeMap((i) => sendmail$(session, 'a@x.test', `r${i}@x.test`, 'x').pipe(catchError((err: unknown) => (outcomes.push(i), of(err)))), count),
+          mergeMap(
+            (i) =>
+              sendmail$(session, 'a@x.test', `r${i}@x.test`, 'x').pipe(
+                catchError((err: unknown) => (outcomes.push(i), of(err))),
+              ),
+            count,
+          ),
           toArray(),
         ),
       );
@@ -451,7 +505,10 @@ describe('sendmail$', () => {
     it('starts a reply timer only when that reply is next: a slow final reply does not time out the next MAIL', async () => {
       const session = await sessionWith({ handlers: { '.': { delayMs: 400, reply: '250 2.0.0 queued late' } } });
       const quick = { ...session, timeouts: { ...session.timeouts, mail: 200, rcpt: 200, data: 200, dataEnd: 3000 } };
-      const [first, second] = await Promise.all([collect(sendmail$(quick, 'a@x.test', 'b@x.test', 'one')), collect(sendmail$(quick, 'a@x.test', 'c@x.test', 'two'))]);
+      const [first, second] = await Promise.all([
+        collect(sendmail$(quick, 'a@x.test', 'b@x.test', 'one')),
+        collect(sendmail$(quick, 'a@x.test', 'c@x.test', 'two')),
+      ]);
       expect(first.error).toBeUndefined();
       expect(second.error).toBeUndefined();
     });
@@ -530,12 +587,20 @@ describe('sendmail$', () => {
       const events: SendEvent[] = [];
       let recipientsAtHook: SendEvent[] | undefined;
       const done = new Promise<unknown>((resolve) => {
-        sendmail$(session, 'a@x.test', 'b@x.test', MESSAGE, {}, {}, {
-          beforeEnd: () => {
-            recipientsAtHook = events.filter((e) => e.type === 'recipient');
-            return hook();
+        sendmail$(
+          session,
+          'a@x.test',
+          'b@x.test',
+          MESSAGE,
+          {},
+          {},
+          {
+            beforeEnd: () => {
+              recipientsAtHook = events.filter((e) => e.type === 'recipient');
+              return hook();
+            },
           },
-        }).subscribe({ next: (e) => events.push(e), error: resolve, complete: () => resolve(undefined) });
+        ).subscribe({ next: (e) => events.push(e), error: resolve, complete: () => resolve(undefined) });
       });
       await fake.until(() => seen.length === 1);
       expect(recipientsAtHook).toMatchObject([{ recipient: 'b@x.test', accepted: true }]);
@@ -562,7 +627,17 @@ describe('sendmail$', () => {
     it('fails as a beforeEnd timeout when it never settles, under the data-block timer', async () => {
       const session = await sessionWith({});
       const impatient = { ...session, timeouts: { ...session.timeouts, dataBlock: 50 } };
-      const { error } = await collect(sendmail$(impatient, 'a@x.test', 'b@x.test', MESSAGE, {}, {}, { beforeEnd: () => new Promise<void>(() => undefined) }));
+      const { error } = await collect(
+        sendmail$(
+          impatient,
+          'a@x.test',
+          'b@x.test',
+          MESSAGE,
+          {},
+          {},
+          { beforeEnd: () => new Promise<void>(() => undefined) },
+        ),
+      );
       expect(error).toMatchObject({ code: 'ERR_SMTP_TIMEOUT', step: 'beforeEnd' });
       await fake.until(() => fake.session.closed);
       expect(fake.session.messages).toEqual([]);
@@ -571,7 +646,9 @@ describe('sendmail$', () => {
     it('is left behind when the caller unsubscribes while it runs: the connection closes, no dot', async () => {
       const session = await sessionWith({});
       const { hook, seen, settle } = gate();
-      const subscription = sendmail$(session, 'a@x.test', 'b@x.test', MESSAGE, {}, {}, { beforeEnd: hook }).subscribe({ error: () => undefined });
+      const subscription = sendmail$(session, 'a@x.test', 'b@x.test', MESSAGE, {}, {}, { beforeEnd: hook }).subscribe({
+        error: () => undefined,
+      });
       await fake.until(() => seen.length === 1);
       subscription.unsubscribe();
       settle().resolve();
@@ -609,16 +686,25 @@ describe('sendmail$', () => {
     it('sends an IDN domain as punycode without SMTPUTF8', async () => {
       const session = await sessionWith({ extensions: ['PIPELINING'] });
       await send(session, ['user@bücher.example']);
-      expect(fake.session.commands.slice(0, 2)).toEqual(['MAIL FROM:<a@x.test>', 'RCPT TO:<user@xn--bcher-kva.example>']);
+      expect(fake.session.commands.slice(0, 2)).toEqual([
+        'MAIL FROM:<a@x.test>',
+        'RCPT TO:<user@xn--bcher-kva.example>',
+      ]);
     });
 
     it('sends DSN parameters xtext-encoded when offered', async () => {
       const session = await sessionWith({ extensions: ['PIPELINING', 'DSN'] });
       await collect(
-        sendmail$(session, 'a@x.test', [{ address: 'b@x.test', notify: ['SUCCESS', 'FAILURE'], orcpt: 'b+x@x.test' }], MESSAGE, {
-          ret: 'HDRS',
-          envid: 'id=1 2',
-        }),
+        sendmail$(
+          session,
+          'a@x.test',
+          [{ address: 'b@x.test', notify: ['SUCCESS', 'FAILURE'], orcpt: 'b+x@x.test' }],
+          MESSAGE,
+          {
+            ret: 'HDRS',
+            envid: 'id=1 2',
+          },
+        ),
       );
       expect(fake.session.commands.slice(0, 2)).toEqual([
         'MAIL FROM:<a@x.test> RET=HDRS ENVID=id+3D1+202',
@@ -654,6 +740,8 @@ describe('sendmail$', () => {
     const session = await sessionWith({});
     held?.close();
     await fake.closedSession();
-    await expect(lastValueFrom(sendmail$(session, 'a@x.test', 'b@x.test', MESSAGE))).rejects.toBeInstanceOf(SMTPServerDisconnected);
+    await expect(lastValueFrom(sendmail$(session, 'a@x.test', 'b@x.test', MESSAGE))).rejects.toBeInstanceOf(
+      SMTPServerDisconnected,
+    );
   });
 });

@@ -11,7 +11,8 @@ describe('SIZE= of an in-memory body', () => {
   const bench = fakeSessions();
   const sessionWith = (script: FakeScript): Promise<Session> => bench.open(script);
 
-  const declared = (): number => Number(/^MAIL .* SIZE=(\d+)/.exec(bench.fake.session.commands.find((c) => c.startsWith('MAIL')) ?? '')?.[1]);
+  const declared = (): number =>
+    Number(/^MAIL .* SIZE=(\d+)/.exec(bench.fake.session.commands.find((c) => c.startsWith('MAIL')) ?? '')?.[1]);
 
   const bodies: [string, string | Uint8Array][] = [
     ['bare LF line ends', 'Subject: hi\n\nline one\nline two\n'],

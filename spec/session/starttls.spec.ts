@@ -77,7 +77,10 @@ describe('starttls', () => {
   });
 
   it('errors with SMTPResponseException when STARTTLS is refused', async () => {
-    fake = await FakeServer.start({ extensions: TLS_EXTENSIONS, handlers: { STARTTLS: '454 4.7.0 TLS not available' } });
+    fake = await FakeServer.start({
+      extensions: TLS_EXTENSIONS,
+      handlers: { STARTTLS: '454 4.7.0 TLS not available' },
+    });
     const err = await firstValueFrom(sessionOn(fake).pipe(greeting(), ehlo(), starttls())).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SMTPResponseException);
     expect(err).toMatchObject({ smtpCode: 454 });

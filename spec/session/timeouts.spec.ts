@@ -17,7 +17,9 @@ describe('timeout (ms) validation', () => {
     for (const Client of [SMTP, SMTP_SSL, LMTP]) {
       expect(() => new Client({ timeout })).toThrow(expect.objectContaining({ code: 'ERR_SMTP_INVALID_ARGUMENT' }));
     }
-    expect(() => new SMTP({ timeouts: { dataEnd: timeout } })).toThrow(/timeouts\.dataEnd must be a positive, finite number of milliseconds/);
+    expect(() => new SMTP({ timeouts: { dataEnd: timeout } })).toThrow(
+      /timeouts\.dataEnd must be a positive, finite number of milliseconds/,
+    );
   });
 
   it('takes any positive, finite timeout, and leaves the unset steps at their defaults', () => {
@@ -27,7 +29,9 @@ describe('timeout (ms) validation', () => {
 
   it('session$ errors before connecting', async () => {
     fake = await FakeServer.start();
-    const err = await lastValueFrom(session$({ host: '127.0.0.1', port: fake.port, timeout: 0 })).catch((e: unknown) => e);
+    const err = await lastValueFrom(session$({ host: '127.0.0.1', port: fake.port, timeout: 0 })).catch(
+      (e: unknown) => e,
+    );
     expect(hasCode(err, 'ERR_SMTP_INVALID_ARGUMENT')).toBe(true);
     // A valid session on the same server afterwards is its first connection.
     await lastValueFrom(session$({ host: '127.0.0.1', port: fake.port, localHostname: 'c.test' }).pipe(take(1)));

@@ -19,20 +19,54 @@ describe('the transaction verdict (a pure function of the replies)', () => {
 
   it.each([
     ['every recipient accepted', [250, 250], 354, [250], { type: 'sent', refused: {} }],
-    ['251 (will forward) accepts a recipient', [251, 550], 354, [250], { type: 'sent', refused: { 'c@x.test': { code: 550 } } }],
-    ['a 4xx recipient is refused, the message still sent', [450, 250], 354, [250], { type: 'sent', refused: { 'b@x.test': { code: 450 } } }],
+    [
+      '251 (will forward) accepts a recipient',
+      [251, 550],
+      354,
+      [250],
+      { type: 'sent', refused: { 'c@x.test': { code: 550 } } },
+    ],
+    [
+      'a 4xx recipient is refused, the message still sent',
+      [450, 250],
+      354,
+      [250],
+      { type: 'sent', refused: { 'b@x.test': { code: 450 } } },
+    ],
     ['every recipient refused', [550, 551], 354, [], { type: 'error', error: { code: 'ERR_SMTP_RECIPIENTS_REFUSED' } }],
     ['DATA refused', [250, 250], 554, [], { type: 'error', error: { code: 'ERR_SMTP_DATA', smtpCode: 554 } }],
-    ['the final dot refused', [250, 250], 354, [552], { type: 'error', error: { code: 'ERR_SMTP_DATA', smtpCode: 552 } }],
+    [
+      'the final dot refused',
+      [250, 250],
+      354,
+      [552],
+      { type: 'error', error: { code: 'ERR_SMTP_DATA', smtpCode: 552 } },
+    ],
     ['a 421 to a RCPT ends it', [250, 421], 354, [], { type: 'error', error: { code: 'ERR_SMTP_RECIPIENTS_REFUSED' } }],
   ])('SMTP, %s', (_name, rcpts, data, finals, expected) => {
-    const verdict = transactionVerdict(two, replies({ mail: reply(250), rcpts: rcpts.map((c) => reply(c)), data: reply(data), finals: finals.map((c) => reply(c)) }), false);
+    const verdict = transactionVerdict(
+      two,
+      replies({
+        mail: reply(250),
+        rcpts: rcpts.map((c) => reply(c)),
+        data: reply(data),
+        finals: finals.map((c) => reply(c)),
+      }),
+      false,
+    );
     expect(verdict).toMatchObject(expected);
   });
 
   it('reports the refused sender, whatever the RCPT replies say ("need MAIL" is not their fate)', () => {
-    const verdict = transactionVerdict(two, replies({ mail: reply(550), rcpts: [reply(503), reply(503)], data: reply(503) }), false);
-    expect(verdict).toMatchObject({ type: 'error', error: { code: 'ERR_SMTP_SENDER_REFUSED', smtpCode: 550, sender: 'a@x.test' } });
+    const verdict = transactionVerdict(
+      two,
+      replies({ mail: reply(550), rcpts: [reply(503), reply(503)], data: reply(503) }),
+      false,
+    );
+    expect(verdict).toMatchObject({
+      type: 'error',
+      error: { code: 'ERR_SMTP_SENDER_REFUSED', smtpCode: 550, sender: 'a@x.test' },
+    });
     expect(acceptedRecipients(two, replies({ mail: reply(550), rcpts: [reply(250), reply(250)] }))).toEqual([]);
   });
 
@@ -65,7 +99,10 @@ describe('the transaction verdict (a pure function of the replies)', () => {
   describe('over random reply sequences', () => {
     const CODES = [250, 251, 354, 421, 450, 451, 452, 500, 503, 550, 551, 552, 554];
     // Mostly the happy code, so that long accepted envelopes (and LMTP's many final replies) are common.
-    const code = fc.oneof({ arbitrary: fc.constantFrom(250, 251, 354), weight: 3 }, { arbitrary: fc.constantFrom(...CODES), weight: 2 });
+    const code = fc.oneof(
+      { arbitrary: fc.constantFrom(250, 251, 354), weight: 3 },
+      { arbitrary: fc.constantFrom(...CODES), weight: 2 },
+    );
     const scenario = fc
       .record({
         lmtp: fc.boolean(),
@@ -77,7 +114,10 @@ describe('the transaction verdict (a pure function of the replies)', () => {
         finals: fc.array(code, { minLength: 5, maxLength: 5 }),
       })
       .map((s) => {
-        const envelope = envelopeOf(s.rcpts.map((_, i) => `r${i}@x.test`), s.mode);
+        const envelope = envelopeOf(
+          s.rcpts.map((_, i) => `r${i}@x.test`),
+          s.mode,
+        );
         const accepted = s.mail === 250 ? s.rcpts.filter((c) => c === 250 || c === 251).length : 0;
         // SMTP answers the end of data once; LMTP once per accepted recipient (RFC 2033 §4.2).
         const finals = s.finals.slice(0, s.lmtp ? Math.max(accepted, 1) : 1);
@@ -114,7 +154,11 @@ describe('the transaction verdict (a pure function of the replies)', () => {
       fc.assert(
         fc.property(scenario, (s) => {
           const verdict = transactionVerdict(s.envelope, s.replies, s.lmtp);
-          if (s.mail !== 250) expect(verdict).toMatchObject({ type: 'error', error: { code: 'ERR_SMTP_SENDER_REFUSED', smtpCode: s.mail } });
+          if (s.mail !== 250)
+            expect(verdict).toMatchObject({
+              type: 'error',
+              error: { code: 'ERR_SMTP_SENDER_REFUSED', smtpCode: s.mail },
+            });
         }),
         { numRuns: 500 },
       );

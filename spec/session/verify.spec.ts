@@ -26,7 +26,12 @@ describe('verify$ (nodemailer verify())', () => {
 
   it('connects, upgrades with STARTTLS, authenticates over TLS and reports', async () => {
     real = await authServer();
-    const config = { host: 'localhost', port: real.port, tls: { ca: testCa }, auth: { user: 'tim', password: 'hunter2' } };
+    const config = {
+      host: 'localhost',
+      port: real.port,
+      tls: { ca: testCa },
+      auth: { user: 'tim', password: 'hunter2' },
+    };
     const reports = await lastValueFrom(verify$(config).pipe(toArray()));
     expect(reports).toEqual([
       {
@@ -41,7 +46,12 @@ describe('verify$ (nodemailer verify())', () => {
 
   it('errors with SMTPAuthenticationError on a wrong password', async () => {
     real = await authServer();
-    const config = { host: 'localhost', port: real.port, tls: { ca: testCa }, auth: { user: 'tim', password: 'wrong' } };
+    const config = {
+      host: 'localhost',
+      port: real.port,
+      tls: { ca: testCa },
+      auth: { user: 'tim', password: 'wrong' },
+    };
     const err = await lastValueFrom(verify$(config)).catch((e: unknown) => e);
     expect(hasCode(err, 'ERR_SMTP_AUTHENTICATION')).toBe(true);
   });
@@ -55,11 +65,13 @@ describe('verify$ (nodemailer verify())', () => {
 
   it('errors with SMTPNotSupportedError when STARTTLS is required and not offered', async () => {
     fake = await FakeServer.start({ extensions: ['PIPELINING'] });
-    const err = await lastValueFrom(verify$({ host: '127.0.0.1', port: fake.port, starttls: 'required' })).catch((e: unknown) => e);
+    const err = await lastValueFrom(verify$({ host: '127.0.0.1', port: fake.port, starttls: 'required' })).catch(
+      (e: unknown) => e,
+    );
     expect(hasCode(err, 'ERR_SMTP_NOT_SUPPORTED')).toBe(true);
   });
 
-  it('leaves smtplib\'s SMTP.verify$ (VRFY) alone', async () => {
+  it("leaves smtplib's SMTP.verify$ (VRFY) alone", async () => {
     fake = await FakeServer.start();
     const smtp = new SMTP({ host: '127.0.0.1', port: fake.port, localHostname: 'c.test' });
     await lastValueFrom(smtp.connect$());

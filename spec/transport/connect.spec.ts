@@ -13,7 +13,10 @@ import { FakeServer } from '../helpers/fake-server';
 describe('resolveEndpoint', () => {
   it('splits "host:port" as smtplib does when no port is given', () => {
     expect(resolveEndpoint({ host: 'mx.test:2525' }, { port: 25 })).toEqual({ host: 'mx.test', port: 2525 });
-    expect(resolveEndpoint({ host: 'mx.test:2525', port: 26 }, { port: 25 })).toEqual({ host: 'mx.test:2525', port: 26 });
+    expect(resolveEndpoint({ host: 'mx.test:2525', port: 26 }, { port: 25 })).toEqual({
+      host: 'mx.test:2525',
+      port: 26,
+    });
   });
 
   it('keeps IPv6 literals whole and applies the default port', () => {
@@ -121,7 +124,12 @@ describe('connect$', () => {
     it('refuses a certificate whose name does not match the host', async () => {
       fake = await FakeServer.start({ implicitTls: true, tls: server });
       const err = await firstValueFrom(
-        connect$({ host: '127.0.0.1', port: fake.port, secure: true, tls: { ca: testCa, servername: 'mx.other.test' } }),
+        connect$({
+          host: '127.0.0.1',
+          port: fake.port,
+          secure: true,
+          tls: { ca: testCa, servername: 'mx.other.test' },
+        }),
       ).catch((e: unknown) => e);
       expect(String(err)).toMatch(/altnames|does not match|Hostname/i);
     });

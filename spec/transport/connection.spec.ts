@@ -125,7 +125,9 @@ describe('SmtpConnection', () => {
     // Node runs a longer setTimeout after 1 ms, which would re-check the deadline every millisecond.
     const setTimeoutSpy = jest.spyOn(global, 'setTimeout');
     try {
-      const reply = await firstValueFrom(connection.request$(command('NOOP'), { step: 'noop', timeout: 3_000_000_000 }));
+      const reply = await firstValueFrom(
+        connection.request$(command('NOOP'), { step: 'noop', timeout: 3_000_000_000 }),
+      );
       expect(reply.code).toBe(250);
       const delays = setTimeoutSpy.mock.calls.map(([, ms]) => ms ?? 0);
       expect(delays.length).toBeGreaterThan(0);

@@ -39,7 +39,13 @@ describe('the connection owns order and time', () => {
 
   async function facade(script: FakeScript): Promise<SMTP> {
     fake = await FakeServer.start(script);
-    smtp = new SMTP({ host: '127.0.0.1', port: fake.port, localHostname: 'client.test', timeout: 2_000, debugStream: null });
+    smtp = new SMTP({
+      host: '127.0.0.1',
+      port: fake.port,
+      localHostname: 'client.test',
+      timeout: 2_000,
+      debugStream: null,
+    });
     await within(smtp.connect$());
     await within(smtp.ehlo$());
     return smtp;
@@ -77,7 +83,9 @@ describe('the connection owns order and time', () => {
     it('session$ unsubscribed mid-body destroys the connection at once: no QUIT inside the body, no wait for deadlines', async () => {
       fake = await FakeServer.start({});
       let ready: Session | undefined;
-      const subscription = session$({ host: '127.0.0.1', port: fake.port, starttls: 'never' }).subscribe((s) => (ready = s));
+      const subscription = session$({ host: '127.0.0.1', port: fake.port, starttls: 'never' }).subscribe(
+        (s) => (ready = s),
+      );
       await fake.until(() => ready !== undefined);
       const session = defined(ready, 'a ready session');
       const { body } = gatedBody();
@@ -95,7 +103,9 @@ describe('the connection owns order and time', () => {
     it('session$ unsubscribed while idle says QUIT', async () => {
       fake = await FakeServer.start({});
       let ready: Session | undefined;
-      const subscription = session$({ host: '127.0.0.1', port: fake.port, starttls: 'never' }).subscribe((s) => (ready = s));
+      const subscription = session$({ host: '127.0.0.1', port: fake.port, starttls: 'never' }).subscribe(
+        (s) => (ready = s),
+      );
       await fake.until(() => ready !== undefined);
       subscription.unsubscribe();
       await fake.closedSession();
@@ -110,7 +120,9 @@ describe('the connection owns order and time', () => {
     ])('reports sent when the final 250 comes with %s in the same segment, and completes', async (_name, raw) => {
       fake = await FakeServer.start({ handlers: { '.': { raw } } });
       const events = await within(
-        withSession$({ host: '127.0.0.1', port: fake.port, starttls: 'never', timeout: 2_000 }, (s) => sendmail$(s, 'a@x.test', 'b@x.test', 'x\r\n')),
+        withSession$({ host: '127.0.0.1', port: fake.port, starttls: 'never', timeout: 2_000 }, (s) =>
+          sendmail$(s, 'a@x.test', 'b@x.test', 'x\r\n'),
+        ),
       );
       expect(events[events.length - 1]).toMatchObject({ type: 'sent', reply: { code: 250 } });
       expect(fake.session.messages).toHaveLength(1);
@@ -135,7 +147,10 @@ describe('the connection owns order and time', () => {
     const LOCKSTEP = ['SIZE 1000'];
 
     it('writes RSET only once the reply owed has arrived, then the next MAIL', async () => {
-      const session = await sessionWith({ extensions: LOCKSTEP, handlers: { MAIL: { delayMs: 200, reply: '250 2.1.0 Ok' } } });
+      const session = await sessionWith({
+        extensions: LOCKSTEP,
+        handlers: { MAIL: { delayMs: 200, reply: '250 2.1.0 Ok' } },
+      });
       const left = sendmail$(session, 'a@x.test', 'b@x.test', 'x\r\n').subscribe();
       await fake.received('MAIL');
       left.unsubscribe();
@@ -143,7 +158,12 @@ describe('the connection owns order and time', () => {
       expect(next.error).toBeUndefined();
       // Lockstep (RFC 5321 §4.1.1): the server saw each command only after answering the one before.
       expect(fake.session.commands).toEqual([
-        'EHLO c.test', 'MAIL FROM:<a@x.test> SIZE=3', 'RSET', 'MAIL FROM:<c@x.test> SIZE=3', 'RCPT TO:<d@x.test>', 'DATA',
+        'EHLO c.test',
+        'MAIL FROM:<a@x.test> SIZE=3',
+        'RSET',
+        'MAIL FROM:<c@x.test> SIZE=3',
+        'RCPT TO:<d@x.test>',
+        'DATA',
       ]);
       expect(fake.session.chunks.map(String)).toContain('RSET\r\n');
     });
@@ -209,15 +229,14 @@ describe('the connection owns order and time', () => {
   });
 
   describe('docmd$', () => {
-    it.each([
-      [['XFOO', 'a b']],
-      [['XFOO a b']],
-      [['XFOO a', 'b']],
-    ])('sends %j as "XFOO a b", as smtplib does', async (args) => {
-      const client = await facade({});
-      await within(client.docmd$(...(args as [string, string?])));
-      expect(fake.session.commands.slice(-1)).toEqual(['XFOO a b']);
-    });
+    it.each([[['XFOO', 'a b']], [['XFOO a b']], [['XFOO a', 'b']]])(
+      'sends %j as "XFOO a b", as smtplib does',
+      async (args) => {
+        const client = await facade({});
+        await within(client.docmd$(...(args as [string, string?])));
+        expect(fake.session.commands.slice(-1)).toEqual(['XFOO a b']);
+      },
+    );
 
     it('still refuses CR, LF and NUL before anything is written', async () => {
       const client = await facade({});
@@ -231,12 +250,17 @@ describe('the connection owns order and time', () => {
 
   describe('AUTH', () => {
     it('never lets a credential the server echoes into the error or debug$', async () => {
-      const client = await facade({ extensions: ['AUTH PLAIN'], handlers: { AUTH: (line) => `535 5.7.8 ${line} rejected` } });
+      const client = await facade({
+        extensions: ['AUTH PLAIN'],
+        handlers: { AUTH: (line) => `535 5.7.8 ${line} rejected` },
+      });
       const wire: string[] = [];
       client.setDebuglevel(1);
       client.debug$.subscribe((e) => wire.push(e.line));
       const secret = Buffer.from('\0user\0hunter22').toString('base64');
-      const { error } = await outcome(client.login$('user', 'hunter22', { allowPlaintextAuth: true, mechanisms: ['PLAIN'] }));
+      const { error } = await outcome(
+        client.login$('user', 'hunter22', { allowPlaintextAuth: true, mechanisms: ['PLAIN'] }),
+      );
       expect(error).toMatchObject({ code: 'ERR_SMTP_AUTHENTICATION', smtpCode: 535 });
       expect(fake.session.commands).toContain(`AUTH PLAIN ${secret}`);
       const seen = JSON.stringify({ error, message: String(error), wire });

@@ -44,7 +44,9 @@ describe('SmtpConnection after a STARTTLS 220 (RFC 3207 §4.2)', () => {
     const { connection } = held;
     await greetingOf(held);
     const ended = lastValueFrom(connection.replies$.pipe(timeout(5000))).catch((e: unknown) => e);
-    const reply = await firstValueFrom(connection.request$(command('STARTTLS'), { step: 'starttls', timeout: 5000, upgrade: true }));
+    const reply = await firstValueFrom(
+      connection.request$(command('STARTTLS'), { step: 'starttls', timeout: 5000, upgrade: true }),
+    );
     expect(reply.code).toBe(220);
     // The 220 is in: nothing else may come in plaintext. Injected now, it arrives on its own.
     server.inject();
@@ -59,7 +61,9 @@ describe('SmtpConnection after a STARTTLS 220 (RFC 3207 §4.2)', () => {
     await greetingOf(held);
     // The connection's own error; the STARTTLS request itself is never settled today (issue 11 §2.1).
     const ended = lastValueFrom(held.connection.replies$.pipe(timeout(5000))).catch((e: unknown) => e);
-    held.connection.request$(command('STARTTLS'), { step: 'starttls', timeout: 5000, upgrade: true }).subscribe({ error: () => undefined });
+    held.connection
+      .request$(command('STARTTLS'), { step: 'starttls', timeout: 5000, upgrade: true })
+      .subscribe({ error: () => undefined });
     const err = await ended;
     expect(err).toBeInstanceOf(SMTPProtocolError);
     expect((err as Error).message).toMatch(/after the STARTTLS 220 reply/);

@@ -28,7 +28,10 @@ describe('parseServerUrl', () => {
   });
 
   it('percent-decodes user and password', () => {
-    expect(parseServerUrl('smtps://me%40example.com:p%3Aw%2Fd%25@h').auth).toEqual({ user: 'me@example.com', password: 'p:w/d%' });
+    expect(parseServerUrl('smtps://me%40example.com:p%3Aw%2Fd%25@h').auth).toEqual({
+      user: 'me@example.com',
+      password: 'p:w/d%',
+    });
     expect(parseServerUrl('smtp://user@h').auth).toEqual({ user: 'user', password: '' });
   });
 
@@ -52,14 +55,17 @@ describe('parseServerUrl', () => {
     expect(err.message).toContain(reason);
   });
 
-  it.each(['smtp://u:hunter2@h/x', 'ftp://u:hunter2@h', 'smtp://u:hun/ter2@h', 'smtp://u:hunter2@h:bad', 'u:hunter2@h'])(
-    'never shows the password of %j',
-    (url) => {
-      const err = errorOf(url);
-      expect(err.message).not.toMatch(/hunter2|hun|ter2/);
-      expect(err.message).toContain('***@');
-    },
-  );
+  it.each([
+    'smtp://u:hunter2@h/x',
+    'ftp://u:hunter2@h',
+    'smtp://u:hun/ter2@h',
+    'smtp://u:hunter2@h:bad',
+    'u:hunter2@h',
+  ])('never shows the password of %j', (url) => {
+    const err = errorOf(url);
+    expect(err.message).not.toMatch(/hunter2|hun|ter2/);
+    expect(err.message).toContain('***@');
+  });
 });
 
 describe('server URLs on a loopback server', () => {
@@ -74,7 +80,11 @@ describe('server URLs on a loopback server', () => {
     });
     try {
       const url = `smtp+starttls://me%40x.test:p%40ss@localhost:${server.port}`;
-      await lastValueFrom(withSession$({ url, tls: { ca: testCa } }, (s) => sendmail$(s, 'a@x.test', ['b@x.test'], 'Subject: u\r\n\r\nhi\r\n')));
+      await lastValueFrom(
+        withSession$({ url, tls: { ca: testCa } }, (s) =>
+          sendmail$(s, 'a@x.test', ['b@x.test'], 'Subject: u\r\n\r\nhi\r\n'),
+        ),
+      );
       expect(logins).toEqual(['me@x.test/p@ss']);
       expect(server.messages.map((m) => [m.to, m.secure])).toEqual([[['b@x.test'], true]]);
     } finally {
@@ -85,7 +95,9 @@ describe('server URLs on a loopback server', () => {
   it('withSession$(string) takes the URL alone', async () => {
     const server = await startSmtpServer({ hideSTARTTLS: true });
     try {
-      await lastValueFrom(withSession$(`smtp://127.0.0.1:${server.port}`, (s) => sendmail$(s, 'a@x.test', 'b@x.test', 'hi\r\n')));
+      await lastValueFrom(
+        withSession$(`smtp://127.0.0.1:${server.port}`, (s) => sendmail$(s, 'a@x.test', 'b@x.test', 'hi\r\n')),
+      );
       expect(server.messages).toHaveLength(1);
     } finally {
       await server.close();
@@ -93,7 +105,9 @@ describe('server URLs on a loopback server', () => {
   });
 
   it('session$ errors on subscribe for a bad URL', async () => {
-    await expect(lastValueFrom(session$('smtp://u:pw@h/x'))).rejects.toMatchObject({ code: 'ERR_SMTP_INVALID_ARGUMENT' });
+    await expect(lastValueFrom(session$('smtp://u:pw@h/x'))).rejects.toMatchObject({
+      code: 'ERR_SMTP_INVALID_ARGUMENT',
+    });
   });
 
   it('new SMTPPool({ url }) sends there, and refuses a bad URL at once', async () => {
@@ -102,7 +116,9 @@ describe('server URLs on a loopback server', () => {
     try {
       await lastValueFrom(pool.sendmail$('a@x.test', ['b@x.test'], 'hi\r\n'));
       expect(server.messages.map((m) => m.to)).toEqual([['b@x.test']]);
-      expect(() => new SMTPPool({ url: 'smtp:/nohost' })).toThrow(expect.objectContaining({ code: 'ERR_SMTP_INVALID_ARGUMENT' }));
+      expect(() => new SMTPPool({ url: 'smtp:/nohost' })).toThrow(
+        expect.objectContaining({ code: 'ERR_SMTP_INVALID_ARGUMENT' }),
+      );
     } finally {
       await pool.close();
       await server.close();
@@ -116,7 +132,9 @@ describe('server URLs on a loopback server', () => {
       expect((await lastValueFrom(smtp.connect$())).code).toBe(220);
       expect(SMTP.fromUrl('smtps://h')).toBeInstanceOf(SMTP_SSL);
       expect(SMTP.fromUrl('lmtp+unix:///s')).toBeInstanceOf(LMTP);
-      expect(() => SMTP.fromUrl('smtp://u:secret@h')).toThrow(expect.objectContaining({ code: 'ERR_SMTP_INVALID_ARGUMENT' }));
+      expect(() => SMTP.fromUrl('smtp://u:secret@h')).toThrow(
+        expect.objectContaining({ code: 'ERR_SMTP_INVALID_ARGUMENT' }),
+      );
     } finally {
       smtp.close();
       await server.close();

@@ -53,7 +53,9 @@ describe('encoder kernels at the worst-case expansion (every byte doubled)', () 
 
 describe('encodeBody without a terminator', () => {
   it('emits no empty chunk at the end when the body already ends a line', async () => {
-    const chunks = await firstValueFrom(from([latin1('a\r\n')]).pipe(encodeBody({ dotStuff: false, terminate: false }), toArray()));
+    const chunks = await firstValueFrom(
+      from([latin1('a\r\n')]).pipe(encodeBody({ dotStuff: false, terminate: false }), toArray()),
+    );
     expect(chunks.map((c) => Buffer.from(c).toString('latin1'))).toEqual(['a\r\n']);
   });
 });

@@ -26,7 +26,10 @@ function loadJsBodyEncoder(): typeof BodyEncoder {
   let loaded: typeof import('../../lib/wire/body-encoder') | undefined;
   jest.isolateModules(() => {
     jest.doMock('../../lib/wire/encoder-wasm', () => ({ ENCODER_WASM: '' }));
-    expect((require('../../lib/wire/encoder-kernel') as typeof import('../../lib/wire/encoder-kernel')).ENCODER_IMPLEMENTATION).toBe('js');
+    expect(
+      (require('../../lib/wire/encoder-kernel') as typeof import('../../lib/wire/encoder-kernel'))
+        .ENCODER_IMPLEMENTATION,
+    ).toBe('js');
     loaded = require('../../lib/wire/body-encoder') as typeof import('../../lib/wire/body-encoder');
   });
   return loaded!.BodyEncoder;
@@ -102,11 +105,19 @@ describe('body encoder (property-based)', () => {
       // Few changes on purpose: an LF dropped and one byte added leave the length unchanged.
       const change = fc.constantFrom('', '.', '..', 'a\n', 'a\r', '\r\n', '\n.', 'a\r.');
       fc.assert(
-        fc.property(smallBody, change, filler, change, fc.boolean(), options, (head, mid, big, tail, splitCrlf, opts) => {
-          const chunks = [`${head}\r`, `${splitCrlf ? '\n' : ''}${mid}${big}${tail}`];
-          const wire = pushAll(Encoder, chunks.map(latin1), opts);
-          expect(wire === reference(chunks.join(''), opts)).toBe(true);
-        }),
+        fc.property(
+          smallBody,
+          change,
+          filler,
+          change,
+          fc.boolean(),
+          options,
+          (head, mid, big, tail, splitCrlf, opts) => {
+            const chunks = [`${head}\r`, `${splitCrlf ? '\n' : ''}${mid}${big}${tail}`];
+            const wire = pushAll(Encoder, chunks.map(latin1), opts);
+            expect(wire === reference(chunks.join(''), opts)).toBe(true);
+          },
+        ),
         { numRuns: 40 },
       );
     });
@@ -128,7 +139,9 @@ describe('body encoder (property-based)', () => {
         const start = at % (body.length + 1);
         const span = { dotStuff, terminate: false, finalCrlf: false };
         // Not at a line start: as if a byte that ends no line came before.
-        const expected = atLineStart ? reference(body.slice(start), span) : reference(`x${body.slice(start)}`, span).slice(1);
+        const expected = atLineStart
+          ? reference(body.slice(start), span)
+          : reference(`x${body.slice(start)}`, span).slice(1);
         for (const kernel of [kernels.js, kernels.wasm ?? kernels.js]) {
           expect(kernel(latin1(body), start, dotStuff, atLineStart).toString('latin1')).toBe(expected);
         }

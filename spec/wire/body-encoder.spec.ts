@@ -75,7 +75,10 @@ function loadJsBodyEncoder(): typeof BodyEncoder {
   let loaded: typeof import('../../lib/wire/body-encoder') | undefined;
   jest.isolateModules(() => {
     jest.doMock('../../lib/wire/encoder-wasm', () => ({ ENCODER_WASM: '' }));
-    expect((require('../../lib/wire/encoder-kernel') as typeof import('../../lib/wire/encoder-kernel')).ENCODER_IMPLEMENTATION).toBe('js');
+    expect(
+      (require('../../lib/wire/encoder-kernel') as typeof import('../../lib/wire/encoder-kernel'))
+        .ENCODER_IMPLEMENTATION,
+    ).toBe('js');
     loaded = require('../../lib/wire/body-encoder') as typeof import('../../lib/wire/body-encoder');
   });
   return loaded!.BodyEncoder;
@@ -180,7 +183,11 @@ describe('encodeBody', () => {
         const expected = canonical(body);
         const decoded = expected === '' || expected.endsWith('\r\n') ? expected : `${expected}\r\n`;
         // The body is part of what is compared, so a failure prints the case.
-        expect({ body, onlyCrlf: onlyCrlf(whole), decoded: decodeData(whole) }).toEqual({ body, onlyCrlf: true, decoded });
+        expect({ body, onlyCrlf: onlyCrlf(whole), decoded: decodeData(whole) }).toEqual({
+          body,
+          onlyCrlf: true,
+          decoded,
+        });
         for (const chunks of chunkings(body, random)) {
           expect({ chunks, wire: await encode(chunks) }).toEqual({ chunks, wire: whole });
         }
@@ -193,7 +200,8 @@ describe('encodeBody', () => {
       for (const body of bodies) {
         const whole = await encode([body], bdat);
         expect({ body, whole }).toEqual({ body, whole: canonical(body) });
-        for (const chunks of chunkings(body, random)) expect({ chunks, wire: await encode(chunks, bdat) }).toEqual({ chunks, wire: whole });
+        for (const chunks of chunkings(body, random))
+          expect({ chunks, wire: await encode(chunks, bdat) }).toEqual({ chunks, wire: whole });
       }
     });
   });
@@ -209,7 +217,10 @@ describe('encodeBody', () => {
         const length = Math.floor(random() * (run % 10 === 0 ? 400 : 60));
         let body = '';
         while (body.length < length) {
-          body += random() < 0.3 ? 'a'.repeat(Math.floor(random() * 40)) : defined(symbols[Math.floor(random() * symbols.length)], 'a symbol');
+          body +=
+            random() < 0.3
+              ? 'a'.repeat(Math.floor(random() * 40))
+              : defined(symbols[Math.floor(random() * symbols.length)], 'a symbol');
         }
         const cuts = Array.from({ length: Math.floor(random() * 6) }, () => Math.floor(random() * (body.length + 1)));
         const points = [0, ...cuts.sort((a, b) => a - b), body.length];
@@ -219,7 +230,11 @@ describe('encodeBody', () => {
         expect({ chunks, options, wire: pushAll(chunks, options, random) }).toEqual({ chunks, options, wire });
         // Its own PRNG, so the cases above stay those of the wasm-only version of this test.
         const more = prng(run);
-        expect({ chunks, options, js: pushAll(chunks, options, more, JsBodyEncoder) }).toEqual({ chunks, options, js: wire });
+        expect({ chunks, options, js: pushAll(chunks, options, more, JsBodyEncoder) }).toEqual({
+          chunks,
+          options,
+          js: wire,
+        });
 
         // Both implementations of encodeSpan directly, from a random start, at a line start or not.
         const start = Math.floor(more() * (body.length + 1));
@@ -240,7 +255,9 @@ describe('encodeBody', () => {
 
   describe('as an operator', () => {
     it('emits at most one chunk per input chunk, then the terminator', async () => {
-      const out = await lastValueFrom(from([bytes('a\n.b'), bytes('\r'), bytes('\n'), bytes('c')]).pipe(encodeBody(), toArray()));
+      const out = await lastValueFrom(
+        from([bytes('a\n.b'), bytes('\r'), bytes('\n'), bytes('c')]).pipe(encodeBody(), toArray()),
+      );
       expect(out.map((c) => Buffer.from(c).toString('latin1'))).toEqual(['a\r\n..b', '\r\n', 'c', '\r\n.\r\n']);
     });
 
@@ -267,7 +284,9 @@ describe('encodeBody', () => {
 
     it('errors on a chunk that is not bytes', async () => {
       const source = from(['text' as unknown as Uint8Array]);
-      await expect(lastValueFrom(source.pipe(encodeBody()))).rejects.toMatchObject({ code: 'ERR_SMTP_INVALID_ARGUMENT' });
+      await expect(lastValueFrom(source.pipe(encodeBody()))).rejects.toMatchObject({
+        code: 'ERR_SMTP_INVALID_ARGUMENT',
+      });
     });
 
     it('unsubscribes from the source when unsubscribed early', () => {

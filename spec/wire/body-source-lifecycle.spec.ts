@@ -30,9 +30,15 @@ describe('toChunks$ and the source iterator', () => {
     expect(calls.returned).toBe(0);
   });
 
-  it('errors with the gate\'s own exception when the gate throws', async () => {
+  it("errors with the gate's own exception when the gate throws", async () => {
     const boom = new Error('gate broke');
-    const result = lastValueFrom(toChunks$('body', { ready: () => { throw boom; } })).catch((e: unknown) => e);
+    const result = lastValueFrom(
+      toChunks$('body', {
+        ready: () => {
+          throw boom;
+        },
+      }),
+    ).catch((e: unknown) => e);
     expect(await result).toBe(boom);
   });
 });
@@ -44,11 +50,15 @@ describe('toChunks$ error messages', () => {
 
   it('names the shapes a body may have', async () => {
     const err = await lastValueFrom(toChunks$(42 as unknown as string)).catch((e: unknown) => e);
-    expect((err as Error).message).toBe('A body must be a string, a Uint8Array, a Readable, an AsyncIterable or an Observable');
+    expect((err as Error).message).toBe(
+      'A body must be a string, a Uint8Array, a Readable, an AsyncIterable or an Observable',
+    );
   });
 
   it('names the type of a chunk that is neither bytes nor a string', async () => {
-    const numbers = { [Symbol.asyncIterator]: () => ({ next: async () => ({ done: false, value: 7 }) }) } as unknown as AsyncIterable<Uint8Array>;
+    const numbers = {
+      [Symbol.asyncIterator]: () => ({ next: async () => ({ done: false, value: 7 }) }),
+    } as unknown as AsyncIterable<Uint8Array>;
     const err = await lastValueFrom(toChunks$(numbers)).catch((e: unknown) => e);
     expect((err as Error).message).toBe('A body chunk must be bytes or a string, got number');
   });

@@ -80,13 +80,17 @@ describe('toChunks$', () => {
     });
 
     it('rejects a chunk size that is not a positive integer', () => {
-      expect(() => toChunks$('a', { chunkSize: 0 })).toThrow(expect.objectContaining({ code: 'ERR_SMTP_INVALID_ARGUMENT' }));
+      expect(() => toChunks$('a', { chunkSize: 0 })).toThrow(
+        expect.objectContaining({ code: 'ERR_SMTP_INVALID_ARGUMENT' }),
+      );
     });
   });
 
   describe('a Node Readable', () => {
     it('emits its chunks', async () => {
-      const chunks = await lastValueFrom(toChunks$(Readable.from([Buffer.from('a'), Buffer.from('b')])).pipe(toArray()));
+      const chunks = await lastValueFrom(
+        toChunks$(Readable.from([Buffer.from('a'), Buffer.from('b')])).pipe(toArray()),
+      );
       expect(text(chunks)).toEqual(['a', 'b']);
     });
 
@@ -96,7 +100,9 @@ describe('toChunks$', () => {
     });
 
     it('slices chunks bigger than chunkSize', async () => {
-      const chunks = await lastValueFrom(toChunks$(Readable.from([Buffer.from('abcde')]), { chunkSize: 2 }).pipe(toArray()));
+      const chunks = await lastValueFrom(
+        toChunks$(Readable.from([Buffer.from('abcde')]), { chunkSize: 2 }).pipe(toArray()),
+      );
       expect(text(chunks)).toEqual(['ab', 'cd', 'e']);
     });
 
@@ -163,7 +169,11 @@ describe('toChunks$', () => {
   });
 
   describe('an AsyncIterable', () => {
-    function counted(count: number): { iterable: AsyncIterable<Uint8Array>; pulls: () => number; closed: () => boolean } {
+    function counted(count: number): {
+      iterable: AsyncIterable<Uint8Array>;
+      pulls: () => number;
+      closed: () => boolean;
+    } {
       let pulls = 0;
       let closed = false;
       async function* generate(): AsyncGenerator<Uint8Array> {
@@ -219,7 +229,9 @@ describe('toChunks$', () => {
         throw new Error('upstream failed');
       }
       const seen: Uint8Array[] = [];
-      const error = await new Promise((resolve) => toChunks$(failing()).subscribe({ next: (c) => seen.push(c), error: resolve }));
+      const error = await new Promise((resolve) =>
+        toChunks$(failing()).subscribe({ next: (c) => seen.push(c), error: resolve }),
+      );
       expect(error).toEqual(new Error('upstream failed'));
       expect(text(seen)).toEqual(['a']);
     });
@@ -266,7 +278,12 @@ describe('has8bit', () => {
 describe('bodyFacts', () => {
   it('counts an in-memory body as the encoder will send it: CRLF line ends, last line closed', () => {
     expect(bodyFacts('a\nb\rc\r\n.d')).toEqual({ size: 9, canonicalSize: 13, lineLeadingDots: 1, has8bit: false });
-    expect(bodyFacts(Buffer.from('.\r\r\n..é'))).toEqual({ size: 8, canonicalSize: 11, lineLeadingDots: 2, has8bit: true });
+    expect(bodyFacts(Buffer.from('.\r\r\n..é'))).toEqual({
+      size: 8,
+      canonicalSize: 11,
+      lineLeadingDots: 2,
+      has8bit: true,
+    });
   });
 
   it('adds nothing to an empty body', () => {

@@ -6,7 +6,7 @@ describe('parseCapabilities', () => {
     expect(features).toEqual({ pipelining: '', size: '35882577', '8bitmime': '', starttls: '' });
   });
 
-  it('appends AUTH values across lines, with smtplib\'s leading space', () => {
+  it("appends AUTH values across lines, with smtplib's leading space", () => {
     const features = parseCapabilities('mx\nAUTH PLAIN LOGIN\nAUTH CRAM-MD5');
     expect(features.auth).toBe(' PLAIN LOGIN CRAM-MD5');
   });

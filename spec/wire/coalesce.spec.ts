@@ -5,7 +5,8 @@ import { coalesce, nextTurn$ } from '../../lib/wire/coalesce';
 /** Marble values are strings; the operator sees them as bytes and its output is read back as text. */
 const bytes = (values: Record<string, string>): Record<string, Buffer> =>
   Object.fromEntries(Object.entries(values).map(([k, v]) => [k, Buffer.from(v, 'latin1')]));
-const asText = (source: Observable<Uint8Array>): Observable<string> => source.pipe(map((c) => Buffer.from(c).toString('latin1')));
+const asText = (source: Observable<Uint8Array>): Observable<string> =>
+  source.pipe(map((c) => Buffer.from(c).toString('latin1')));
 
 describe('coalesce', () => {
   let scheduler: TestScheduler;
@@ -47,7 +48,9 @@ describe('coalesce', () => {
 
   it('emits the rest when the source completes', () => {
     scheduler.run(({ cold, expectObservable }) => {
-      expectObservable(asText(cold('ab|', bytes({ a: 'a', b: 'b' })).pipe(coalesce(100, quiet)))).toBe('--(x|)', { x: 'ab' });
+      expectObservable(asText(cold('ab|', bytes({ a: 'a', b: 'b' })).pipe(coalesce(100, quiet)))).toBe('--(x|)', {
+        x: 'ab',
+      });
     });
   });
 
@@ -108,7 +111,9 @@ describe('coalesce', () => {
 
   it('nextTurn$ emits once, from setImmediate, and can be cancelled', async () => {
     let fired = 0;
-    nextTurn$().subscribe(() => fired++).unsubscribe();
+    nextTurn$()
+      .subscribe(() => fired++)
+      .unsubscribe();
     const values: unknown[] = [];
     await new Promise<void>((resolve) => nextTurn$().subscribe({ next: (v) => values.push(v), complete: resolve }));
     expect(values).toEqual([undefined]);

@@ -72,7 +72,10 @@ describe('encoder-kernel', () => {
       const out = encodeSpan(input, 0, true, true);
       expect(out.length).toBe(4);
       // Not a view of the input (both may sit in Buffer's shared pool, so compare the ranges).
-      const overlap = out.buffer === input.buffer && out.byteOffset < input.byteOffset + input.length && input.byteOffset < out.byteOffset + out.length;
+      const overlap =
+        out.buffer === input.buffer &&
+        out.byteOffset < input.byteOffset + input.length &&
+        input.byteOffset < out.byteOffset + out.length;
       expect(overlap).toBe(false);
       // A later call must not change an earlier result (the JS version reuses a scratch buffer).
       encodeSpan(bytes('x\ry\rz'), 0, true, true);

@@ -5,7 +5,10 @@ import { defined } from '../helpers/defined';
 function verdict(chunks: readonly string[]): string {
   const parser = new ReplyParser();
   try {
-    return chunks.flatMap((chunk) => parser.push(Buffer.from(chunk, 'latin1'))).map((r) => `${r.code}:${r.message.length}`).join(',');
+    return chunks
+      .flatMap((chunk) => parser.push(Buffer.from(chunk, 'latin1')))
+      .map((r) => `${r.code}:${r.message.length}`)
+      .join(',');
   } catch (err) {
     const { code, smtpCode } = err as { code?: string; smtpCode?: number };
     return `${code ?? ''} ${smtpCode ?? ''}`;
@@ -17,14 +20,17 @@ describe('ReplyParser at the line length limit', () => {
   const limit = DEFAULT_REPLY_LIMITS.maxLineLength;
   const lines = [-2, -1, 0, 1, 2].map((delta) => `250 ${'x'.repeat(limit + delta - 4)}`);
 
-  it.each(lines.map((line) => [line.length, line]))('gives a %i-byte line the same verdict whole and split around its CRLF', (_, line) => {
-    const whole = verdict([`${line}\r\n`]);
-    expect(verdict([line, '\r\n'])).toBe(whole);
-    expect(verdict([`${line}\r`, '\n'])).toBe(whole);
-    expect(verdict([line.slice(0, 100), `${line.slice(100)}\r`, '\n'])).toBe(whole);
-    // After another line of the same chunk, too.
-    expect(verdict([`250-a\r\n${line}\r\n`])).toBe(verdict(['250-a\r\n', `${line}\r\n`]));
-  });
+  it.each(lines.map((line) => [line.length, line]))(
+    'gives a %i-byte line the same verdict whole and split around its CRLF',
+    (_, line) => {
+      const whole = verdict([`${line}\r\n`]);
+      expect(verdict([line, '\r\n'])).toBe(whole);
+      expect(verdict([`${line}\r`, '\n'])).toBe(whole);
+      expect(verdict([line.slice(0, 100), `${line.slice(100)}\r`, '\n'])).toBe(whole);
+      // After another line of the same chunk, too.
+      expect(verdict([`250-a\r\n${line}\r\n`])).toBe(verdict(['250-a\r\n', `${line}\r\n`]));
+    },
+  );
 
   it('has lines on both sides of the limit among those (the table above is not vacuous)', () => {
     const verdicts = lines.map((line) => verdict([`${line}\r\n`]));
@@ -70,7 +76,8 @@ describe('ReplyParser, line by line', () => {
 });
 
 describe('ReplyParser enhanced status codes (RFC 3463 §2)', () => {
-  const statusOf = (wire: string) => defined(new ReplyParser().push(Buffer.from(wire, 'latin1'))[0], 'a reply').enhancedStatus;
+  const statusOf = (wire: string) =>
+    defined(new ReplyParser().push(Buffer.from(wire, 'latin1'))[0], 'a reply').enhancedStatus;
 
   it.each([
     ['250 2.1.0 ok\r\n', '2.1.0'],
@@ -95,7 +102,9 @@ describe('ReplyParser bounds', () => {
 
   it('names the bounds when a reply exceeds them', () => {
     const parser = new ReplyParser({ maxLineLength: 8192, maxLines: 2, maxReplyBytes: 500 });
-    expect(() => parser.push(Buffer.from('250-a\r\n250-b\r\n250 c\r\n'))).toThrow('Reply too large (over 2 lines or 500 bytes)');
+    expect(() => parser.push(Buffer.from('250-a\r\n250-b\r\n250 c\r\n'))).toThrow(
+      'Reply too large (over 2 lines or 500 bytes)',
+    );
   });
 
   it('counts as buffered both a partial line and the complete lines of an unfinished reply', () => {

@@ -29,7 +29,7 @@ function model(stream: Buffer, limits: ReplyLimits): Outcome {
   let lines: string[] = [];
   let code = 0;
   let bytes = 0;
-  for (let start = 0; ; ) {
+  for (let start = 0; ;) {
     const lf = stream.indexOf(0x0a, start);
     if (lf === -1) {
       const tail = stream.length - start;
@@ -43,7 +43,8 @@ function model(stream: Buffer, limits: ReplyLimits): Outcome {
     code = Number(text.slice(0, 3));
     bytes += text.length;
     lines.push(text.slice(4).replace(/^[ \t]+|[ \t]+$/g, ''));
-    if (lines.length > limits.maxLines || bytes > limits.maxReplyBytes) return { replies, error: 'ERR_SMTP_REPLY_LIMIT' };
+    if (lines.length > limits.maxLines || bytes > limits.maxReplyBytes)
+      return { replies, error: 'ERR_SMTP_REPLY_LIMIT' };
     if (text[3] === '-') continue;
     replies.push(modelReply(code, lines));
     lines = [];
@@ -57,7 +58,13 @@ async function parse(stream: Buffer, cuts: readonly number[], limits: ReplyLimit
   const chunks = [0, ...points].map((at, i) => stream.subarray(at, points[i] ?? stream.length));
   const replies: Reply[] = [];
   try {
-    await lastValueFrom(from(chunks).pipe(parseReplies(limits), tap((r) => replies.push(r))), { defaultValue: undefined });
+    await lastValueFrom(
+      from(chunks).pipe(
+        parseReplies(limits),
+        tap((r) => replies.push(r)),
+      ),
+      { defaultValue: undefined },
+    );
     return { replies };
   } catch (err) {
     return { replies, error: (err as { code: string }).code };
@@ -68,7 +75,12 @@ async function parse(stream: Buffer, cuts: readonly number[], limits: ReplyLimit
 const text = fc.oneof(
   fc.string({ unit: fc.constantFrom('a', 'Z', ' ', '\t', '.', '2', '5', '-'), maxLength: 30 }),
   fc
-    .tuple(fc.constantFrom('2', '3', '4', '5'), fc.nat(1000), fc.nat(1000), fc.constantFrom('', ' ok', '\tok ', 'x', ' '))
+    .tuple(
+      fc.constantFrom('2', '3', '4', '5'),
+      fc.nat(1000),
+      fc.nat(1000),
+      fc.constantFrom('', ' ok', '\tok ', 'x', ' '),
+    )
     .map(([cls, subject, detail, rest]) => `${cls}.${subject}.${detail}${rest}`),
 );
 const code = fc.constantFrom('220', '250', '251', '354', '421', '452', '550', '554');
@@ -79,13 +91,23 @@ const reply = fc
   .tuple(code, fc.array(fc.tuple(text, lineEnd), { minLength: 1, maxLength: 4 }), fc.boolean())
   .map(([c, lines, bare]) =>
     lines
-      .map(([t, end], i) => (i < lines.length - 1 ? `${c}-${t}${end}` : bare && t === '' ? `${c}${end}` : `${c} ${t}${end}`))
+      .map(([t, end], i) =>
+        i < lines.length - 1 ? `${c}-${t}${end}` : bare && t === '' ? `${c}${end}` : `${c} ${t}${end}`,
+      )
       .join(''),
   );
 
 /** What a hostile or broken server may slip in: malformed lines, a code change, an unterminated tail, a long line. */
 const fault = fc.oneof(
-  fc.constantFrom('25 short\r\n', '2500 x\r\n', 'abc\r\n', '250_x\n', '\r\n', '250-a\r\n251 b\r\n', '250 tail without LF'),
+  fc.constantFrom(
+    '25 short\r\n',
+    '2500 x\r\n',
+    'abc\r\n',
+    '250_x\n',
+    '\r\n',
+    '250-a\r\n251 b\r\n',
+    '250 tail without LF',
+  ),
   fc.integer({ min: 1, max: 300 }).map((n) => `250 ${'x'.repeat(n)}\r\n`),
 );
 

@@ -107,9 +107,12 @@ describe('parseReplies', () => {
 
   it('emits the replies completed before a violation in the same chunk, then errors', async () => {
     const seen: Reply[] = [];
-    const err = await lastValueFrom(from([bytes('250 2.0.0 queued\r\n25 short\r\n')]).pipe(parseReplies(), tap((r) => seen.push(r)))).catch(
-      (e: unknown) => e,
-    );
+    const err = await lastValueFrom(
+      from([bytes('250 2.0.0 queued\r\n25 short\r\n')]).pipe(
+        parseReplies(),
+        tap((r) => seen.push(r)),
+      ),
+    ).catch((e: unknown) => e);
     expect(seen.map((r) => r.message)).toEqual(['2.0.0 queued']);
     expect(err).toMatchObject({ code: 'ERR_SMTP_PROTOCOL' });
   });

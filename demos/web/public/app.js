@@ -6,7 +6,14 @@ const { Observable, Subject, auditTime, merge, filter } = rxjs;
 const $ = (selector) => document.querySelector(selector);
 const FINAL = new Set(['sent', 'refused', 'failed', 'possibly-delivered', 'cancelled']);
 const OUTCOMES = ['pending', 'sent', 'refused', 'failed', 'possibly-delivered', 'cancelled'];
-const STATUS_TEXT = { pending: 'queued', sent: 'sent', refused: 'refused', failed: 'failed', 'possibly-delivered': 'possibly delivered', cancelled: 'cancelled' };
+const STATUS_TEXT = {
+  pending: 'queued',
+  sent: 'sent',
+  refused: 'refused',
+  failed: 'failed',
+  'possibly-delivered': 'possibly delivered',
+  cancelled: 'cancelled',
+};
 
 /** The server's events, one JSON object each; the EventSource reconnects by itself. */
 const events$ = new Observable((subscriber) => {
@@ -43,7 +50,8 @@ const handlers = {
     const m = batch.messages.get(e.id);
     for (const chip of m.chips.values()) {
       if (e.status === 'sent' && chip.dataset.state === 'accepted') setChip(chip, 'delivered');
-      else if (chip.dataset.state === 'pending' || (e.status !== 'sent' && chip.dataset.state === 'accepted')) setChip(chip, 'cancelled');
+      else if (chip.dataset.state === 'pending' || (e.status !== 'sent' && chip.dataset.state === 'accepted'))
+        setChip(chip, 'cancelled');
     }
     if (e.reason) m.row.title = e.reason;
     setStatus(m, e.status, STATUS_TEXT[e.status]);
@@ -54,7 +62,8 @@ const handlers = {
     $('#running').textContent = e.running;
     $('#queued').textContent = e.queued;
     // The pool's adaptive throttle: a level above 0 means the server asked it to slow down.
-    $('#throttle').textContent = e.throttleLevel > 0 ? `level ${e.throttleLevel} · ${e.rateLimit}/s` : `${e.rateLimit}/s`;
+    $('#throttle').textContent =
+      e.throttleLevel > 0 ? `level ${e.throttleLevel} · ${e.rateLimit}/s` : `${e.rateLimit}/s`;
   },
   done() {
     batch.running = false;
@@ -106,7 +115,11 @@ function renderCounts() {
 
 async function post(url, body) {
   $('#notice').textContent = '';
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
   if (!res.ok) $('#notice').textContent = (await res.json().catch(() => ({}))).error || `HTTP ${res.status}`;
 }
 
