@@ -104,9 +104,9 @@ describe('the packed rx-smtp', () => {
       expect(await output('esm.mjs')).toBe('ESM: default is the namespace true, SMTP function, port 25, reply 250');
       expect(await output('cjs.cjs')).toBe('CJS: SMTP function, port 25, reply 250, default undefined');
       expect(await output('queue-esm.mjs')).toBe(
-        'ESM queue: MailQueue function, startWorker function, limiter 10/53, default is the namespace true',
+        'ESM queue: MailQueue function, startWorker function, limiter 9/50, default is the namespace true',
       );
-      expect(await output('queue-cjs.cjs')).toBe('CJS queue: MailQueue function, outcomes$ function, limiter 10/53');
+      expect(await output('queue-cjs.cjs')).toBe('CJS queue: MailQueue function, outcomes$ function, limiter 9/50');
     },
     DEADLINE_MS,
   );
