@@ -16,7 +16,11 @@ export type QueueBody = string | Uint8Array | { readonly ref: string };
  * A message for the queue: the pool's `PoolMessage`, with a body that can wait in Redis. Its `id`
  * becomes the job id, so adding the same id twice queues it once (while the job is kept).
  */
-export interface QueueMessage<Id extends string = string> extends Omit<PoolMessage<Id>, 'body'> {
+// The hooks are the worker's own (the marker, progress): a function cannot travel through Redis.
+export interface QueueMessage<Id extends string = string> extends Omit<
+  PoolMessage<Id>,
+  'body' | 'beforeEnd' | 'onEvent'
+> {
   readonly body: QueueBody;
 }
 

@@ -1,11 +1,12 @@
 import { ConnectionOptions, JobsOptions, KeepJobs, Queue } from 'bullmq';
-import { Observable, defer, from, map } from 'rxjs';
+import { Observable, defer, from, map, throwError, timeout } from 'rxjs';
 import { SMTPInvalidArgumentError } from '../errors';
 import type { PoolLogger } from '../pool/monitor';
 import type { RetryPolicy } from '../pool/pool';
 import { JobData, QueueMessage, toJobData } from './job-data';
 import { QueueOutcome } from './outcome';
 import { BACKOFF_TYPE } from './backoff';
+import { SMTPQueueError } from './marker';
 
 export interface MailQueueOptions {
   /** Redis, as BullMQ takes it: `{ host, port, … }` or an ioredis instance. */
@@ -28,9 +29,16 @@ export interface MailQueueOptions {
   readonly eventsMaxLen?: number;
   /** Redis connection errors (retried by ioredis) are logged here; by default they are dropped. */
   readonly logger?: PoolLogger;
+  /**
+   * ms `add$`/`addBulk$` wait for Redis before they error with `SMTPQueueError` (reason `timeout`):
+   * ioredis retries a lost connection for ever, and a producer must not hang with it. Default 30 000.
+   * A job may still have been queued when the error comes: add it again with the same id.
+   */
+  readonly timeoutMs?: number;
 }
 
 const DEFAULT_RETRY: RetryPolicy = { attempts: 3, backoffMs: 30_000 };
+const DEFAULT_TIMEOUT_MS = 30_000;
 /** The name of every job: BullMQ wants one; the queue carries mail only. */
 const JOB_NAME = 'mail';
 
@@ -49,6 +57,7 @@ export class MailQueue<Id extends string = string> {
   /** BullMQ's queue, for what this API does not cover (counts, pausing, cleaning). */
   readonly queue: Queue<JobData, QueueOutcome<Id>>;
   private readonly jobOptions: JobsOptions;
+  private readonly timeoutMs: number;
   private readonly maxBackoffMs: number | undefined;
 
   constructor(
@@ -69,7 +78,13 @@ export class MailQueue<Id extends string = string> {
       ...(options.prefix !== undefined && { prefix: options.prefix }),
       ...(options.eventsMaxLen !== undefined && { streams: { events: { maxLen: options.eventsMaxLen } } }),
     });
-    // Without a listener BullMQ prints each one; a lost connection is retried, and add$ fails by itself.
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    if (!(this.timeoutMs > 0 && Number.isFinite(this.timeoutMs))) {
+      throw new SMTPInvalidArgumentError(
+        `rx-smtp/queue: timeoutMs must be a positive number of ms, got ${this.timeoutMs}`,
+      );
+    }
+    // Without a listener BullMQ prints each one; a lost connection is retried, and add$ times out.
     this.queue.on('error', (err: Error) =>
       options.logger?.warn({ event: 'queue-error', error: err.message }, 'rx-smtp queue: Redis error'),
     );
@@ -95,7 +110,10 @@ export class MailQueue<Id extends string = string> {
       return from(
         this.queue.add(JOB_NAME, data, { ...this.jobOptions, ...(data.id !== undefined && { jobId: data.id }) }),
       );
-    }).pipe(map((job) => job.id as string));
+    }).pipe(
+      this.deadline('add$'),
+      map((job) => job.id as string),
+    );
   }
 
   /**
@@ -112,7 +130,17 @@ export class MailQueue<Id extends string = string> {
         return { name: JOB_NAME, data, opts: { ...this.jobOptions, ...(data.id !== undefined && { jobId: data.id }) } };
       });
       return from(this.queue.addBulk(jobs));
-    }).pipe(map((added) => added.map((job) => job.id as string)));
+    }).pipe(
+      this.deadline('addBulk$'),
+      map((added) => added.map((job) => job.id as string)),
+    );
+  }
+
+  /** Errors with `SMTPQueueError` (`timeout`) when Redis does not answer within `timeoutMs`. */
+  private deadline<T>(what: string): (source: Observable<T>) => Observable<T> {
+    const ms = this.timeoutMs;
+    const late = () => new SMTPQueueError('timeout', `rx-smtp/queue: ${what} got no answer from Redis within ${ms} ms`);
+    return timeout<T, Observable<never>>({ first: ms, with: () => throwError(late) });
   }
 
   /** Closes the queue's Redis connections. */

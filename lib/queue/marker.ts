@@ -13,9 +13,10 @@ import { SMTPException } from '../errors';
 export const MARKER_FIELD = 'rxsmtp:dot';
 
 /**
- * Why the queue stopped an attempt: the job is another worker's now, it was already marked, or Redis did not answer.
+ * Why the queue stopped an attempt: the job is another worker's now, it was already marked, or Redis did not answer
+ * (`timeout`: not within `MailQueueOptions.timeoutMs`).
  */
-export type QueueErrorReason = 'lock-lost' | 'marked' | 'unavailable';
+export type QueueErrorReason = 'lock-lost' | 'marked' | 'unavailable' | 'timeout';
 
 /**
  * The queue could not record a message's final dot, so the end of the message was not written:

@@ -64,6 +64,11 @@ export interface MailWorkerOptions {
   readonly worker?: WorkerTuning;
   /** Worker errors (Redis lost, a lock that could not be renewed) go here. Default: the pool's logger, else dropped. */
   readonly logger?: PoolLogger;
+  /**
+   * ms `close()` waits for the jobs it holds before it forces BullMQ's worker closed (Redis gone, a
+   * job that will not end); the pool is closed either way. Default 60 000.
+   */
+  readonly closeTimeoutMs?: number;
 }
 
 /** A worker's state: its pool's, with the counters of the jobs it ended. */
@@ -267,11 +272,38 @@ export function startWorker(options: MailWorkerOptions): MailWorker {
     worker,
     async close() {
       pauses?.unsubscribe();
-      await worker.close();
-      if (owned) await pool.close();
-      counts.complete();
+      try {
+        // Graceful while Redis answers; with Redis gone BullMQ's close waits for ever, so it is forced
+        // after closeTimeoutMs (the jobs it held come back to another worker as stalled, marker and all).
+        await closeWithin(worker, options.closeTimeoutMs ?? CLOSE_TIMEOUT_MS, logger);
+      } finally {
+        if (owned) await pool.close();
+        counts.complete();
+      }
     },
   };
+}
+
+const CLOSE_TIMEOUT_MS = 60_000;
+
+/** `worker.close()`, forced (`close(true)`) when it has not finished within `ms`. */
+async function closeWithin(
+  worker: Worker<JobData, QueueOutcome>,
+  ms: number,
+  logger: PoolLogger | undefined,
+): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), ms)));
+  try {
+    if ((await Promise.race([worker.close(), late])) !== 'late') return;
+    logger?.warn(
+      { event: 'worker-close-forced', afterMs: ms },
+      'rx-smtp queue: the worker did not close in time; forcing it',
+    );
+    await Promise.race([worker.close(true), new Promise<void>((resolve) => setTimeout(resolve, ms).unref())]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Transactions a pool made from `config` runs at once. */
