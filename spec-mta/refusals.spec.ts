@@ -3,7 +3,8 @@
  * sender, and by size. A refused recipient is a value; the others still get the message.
  */
 import { Readable } from 'node:stream';
-import { MailOptions } from '../lib';
+import { lastValueFrom } from 'rxjs';
+import { MailOptions, SMTPPool } from '../lib';
 import { expectNoOpenSockets, message, ofType, token } from './helpers/client';
 import { OTHER, USER, env } from './helpers/env';
 import { PostfixLog, delivered, deliveredNow } from './helpers/observe';
@@ -108,4 +109,34 @@ describe('refusals by Postfix', () => {
       expect(ofType(events, 'sent')).toEqual([]);
     });
   }
+
+  it('retries only the recipient Postfix deferred, in a follow-up of its own, and reports it deferred', async () => {
+    const log = PostfixLog.mark();
+    const to = env.addresses.discard;
+    const config = plainPort({ starttls: 'never' });
+    const pool = new SMTPPool({
+      ...config,
+      maxConnections: 1,
+      retry: { attempts: 3, backoffMs: 10 },
+      retryRecipients: true,
+    });
+    const outcome = await lastValueFrom(
+      pool.send$({ from: 'retry@client.test', to: [to, tempfail], body: message(token('retry'), to) }),
+    );
+    await pool.close();
+
+    expect(outcome).toMatchObject({ status: 'sent', attempts: 1 });
+    if (outcome.status !== 'sent') return;
+    expect(Object.keys(outcome.refused)).toEqual([tempfail]);
+    expect(outcome.deferred[tempfail]).toMatchObject({ code: 450, enhancedStatus: '4.2.0' });
+    // Postfix deferred tempfail@ three times (the first try and two follow-ups) and took the other address (the first reject
+    // carries a queue id: the other recipient was accepted before it).
+    const dots = (text: string) => text.replace(/\./g, '\\.');
+    const deferrals = new RegExp(
+      `(?:NOQUEUE|[0-9A-F]+): reject: RCPT from [^ ]*\\[${dots(config.sourceAddress.host)}\\].*to=<${dots(tempfail)}>`,
+    );
+    await log.waitForCount(deferrals, 3);
+    expect(log.lines().filter((l) => deferrals.test(l))).toHaveLength(3);
+    expect(log.lines().filter((l) => l.includes('NOQUEUE') && l.includes(`to=<${to}>`))).toEqual([]);
+  });
 });
