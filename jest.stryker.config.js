@@ -18,6 +18,8 @@ module.exports = {
     // The command's specs run the built binary (dist/).
     '<rootDir>/spec/cli/',
     '<rootDir>/spec/session/large-body\\.spec\\.ts$',
+    // Its worker case runs the built package in a child process.
+    '<rootDir>/spec/queue/unreachable\\.spec\\.ts$',
   ],
   testNamePattern: '^(?!encoder-kernel in a Node\\.js without WebAssembly)',
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: { ...compilerOptions, isolatedModules: true } }] },

@@ -73,17 +73,18 @@ export class MailQueue<Id extends string = string> {
       ...(options.removeOnComplete !== undefined && { removeOnComplete: options.removeOnComplete }),
       ...(options.removeOnFail !== undefined && { removeOnFail: options.removeOnFail }),
     };
-    this.queue = new Queue<JobData, QueueOutcome<Id>>(name, {
-      connection: options.connection,
-      ...(options.prefix !== undefined && { prefix: options.prefix }),
-      ...(options.eventsMaxLen !== undefined && { streams: { events: { maxLen: options.eventsMaxLen } } }),
-    });
+    // Checked before the Queue exists: a Queue that is never closed would keep its connection retrying.
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     if (!(this.timeoutMs > 0 && Number.isFinite(this.timeoutMs))) {
       throw new SMTPInvalidArgumentError(
         `rx-smtp/queue: timeoutMs must be a positive number of ms, got ${this.timeoutMs}`,
       );
     }
+    this.queue = new Queue<JobData, QueueOutcome<Id>>(name, {
+      connection: options.connection,
+      ...(options.prefix !== undefined && { prefix: options.prefix }),
+      ...(options.eventsMaxLen !== undefined && { streams: { events: { maxLen: options.eventsMaxLen } } }),
+    });
     // Without a listener BullMQ prints each one; a lost connection is retried, and add$ times out.
     this.queue.on('error', (err: Error) =>
       options.logger?.warn({ event: 'queue-error', error: err.message }, 'rx-smtp queue: Redis error'),

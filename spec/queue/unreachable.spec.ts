@@ -1,7 +1,9 @@
 import { firstValueFrom } from 'rxjs';
 import * as net from 'node:net';
+import * as path from 'node:path';
+import { spawn } from 'node:child_process';
 import IORedis from 'ioredis';
-import { MailQueue, startWorker } from '../../lib/queue';
+import { MailQueue } from '../../lib/queue';
 
 /** A 127.0.0.1 port nothing listens on: bound, then released. */
 async function deadPort(): Promise<number> {
@@ -54,18 +56,26 @@ describe('rx-smtp/queue with Redis unreachable', () => {
     );
   });
 
+  // In a child process: BullMQ's forced worker keeps its ioredis connection retrying, which would keep
+  // jest from exiting. The child runs the built package (npm test builds it first) and is killed after.
   it("a worker's close() is forced after closeTimeoutMs and closes its pool", async () => {
-    const connection = { host: '127.0.0.1', port: await deadPort(), maxRetriesPerRequest: null };
-    const worker = startWorker({
-      queue: 'unreachable',
-      connection,
-      pool: { host: '127.0.0.1', port: 1 },
-      closeTimeoutMs: 300,
-      logger: { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined },
-    });
-    // Long enough for BullMQ's worker to be retrying its connection: its own close() then waits for ever.
-    await new Promise((resolve) => setTimeout(resolve, 1_500));
-    expect(await within(worker.close(), 5_000)).toBeUndefined();
-    expect(worker.pool.stats.connections).toBe(0);
+    const port = await deadPort();
+    const script = `
+      const { startWorker } = require(${JSON.stringify(path.resolve(__dirname, '../../dist/cjs/queue/index.js'))});
+      const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+      const worker = startWorker({ queue: 'unreachable', connection: { host: '127.0.0.1', port: ${port}, maxRetriesPerRequest: null },
+        pool: { host: '127.0.0.1', port: 1 }, closeTimeoutMs: 300, logger: quiet });
+      // Long enough for BullMQ's worker to be retrying its connection: its own close() then waits for ever.
+      setTimeout(() => worker.close().then(() => console.log('closed, connections ' + worker.pool.stats.connections)), 1500);`;
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      const said = await within(
+        new Promise<string>((resolve) => child.stdout.on('data', (chunk: Buffer) => resolve(chunk.toString()))),
+        8_000,
+      );
+      expect(said).toBe('closed, connections 0\n');
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 });
