@@ -38,7 +38,8 @@ async function main(): Promise<void> {
     if (status !== 'sending') statuses.set(status, (statuses.get(status) ?? 0) + 1);
   }
   // Exit code 1: some recipients were refused (every 40th message has nobody@ among its recipients).
-  console.log(`\nrx-smtp exited ${code ?? 'on a signal'} after ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  const why = code === 1 ? ' (1: some recipients refused, as this server does to every 40th message on purpose)' : '';
+  console.log(`\nrx-smtp exited ${code ?? 'on a signal'}${why} after ${((Date.now() - started) / 1000).toFixed(1)} s`);
   console.log(`outcomes: ${[...statuses].map(([s, n]) => `${s} ${n}`).join(', ')}  (${outcomes})`);
   console.log(`the server accepted ${received.messages} messages and deferred ${received.deferred} with 451 (retried)`);
 }
