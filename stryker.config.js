@@ -24,7 +24,7 @@ module.exports = {
   // Type errors are the checker's business, and ts-jest only transpiles (jest.stryker.config.js):
   // no "@ts-nocheck" in the sandbox, so encoder-wasm.spec.ts still finds the generated file as written.
   disableTypeChecks: false,
-  tsconfigFile: 'tsconfig.json',
+  tsconfigFile: 'tsconfig.stryker.json',
   // Two cores, shared with other jobs.
   concurrency: 2,
   incremental: true,
