@@ -16,9 +16,10 @@ module.exports = {
     'lib/message/envelope.ts',
   ],
   testRunner: 'jest',
-  // findRelatedTests missed spec/wire/reply.spec.ts for lib/wire/reply.ts (mutants it kills survived):
-  // perTest coverage already picks the tests that reach each mutant.
-  jest: { configFile: 'jest.stryker.config.js', enableFindRelatedTests: false },
+  // Only the spec files that import the mutated file (through lib/, which jest.stryker.config.js adds to
+  // the roots: without it the graph stopped at lib/'s edge and missed specs), and in them only the tests
+  // that reach the mutant (perTest coverage).
+  jest: { configFile: 'jest.stryker.config.js', enableFindRelatedTests: true },
   coverageAnalysis: 'perTest',
   checkers: ['typescript'],
   // Type errors are the checker's business, and ts-jest only transpiles (jest.stryker.config.js):
@@ -27,6 +28,10 @@ module.exports = {
   tsconfigFile: 'tsconfig.stryker.json',
   // Two cores, shared with other jobs.
   concurrency: 2,
+  // A static mutant (a module-level constant: a table, a regex, a default) runs every spec, 30-40 s
+  // each here: 8 % of the mutants took 64 % of the time. They are reported as ignored, and counted
+  // apart in the closing note; `npm run mutate -- --ignoreStatic false` runs them too.
+  ignoreStatic: true,
   incremental: true,
   incrementalFile: 'build/stryker/incremental.json',
   reporters: ['html', 'json', 'clear-text', 'progress'],
