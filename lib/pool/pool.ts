@@ -287,7 +287,14 @@ export class SMTPPool {
       };
       const attempt = (): void => {
         attempts++;
-        let sent$ = this.attempt$(message, message.to);
+        let sent$: Observable<SendEvent>;
+        try {
+          sent$ = this.attempt$(message, message.to);
+        } catch (err) {
+          // A body factory that throws (its file gone, say) fails this attempt like any other error.
+          retry(err);
+          return;
+        }
         if (throttledBy !== undefined) {
           const err = throttledBy;
           sent$ = sent$.pipe(
