@@ -349,8 +349,11 @@ export class SMTPPool {
               running--;
               fail(e);
             },
-            // A wait that ends without a signal ends the message without an outcome, as RxJS's retry did.
-            complete: () => (fired ? running-- : ended()),
+            complete: () => {
+              // A wait that ends without a signal ends the message without an outcome, as RxJS's retry did.
+              if (fired) running--;
+              else ended();
+            },
           }),
         );
       };
@@ -358,11 +361,6 @@ export class SMTPPool {
     });
   }
 
-  /**
-   * The recipients of a sent message refused with a 4xx, tried again alone in a follow-up
-   * transaction under `retry` (attempt `attempts` + 1 on), until they take it or the tries
-   * run out; those still refused with a 4xx then end in `deferred`.
-   */
   /** The outcome as it stands when no follow-up for refused recipients is due; undefined when one is. */
   private settledRecipients<Id>(outcome: SentOutcome<Id>, attempts: number): SentOutcome<Id> | undefined {
     const policy = this.config.retry;
@@ -373,6 +371,11 @@ export class SMTPPool {
     }
     return undefined;
   }
+  /**
+   * The recipients of a sent message refused with a 4xx, tried again alone in a follow-up
+   * transaction under `retry` (attempt `attempts` + 1 on), until they take it or the tries
+   * run out; those still refused with a 4xx then end in `deferred`.
+   */
   private retryRecipients$<Id>(outcome: SentOutcome<Id>, attempts: number): Observable<SendOutcome<Id>> {
     const settled = this.settledRecipients(outcome, attempts);
     if (settled) return of(settled);
