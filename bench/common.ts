@@ -22,6 +22,8 @@ export interface ClientArgs {
   /** W6: the bench's redis-server, and the queue a worker process serves. */
   readonly redisPort?: number;
   readonly queue?: string;
+  /** W5 paired: how many naive/`sendAll$` pairs of `count` messages to run. */
+  readonly pairs?: number;
 }
 
 /** What a client measured, printed as the last stdout line. */
@@ -37,6 +39,8 @@ export interface Report {
   /** Whether the time bound cut the run short. */
   readonly truncated: boolean;
   readonly note?: string;
+  /** W5 paired: naive ÷ `sendAll$` for each pair of neighbouring blocks. */
+  readonly pairRatios?: number[];
 }
 
 export const FROM = 'bench-sender@bench.test';
