@@ -1,14 +1,15 @@
 import { createHmac } from 'node:crypto';
-import { firstValueFrom, lastValueFrom, of } from 'rxjs';
+import { NEVER, firstValueFrom, lastValueFrom, of } from 'rxjs';
 import {
   SMTPAuthenticationError,
   SMTPException,
   SMTPInsecureAuthError,
   SMTPNotSupportedError,
+  SMTPTimeoutError,
   authPlain,
   scramSha256Mechanism,
 } from '../../lib';
-import { auth$, login$ } from '../../lib/session/authenticate';
+import { auth$, login$, oauth$ } from '../../lib/session/authenticate';
 import { session$ } from '../../lib/session/open-session';
 import { Session } from '../../lib/session/session';
 import { testCa } from '../helpers/certs';
@@ -240,6 +241,28 @@ describe('AUTH', () => {
       const err = await lastValueFrom(auth$(session, sasl, trusted)).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(SMTPAuthenticationError);
       expect(fake!.session.commands.slice(-1)).toEqual(['*']);
+    });
+  });
+
+  describe('OAuth', () => {
+    it('uses OAUTHBEARER when the server offers it and not XOAUTH2', async () => {
+      const session = await sessionWith({ extensions: ['AUTH OAUTHBEARER'], handlers: { AUTH: '235 2.7.0 ok' } });
+      const step = await lastValueFrom(oauth$(session, { user: 'me@x.test', token: 'tok', ...trusted }));
+      expect(step.session.authenticatedAs).toBe('OAUTHBEARER');
+      expect(fake!.session.commands.at(-1)).toMatch(/^AUTH OAUTHBEARER /);
+    });
+
+    it('gives up on a token stream that never emits at the command deadline, sending no AUTH', async () => {
+      fake = await FakeServer.start({ extensions: ['AUTH XOAUTH2'] });
+      const opened = await openSession(fake.port, { timeouts: { command: 200 } });
+      close = opened.close;
+      fake.session.commands.length = 0;
+      const err = await lastValueFrom(oauth$(opened.session, { user: 'me@x.test', token: NEVER, ...trusted })).catch(
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(SMTPTimeoutError);
+      expect(err).toMatchObject({ step: 'token', timeoutMs: 200 });
+      expect(fake.session.commands).toEqual([]);
     });
   });
 

@@ -255,6 +255,25 @@ describe('sendmail$', () => {
       expect(fake.session.commands[0]).toMatch(/^MAIL/);
     });
 
+    it('takes one reply per accepted recipient to BDAT LAST', async () => {
+      const session = await sessionWith(
+        {
+          extensions: ['PIPELINING', 'CHUNKING'],
+          handlers: {
+            BDAT: (l) => (l.endsWith(' LAST') ? '250 2.0.0 <b> delivered\r\n452 4.2.2 <c> over quota' : '250 ok'),
+          },
+        },
+        { lmtp: true },
+      );
+      const { values, error } = await send(session, ['b@x.test', 'c@x.test']);
+      expect(error).toBeUndefined();
+      expect(fake.session.commands.filter((c) => c.startsWith('BDAT'))).toEqual([`BDAT ${MESSAGE.length} LAST`]);
+      expect(values.filter((e) => e.type === 'delivery')).toEqual([
+        { type: 'delivery', recipient: 'b@x.test', delivered: true, reply: expect.objectContaining({ code: 250 }) },
+        { type: 'delivery', recipient: 'c@x.test', delivered: false, reply: expect.objectContaining({ code: 452 }) },
+      ]);
+    });
+
     it('errors with SMTPDataError when no recipient got the message', async () => {
       const session = await sessionWith({ handlers: { '.': '451 a\r\n452 b' } }, { lmtp: true });
       const { values, error } = await send(session, ['b@x.test', 'c@x.test']);

@@ -10,11 +10,13 @@ import { session$ } from '../../lib/session/open-session';
 import { ehlo } from '../../lib/session/ehlo';
 import { greeting } from '../../lib/session/greeting';
 import { starttls, starttls$ } from '../../lib/session/starttls';
+import { Session, exchange$ } from '../../lib/session/session';
+import { command } from '../../lib/wire/command';
 import { otherCa, server as cert, testCa } from '../helpers/certs';
 import { FakeServer } from '../helpers/fake-server';
 import { sessionOn } from '../helpers/session';
 import { RealServer, startSmtpServer } from '../helpers/smtp-server';
-import { concatMap } from 'rxjs';
+import { Subscription, concatMap } from 'rxjs';
 
 const TLS_EXTENSIONS = ['PIPELINING', 'STARTTLS'];
 
@@ -45,6 +47,27 @@ describe('starttls', () => {
     expect(fake.session.servername).toBe('localhost');
     expect(fake.session.commands).toEqual(['EHLO client.test', 'STARTTLS', 'EHLO client.test']);
     expect(session.esmtpFeatures).toHaveProperty('starttls');
+  });
+
+  it('stops the handshake clock once TLS is up: the connection outlives the STARTTLS timeout', async () => {
+    fake = await FakeServer.start({ extensions: TLS_EXTENSIONS, tls: cert });
+    // Held open until the end: unsubscribing from the pipeline closes its connection.
+    let hold: Subscription | undefined;
+    try {
+      const session = await new Promise<Session>((resolve, reject) => {
+        hold = sessionOn(fake!, { host: 'localhost', tls: { ca: testCa }, timeouts: { command: 500 } })
+          .pipe(greeting(), ehlo(), starttls())
+          .subscribe({ next: resolve, error: reject });
+      });
+      expect(session.connection.secure).toBe(true);
+      // Three times the handshake's timeout: a clock left running has fired by then and closed the connection.
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      expect(session.connection.alive).toBe(true);
+      const reply = await firstValueFrom(exchange$(session, command('NOOP')));
+      expect(reply.code).toBe(250);
+    } finally {
+      hold?.unsubscribe();
+    }
   });
 
   it('clears every capability in the step itself (RFC 3207 §4.2)', async () => {

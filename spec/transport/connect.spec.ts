@@ -28,6 +28,15 @@ describe('resolveEndpoint', () => {
     expect(() => resolveEndpoint({ host: 'mx.test:smtp' }, { port: 25 })).toThrow(SMTPInvalidArgumentError);
   });
 
+  it('refuses a port outside 1-65535 or not a whole number, and keeps both ends of the range', () => {
+    for (const port of [65536, 70000, -1, 2.5]) {
+      expect(() => resolveEndpoint({ host: 'mx.test', port }, { port: 25 })).toThrow(`Invalid port: ${port}`);
+    }
+    expect(() => resolveEndpoint({ host: 'mx.test:99999' }, { port: 25 })).toThrow('Invalid port: 99999');
+    expect(resolveEndpoint({ host: 'mx.test', port: 1 }, { port: 25 })).toEqual({ host: 'mx.test', port: 1 });
+    expect(resolveEndpoint({ host: 'mx.test', port: 65535 }, { port: 25 })).toEqual({ host: 'mx.test', port: 65535 });
+  });
+
   it('treats an LMTP host starting with "/" as a Unix socket', () => {
     expect(resolveEndpoint({ host: '/run/lmtp' }, { port: 2003, lmtp: true })).toEqual({ path: '/run/lmtp' });
   });
