@@ -298,6 +298,24 @@ describe('sendmail$', () => {
       expect(fake.session.messages[0]?.toString()).toBe(canonical);
     });
 
+    it('stops at a refused BDAT chunk without PIPELINING: the refusal is the verdict, no later chunk is sent', async () => {
+      const session = await sessionWith({
+        extensions: ['CHUNKING'],
+        handlers: { BDAT: (l) => (l.endsWith(' LAST') ? '250 2.0.0 queued' : '552 5.3.4 Message too big') },
+      });
+      const { error } = await send(
+        session,
+        ['b@x.test'],
+        (async function* () {
+          yield Buffer.from('a'.repeat(70_000));
+          yield Buffer.from('b'.repeat(70_000));
+        })(),
+      );
+      expect(error).toBeInstanceOf(SMTPDataError);
+      expect(error).toMatchObject({ smtpCode: 552 });
+      expect(fake.session.commands.filter((c) => c.startsWith('BDAT'))).toEqual(['BDAT 65536']);
+    });
+
     it('splits a streamed body into several BDAT chunks', async () => {
       const session = await sessionWith(chunking);
       const parts = ['a'.repeat(70_000), 'b'.repeat(70_000)];
@@ -354,6 +372,10 @@ describe('sendmail$', () => {
       const { error } = await send(session, ['b@x.test']);
       expect(error).toBeInstanceOf(SMTPPossiblyDeliveredError);
       expect((error as Error).cause).toBeInstanceOf(SMTPServerDisconnected);
+      // The caller is told what not to do, and why.
+      expect((error as Error).message).toMatch(
+        /^The connection failed after the message was written and before the server confirmed it \(.+\); it may have been delivered: do not resend it blindly$/,
+      );
     });
 
     it('is the outcome when the final reply times out', async () => {
@@ -432,6 +454,22 @@ describe('sendmail$', () => {
       await fake.closedSession();
       expect(fake.session.messages).toEqual([]);
       expect(fake.session.bytes.map(String).join('')).not.toContain('c@x.test');
+    });
+
+    it('closes, rather than end the DATA, when unsubscribed with the group unanswered and a recipient then accepted', async () => {
+      // MAIL's reply is held back, so the RCPT's and DATA's wait behind it: the whole group is unanswered.
+      const session = await sessionWith({ handlers: { MAIL: { delayMs: 150, reply: '250 2.1.0 Ok' } } });
+      const sub = sendmail$(session, 'a@x.test', 'b@x.test', MESSAGE).subscribe();
+      await fake.received('DATA');
+      sub.unsubscribe();
+      await fake.closedSession();
+      // A lone dot after the 354 would have delivered an empty message to b@x.test (RFC 2920 §3.1).
+      expect(fake.session.messages).toEqual([]);
+      expect(fake.session.commands).toEqual([
+        expect.stringMatching(/^MAIL FROM:<a@x.test>/),
+        'RCPT TO:<b@x.test>',
+        'DATA',
+      ]);
     });
 
     it('destroys the connection when unsubscribed during the body', async () => {

@@ -48,6 +48,8 @@ describe('defaultLocalHostname', () => {
     const expected = fqdn.includes('.') ? fqdn : '[127.0.0.1]';
     expect(defaultLocalHostname('127.0.0.1')).toBe(expected);
     if (!fqdn.includes('.')) expect(defaultLocalHostname('::1')).toBe('[IPv6:::1]');
+    // No local address known (a socket not yet connected): the IPv4 loopback literal, as smtplib's fallback.
+    if (!fqdn.includes('.')) expect(defaultLocalHostname(undefined)).toBe('[127.0.0.1]');
   });
 });
 
@@ -90,6 +92,15 @@ describe('connect$', () => {
     );
     expect(err).toBeInstanceOf(SMTPTimeoutError);
     await new Promise<void>((r) => silent.close(() => r()));
+  });
+
+  it("times out a server that never greets after the connection's replyTimeout, naming the step", async () => {
+    fake = await FakeServer.start({ greeting: null });
+    const held = await hold({ host: '127.0.0.1', port: fake.port, replyTimeout: 100 });
+    const err = await greetingOf(held).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SMTPTimeoutError);
+    expect(err).toMatchObject({ step: 'greeting', timeoutMs: 100 });
+    await held.release();
   });
 
   it('connects over a Unix socket', async () => {
