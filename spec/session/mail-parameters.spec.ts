@@ -6,9 +6,11 @@
  */
 import { SMTPInvalidArgumentError, SMTPNotSupportedError } from '../../lib/errors';
 import { Session } from '../../lib/session/session';
+import { rcpt$ } from '../../lib/session/mail';
 import { sendmail$ } from '../../lib/session/sendmail';
 import { FakeScript, FakeServer } from '../helpers/fake-server';
 import { collect } from '../helpers/events';
+import { lastValueFrom } from 'rxjs';
 import { openSession } from '../helpers/session';
 
 const MESSAGE = 'Subject: hi\r\n\r\nHello.\r\n';
@@ -35,6 +37,13 @@ describe('MAIL and RCPT parameters', () => {
     const { error } = await collect(sendmail$(session, 'a@x.test', 'b@x.test', MESSAGE, { params: ['X-TAG=a.b-1'] }));
     expect(error).toBeUndefined();
     expect(fake.session.commands[0]).toBe('MAIL FROM:<a@x.test> X-TAG=a.b-1');
+  });
+
+  it('sends RCPT with no parameter when none is given (rcpt$ on a session)', async () => {
+    const session = await sessionWith({ extensions: ['PIPELINING', 'DSN'] });
+    const step = await lastValueFrom(rcpt$(session, 'b@x.test'));
+    expect(step.reply.code).toBe(250);
+    expect(fake.session.commands).toEqual(['RCPT TO:<b@x.test>']);
   });
 
   it('names a malformed parameter in its error', async () => {
