@@ -340,7 +340,7 @@ function plan(ports: {
   // W5 naive (issue 12): the README's path as users write it, against sendAll$ holding as many messages,
   // in neighbouring blocks of one process (see `paired` in rx-smtp.ts): the goal is the median pair.
   const naiveN = scaled(5_000);
-  const pairs = 6;
+  const pairs = 12;
   for (const k of NAIVE_K) {
     const pool = `SMTPPool of 8 × ${Math.ceil(k / 8)} stacked`;
     add(
@@ -399,12 +399,36 @@ const README_SETUP = 'README: sendAll$(pool, generator), new SMTPPool({ maxConne
 /** The in-flight counts of the W5 naive rows, and how their setups are named (the goals find them by it). */
 const NAIVE_K = [8, 32, 64];
 const naiveSetup = (k: number): string => `naive: range + mergeMap(pool.sendmail$, ${k})`;
-/** The middle of the pairs' ratios (the mean of the two middle ones for an even count). */
-function median(list: readonly number[] | undefined): number | undefined {
+/**
+ * The pairs' verdict: their median, and a distribution-free lower bound for it, the order statistic
+ * below which fewer than 2.5 % of samples would put it (sign test; for 12 pairs, the 3rd smallest:
+ * P(Binomial(12, ½) ≤ 2) = 1.9 %). A goal on the median counts as met only when that bound clears
+ * it: with this VM's spread (pairs from 0.66 to 1.50 at parity), a median alone could pass a path 15 %
+ * slower about one run in four.
+ */
+function medianWithBound(list: readonly number[] | undefined): { median: number; lower: number } | undefined {
   if (!list?.length) return undefined;
   const sorted = [...list].sort((a, b) => a - b);
-  const mid = sorted.length / 2;
-  return Number.isInteger(mid) ? ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2 : sorted[Math.floor(mid)];
+  const n = sorted.length;
+  const mid = n / 2;
+  const median = Number.isInteger(mid)
+    ? ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2
+    : (sorted[Math.floor(mid)] as number);
+  // The largest r with P(Binomial(n, ½) < r) ≤ 2.5 %: the r-th smallest is the bound (1-based).
+  let below = 0;
+  let r = 0;
+  for (let k = 0; k <= n; k++) {
+    below += binomial(n, k) / 2 ** n;
+    if (below > 0.025) break;
+    r = k + 1;
+  }
+  return { median, lower: r > 0 ? (sorted[r - 1] as number) : -Infinity };
+}
+
+function binomial(n: number, k: number): number {
+  let c = 1;
+  for (let i = 1; i <= k; i++) c = (c * (n - k + i)) / i;
+  return c;
 }
 
 function ratios(rows: Row[]): void {
@@ -477,20 +501,25 @@ function goals(rows: Row[]): Goal[] {
       'min',
     ],
     ['W5 rx-smtp peak RSS (MiB)', rss('W5', 'rx-smtp'), 150, 'max'],
-    ...NAIVE_K.map((k): [string, number | undefined, number, 'min'] => [
-      `W5 naive mergeMap ${k} ÷ sendAll$ holding ${k} (median of paired blocks)`,
-      median(rows.find((r) => r.status === 'ok' && r.setup.startsWith(`${naiveSetup(k)} vs`))?.report?.pairRatios),
-      0.9,
-      'min',
-    ]),
   ];
-  const w5 = rows.find((r) => r.workload === 'W5' && r.client === 'rx-smtp');
   const out: Goal[] = list.map(([goal, measured, target, kind]) => ({
     goal,
     measured,
     target,
     pass: measured === undefined ? undefined : kind === 'min' ? measured >= target : measured <= target,
   }));
+  for (const k of NAIVE_K) {
+    const pairsOf = rows.find((r) => r.status === 'ok' && r.setup.startsWith(`${naiveSetup(k)} vs`))?.report
+      ?.pairRatios;
+    const verdict = medianWithBound(pairsOf);
+    out.push({
+      goal: `W5 naive mergeMap ${k} ÷ sendAll$ holding ${k} (median of ${pairsOf?.length ?? 0} pairs; its 97.5 % lower bound ${fmt(verdict?.lower, 2)} must clear it too)`,
+      measured: verdict?.median,
+      target: 0.9,
+      pass: verdict === undefined ? undefined : verdict.median >= 0.9 && verdict.lower >= 0.9,
+    });
+  }
+  const w5 = rows.find((r) => r.workload === 'W5' && r.client === 'rx-smtp');
   if (w5?.report) {
     const outcomes = w5.report.messages + w5.report.failed;
     out.push({

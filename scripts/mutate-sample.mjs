@@ -1,6 +1,7 @@
 /**
- * `npm run mutate:sample`: the mutation score of `npm run mutate`'s whole scope, estimated from a
- * seeded random sample of its mutants, when the full run does not fit the time at hand (on 2 cores
+ * `npm run mutate:sample`: the mutation score of `npm run mutate`'s three layers (lib/wire,
+ * lib/transport, lib/session; the decision files are small enough to run whole), estimated from a
+ * seeded random sample of their mutants, when the full run does not fit the time at hand (on 2 cores
  * the full scope is ~3,500 mutants at 5-20 a minute: most mutants of lib/wire and lib/transport are
  * reached by 400+ loopback tests, and Jest cannot stop at the first failure when run by Stryker).
  *
@@ -11,7 +12,13 @@
  *   npx stryker run build/stryker/sample.config.cjs   tests them (incremental; the ignorer in
  *       scripts/mutate-sample-ignorer.mjs keeps a drawn block from bringing in every mutant inside it)
  *   node scripts/mutate-sample.mjs --report   the score per layer, with a 95 % Wilson interval,
- *       counted on the drawn mutants only (the ancestors of a drawn node run too, and are left out)
+ *       counted on the drawn mutants only (other mutators on a drawn node, and the nodes between
+ *       nested drawn ranges, run too, and are left out)
+ *
+ * Each file is drawn with its own generator (seed and file name), so a change to one file leaves the
+ * others' draws alone. The interval covers the sampling only: a timeout on a loaded machine counts as
+ * detected, as in Stryker's own score. After killing a draw's survivors, estimate again with a fresh
+ * seed: the fixed draw is no longer a random sample of what the specs miss.
  *
  * Same seed, same fraction, same code: the same mutants. It estimates the full run; it does not
  * replace it (the full run's per-part commands are in the README).
@@ -63,6 +70,13 @@ function random(seed) {
   };
 }
 
+/** FNV-1a, 32 bits: a file's own seed. */
+function fnv1a(text) {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
+}
+
 const quiet = new Proxy({}, { get: (_, name) => (String(name).startsWith('is') ? () => false : () => undefined) });
 
 async function draw() {
@@ -74,9 +88,9 @@ async function draw() {
     files.map((name) => ({ name, mutate: true, content: readFileSync(path.join(ROOT, name), 'utf8') })),
     { plugins: null, excludedMutations: [], ignorers: [], noHeader: false },
   );
-  const next = random(seed);
   const drawn = [];
   for (const file of files) {
+    const next = random(seed ^ fnv1a(file));
     const own = mutants.filter((m) => m.fileName === file);
     for (let i = own.length - 1; i > 0; i--) {
       const j = Math.floor(next() * (i + 1));
@@ -133,6 +147,9 @@ function wilson(k, n) {
 
 function report() {
   if (!existsSync(DRAWN) || !existsSync(REPORT)) throw new Error('draw and run first (see the comment at the top)');
+  if (statSync(REPORT).mtimeMs < statSync(DRAWN).mtimeMs) {
+    throw new Error(`${path.relative(ROOT, REPORT)} is older than the draw: run Stryker on the new draw first`);
+  }
   const { drawn, seed, fraction, total } = JSON.parse(readFileSync(DRAWN, 'utf8'));
   const { files } = JSON.parse(readFileSync(REPORT, 'utf8'));
   // The report's locations are 1-based lines and columns.
@@ -160,13 +177,14 @@ function report() {
       d.fileName.startsWith('lib/session/')
         ? d.fileName.split('/').slice(0, 2).join('/')
         : d.fileName;
-    for (const g of [layer, 'all']) {
+    for (const g of [layer, 'three layers']) {
       const c = groups.get(g) ?? {
         Killed: 0,
         Timeout: 0,
         Survived: 0,
         NoCoverage: 0,
         CompileError: 0,
+        RuntimeError: 0,
         Ignored: 0,
         other: 0,
       };
@@ -183,19 +201,25 @@ function report() {
     `seed ${seed}, fraction ${fraction}: ${drawn.length} of ${total} mutants drawn, ${missing} not in the report`,
   );
   console.log(
-    '| part | killed | timeout | survived | no coverage | compile error | static (ignored) | score | 95 % interval |',
+    '| part | killed | timeout | survived | no coverage | compile error | runtime error | ignored | other | score | 95 % interval |',
   );
-  console.log('|---|---|---|---|---|---|---|---|---|');
-  for (const [g, c] of groups) {
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|');
+  // The layers, then the whole.
+  for (const [g, c] of [...groups].sort(([a], [b]) => Number(a === 'three layers') - Number(b === 'three layers'))) {
     const detected = c.Killed + c.Timeout;
     const valid = detected + c.Survived + c.NoCoverage;
     const [lo, hi] = wilson(detected, valid);
     const pct = (x) => `${(100 * x).toFixed(1)} %`;
     console.log(
-      `| ${g} | ${c.Killed} | ${c.Timeout} | ${c.Survived} | ${c.NoCoverage} | ${c.CompileError} | ${c.Ignored} | ${valid ? pct(detected / valid) : '–'} | ${valid ? `${pct(lo)}–${pct(hi)}` : '–'} |`,
+      `| ${g} | ${c.Killed} | ${c.Timeout} | ${c.Survived} | ${c.NoCoverage} | ${c.CompileError} | ${c.RuntimeError} | ${c.Ignored} | ${c.other} | ${valid ? pct(detected / valid) : '–'} | ${valid ? `${pct(lo)}–${pct(hi)}` : '–'} |`,
     );
   }
+  console.log('(score: killed and timeout over those plus survived and no coverage, as Stryker counts it)');
   if (survivors.length) console.log(`\nsurvivors:\n${survivors.join('\n')}`);
+  if (missing > 0) {
+    console.error(`${missing} drawn mutants have no verdict in the report: it is not this draw's run`);
+    process.exitCode = 1;
+  }
 }
 
 if (argv.includes('--report')) report();
