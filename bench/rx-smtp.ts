@@ -226,7 +226,7 @@ async function naive(args: ClientArgs): Promise<Report> {
  * messages would otherwise just look slow (or, all lost, infinitely so).
  */
 async function paired(args: ClientArgs): Promise<Report> {
-  const pairs = Math.max(1, args.pairs ?? 12);
+  const pairs = Math.max(1, args.pairs ?? 20);
   const run = async (variant: 'naive' | 'sendAll'): Promise<Report> => {
     const report = await naive({ ...args, variant });
     if (report.messages !== args.count) {
