@@ -457,8 +457,9 @@ describe('sendmail$', () => {
     });
 
     it('closes, rather than end the DATA, when unsubscribed with the group unanswered and a recipient then accepted', async () => {
-      // MAIL's reply is held back, so the RCPT's and DATA's wait behind it: the whole group is unanswered.
-      const session = await sessionWith({ handlers: { MAIL: { delayMs: 150, reply: '250 2.1.0 Ok' } } });
+      // MAIL's reply is held back (1 s: far longer than noticing DATA takes), so the RCPT's and DATA's wait
+      // behind it: the whole group is unanswered when the subscriber leaves.
+      const session = await sessionWith({ handlers: { MAIL: { delayMs: 1000, reply: '250 2.1.0 Ok' } } });
       const sub = sendmail$(session, 'a@x.test', 'b@x.test', MESSAGE).subscribe();
       await fake.received('DATA');
       sub.unsubscribe();
