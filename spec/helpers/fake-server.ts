@@ -12,6 +12,7 @@ export type Action =
   | { readonly close: true; readonly reply?: string; readonly reset?: boolean } // optionally reply, then close (RST if `reset`)
   | { readonly stall: true } // never answer
   | { readonly delayMs: number; readonly reply: string } // answer later; later replies wait behind it
+  | { readonly after: Promise<unknown>; readonly reply: string } // answer once `after` settles; later replies wait
   | { readonly starttls: true; readonly reply?: string; readonly inject?: string }; // 220 (+ injected bytes), then TLS
 
 export type Handler = Action | ((line: string, session: FakeSession) => Action | undefined);
@@ -168,16 +169,20 @@ export class FakeServer {
       if (typeof action === 'string') queue(`${action.replace(/\r?\n/g, '\r\n')}\r\n`);
       else if ('raw' in action) queue(action.raw);
       else if ('stall' in action) stalled = true;
-      else if ('delayMs' in action) {
+      else if ('delayMs' in action || 'after' in action) {
         // Later replies wait behind this one, as a real server answers in order.
         out.push(Buffer.from(`${action.reply}\r\n`));
         const release = held;
         held = true;
-        const timer = setTimeout(() => {
+        const answer = (): void => {
           held = release;
           flush();
-        }, action.delayMs);
-        socket.once('close', () => clearTimeout(timer));
+        };
+        if ('after' in action) action.after.then(answer, answer);
+        else {
+          const timer = setTimeout(answer, action.delayMs);
+          socket.once('close', () => clearTimeout(timer));
+        }
       } else if ('close' in action) {
         if (action.reply) queue(`${action.reply}\r\n`);
         held = false;
