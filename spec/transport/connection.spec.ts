@@ -77,6 +77,50 @@ describe('SmtpConnection', () => {
     expect(String(err)).toContain('421');
   });
 
+  it('keeps commands queued behind EHLO in lockstep when the server turns out not to pipeline', async () => {
+    // The first NOOP's reply waits for a turn of the event loop; the second NOOP must not come before it.
+    let firstAnswered = false;
+    let secondCameAfterFirstReply: boolean | undefined;
+    let noops = 0;
+    const { connection } = await open({
+      extensions: ['SIZE 1000'],
+      handlers: {
+        NOOP: () => {
+          if (++noops === 2) {
+            secondCameAfterFirstReply = firstAnswered;
+            return '250 2.0.0 second';
+          }
+          const answered = new Promise<void>((resolve) => setImmediate(resolve)).then(() => (firstAnswered = true));
+          return { after: answered, reply: '250 2.0.0 first' };
+        },
+      },
+    });
+    await greetingOf(held!);
+    // As the EHLO step does: it learns from the reply whether the server pipelines.
+    const ehlo = firstValueFrom(connection.request$(command('EHLO', ['c.test'])));
+    void ehlo.then(() => connection.allowPipelining(false));
+    const first = firstValueFrom(connection.request$(command('NOOP')));
+    const second = firstValueFrom(connection.request$(command('NOOP')));
+    await expect(ehlo).resolves.toMatchObject({ code: 250 });
+    await expect(first).resolves.toMatchObject({ message: '2.0.0 first' });
+    await expect(second).resolves.toMatchObject({ message: '2.0.0 second' });
+    expect(secondCameAfterFirstReply).toBe(true);
+  });
+
+  it('reads a 220 to an ordinary command as a reply: only STARTTLS has TLS (and bytes after it) to fear', async () => {
+    const { connection } = await open({
+      holdRepliesFrom: 'HELP',
+      holdRepliesUntil: 'NOOP',
+      handlers: { HELP: '220 2.0.0 help is here', NOOP: '250 2.0.0 Ok' },
+    });
+    await greetingOf(held!);
+    const replies = await lastValueFrom(connection.request$([command('HELP'), command('NOOP')]).pipe(toArray()));
+    expect(replies.map((r) => r.code)).toEqual([220, 250]);
+    // Both replies came in one segment, as a pipelining server may send them.
+    expect(fake.session.chunks).toHaveLength(1);
+    expect(connection.open).toBe(true);
+  });
+
   it('closes the connection on a reply line over 8192 bytes', async () => {
     const { connection } = await open({ handlers: { NOOP: `250 ${'x'.repeat(8189)}` } });
     await greetingOf(held!);
@@ -142,6 +186,15 @@ describe('SmtpConnection', () => {
     await greetingOf(held!);
     connection.destroy();
     await expect(firstValueFrom(connection.request$(command('NOOP')))).rejects.toBeInstanceOf(SMTPServerDisconnected);
+  });
+
+  it('refuses body bytes once the connection has ended, with the disconnect: they would go nowhere', async () => {
+    const { connection } = await open();
+    await greetingOf(held!);
+    connection.destroy();
+    expect(() => connection.write(Buffer.from('Subject: late\r\n'))).toThrow(SMTPServerDisconnected);
+    await fake.closedSession();
+    expect(Buffer.concat(fake.session.bytes).toString()).not.toContain('Subject: late');
   });
 
   it('destroys the socket when connect$ is unsubscribed', async () => {
