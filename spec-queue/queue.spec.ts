@@ -194,10 +194,37 @@ describe('rx-smtp/queue', () => {
       q.add$({ id: 'on-disk', from: 'sender@example.test', to: 'you@example.test', body: { ref: file } }),
     );
     expect((await q.queue.getJob('on-disk'))?.data.body).toEqual({ ref: file });
-    worker(q, smtp.port);
+    worker(q, smtp.port, { spoolDir: dir });
     await until(() => seen.length === 1, DEADLINE, 'the outcome');
     expect(seen[0]?.status).toBe('sent');
     expect(smtp.messages[0]?.body.toString()).toBe(text);
+  });
+
+  it('refuses a reference outside the spool directory, and one to a worker without it, sending nothing', async () => {
+    const smtp = await realServer();
+    const dir = path.join(ROOT, 'build', 'queue-bodies');
+    fs.mkdirSync(dir, { recursive: true });
+    const q = queue('escape');
+    const seen = outcomes(q);
+    const job = (id: string, ref: string) => ({
+      id,
+      from: 'sender@example.test',
+      to: 'you@example.test',
+      body: { ref },
+    });
+    await lastValueFrom(q.addBulk$([job('climb', '../../package.json'), job('elsewhere', '/etc/hostname')]));
+    worker(q, smtp.port, { spoolDir: dir });
+    await until(() => seen.length === 2, DEADLINE, 'two outcomes');
+    const q2 = queue('no-spool');
+    const seen2 = outcomes(q2);
+    await lastValueFrom(q2.add$(job('no-spool', path.join(dir, 'big.eml'))));
+    worker(q2, smtp.port);
+    await until(() => seen2.length === 1, DEADLINE, 'the outcome');
+    for (const o of [...seen, ...seen2]) {
+      expect(o).toMatchObject({ status: 'refused', attempts: 1 });
+      expect(o.status === 'refused' && o.error.code).toBe('ERR_SMTP_INVALID_ARGUMENT');
+    }
+    expect(smtp.messages).toEqual([]);
   });
 
   it('sends bytes as they were given', async () => {

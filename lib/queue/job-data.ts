@@ -1,4 +1,5 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, realpathSync } from 'node:fs';
+import * as path from 'node:path';
 import { SMTPInvalidArgumentError } from '../errors';
 import { mailboxForWire, reversePathForWire } from '../message/mailbox';
 import type { PoolMessage } from '../pool/outcome';
@@ -7,7 +8,7 @@ import type { Body } from '../wire/body-source';
 
 /**
  * A body as it can wait in Redis: text, bytes, or a reference the worker resolves when it sends
- * (a file path by default), so that big bodies do not sit in Redis. A stream cannot be queued:
+ * (a file under the worker's `spoolDir`), so that big bodies do not sit in Redis. A stream cannot be queued:
  * store it, and queue its reference.
  */
 export type QueueBody = string | Uint8Array | { readonly ref: string };
@@ -45,8 +46,33 @@ export interface JobData {
 /** Turns a body reference into the body to send; called once per attempt. */
 export type BodyResolver = (ref: string) => Body;
 
-/** The default resolver: the reference is a file path, read as a stream. */
-export const readFileBody: BodyResolver = (ref) => createReadStream(ref);
+/**
+ * The resolver of a worker given a `spoolDir`: a reference is a file under that directory (a path
+ * relative to it, or an absolute one inside it), streamed. One that leads outside it (`..`, another
+ * absolute path, a symbolic link out) is refused with `SMTPInvalidArgumentError` before anything
+ * is written, and the message ends `refused`: whoever can add jobs to Redis cannot have the worker
+ * mail its other files. A file that is not there fails the message (Node's `ENOENT`), unretried.
+ *
+ * @param dir the spool directory; it must exist when the worker starts.
+ */
+export function spoolDirectory(dir: string): BodyResolver {
+  const root = realpathSync(path.resolve(dir));
+  return (ref) => {
+    const file = realpathSync(path.resolve(root, ref));
+    const inside = path.relative(root, file);
+    if (inside === '' || inside === '..' || inside.startsWith(`..${path.sep}`) || path.isAbsolute(inside)) {
+      throw invalid(`the body reference ${JSON.stringify(ref)} is not a file inside the spool directory ${root}`);
+    }
+    return createReadStream(file);
+  };
+}
+
+/** The resolver of a worker given neither `spoolDir` nor `resolveBody`: it reads no file. */
+export const noSpool: BodyResolver = (ref) => {
+  throw invalid(
+    `the body reference ${JSON.stringify(ref)} cannot be read: start the worker with spoolDir (or resolveBody)`,
+  );
+};
 
 /**
  * A message as job data, checked as the session would check it before MAIL: the addresses

@@ -6,7 +6,7 @@ import type { PoolLogger, PoolStats } from '../pool/monitor';
 import { PoolMessage, SendOutcome, classifyFailure } from '../pool/outcome';
 import { PoolConfig, SMTPPool } from '../pool/pool';
 import type { RateLimit } from '../pool/rate-window';
-import { BodyResolver, JobData, envelopeOf, readFileBody, toPoolMessage } from './job-data';
+import { BodyResolver, JobData, envelopeOf, noSpool, spoolDirectory, toPoolMessage } from './job-data';
 import { DotMarker, SMTPQueueError } from './marker';
 import { QueueOutcome, describeError, failureReason, toQueueOutcome } from './outcome';
 import { ProgressPublisher } from './progress';
@@ -47,7 +47,13 @@ export interface MailWorkerOptions {
    * Default `{ baseMs: 1000, maxMs: 30000 }`.
    */
   readonly throttlePause?: { readonly baseMs: number; readonly maxMs: number } | false;
-  /** Turns a body reference (`{ ref }`) into the body, once per attempt. Default: a file path, streamed. */
+  /**
+   * The directory `{ ref }` bodies are read from: a reference is a file path relative to it (or an
+   * absolute one inside it); one that leads outside is refused, so a job cannot name any file the
+   * worker can read. Without it (and without `resolveBody`) a `{ ref }` body is refused.
+   */
+  readonly spoolDir?: string;
+  /** Turns a body reference (`{ ref }`) into the body, once per attempt, instead of `spoolDir`. */
   readonly resolveBody?: BodyResolver;
   /**
    * Publish each job's per-recipient results as its BullMQ progress, as they arrive (`progress$`):
@@ -152,7 +158,8 @@ export function startWorker(options: MailWorkerOptions): MailWorker {
     options.concurrency ?? (options.pool instanceof SMTPPool ? options.pool.queueLimit : capacityOf(options.pool));
   positive('concurrency', concurrency);
   const logger = options.logger ?? (options.pool instanceof SMTPPool ? undefined : options.pool.logger);
-  const resolveBody = options.resolveBody ?? readFileBody;
+  const resolveBody =
+    options.resolveBody ?? (options.spoolDir !== undefined ? spoolDirectory(options.spoolDir) : noSpool);
   const counts = new BehaviorSubject<Record<Counter, number>>(NO_COUNTS);
   const count = (counter: Counter, recovered = false): void => {
     const now = counts.value;

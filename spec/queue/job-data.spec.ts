@@ -1,5 +1,9 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Readable } from 'node:stream';
 import { backoffStrategy } from '../../lib/queue/backoff';
-import { envelopeOf, toJobData, toPoolMessage } from '../../lib/queue/job-data';
+import { envelopeOf, noSpool, spoolDirectory, toJobData, toPoolMessage } from '../../lib/queue/job-data';
 import { QueueOutcome, describeError, failureReason, outcomeFromReason } from '../../lib/queue/outcome';
 import { SMTPRecipientsRefused } from '../../lib/errors';
 
@@ -51,6 +55,60 @@ describe('job data', () => {
     ['a message that is not an object', null],
   ])('refuses %s', (_what, message) => {
     expect(() => toJobData(message as never)).toThrow(expect.objectContaining({ code: 'ERR_SMTP_INVALID_ARGUMENT' }));
+  });
+});
+
+describe('spoolDirectory: where a { ref } body may come from', () => {
+  let top: string;
+  let spool: string;
+  beforeAll(() => {
+    top = fs.mkdtempSync(path.join(os.tmpdir(), 'rx-smtp-spool-'));
+    spool = path.join(top, 'spool');
+    fs.mkdirSync(path.join(spool, 'day'), { recursive: true });
+    fs.writeFileSync(path.join(spool, 'day', 'a.eml'), 'Subject: a\r\n\r\nfrom the spool\r\n');
+    fs.writeFileSync(path.join(top, 'secret.txt'), 'not for mail');
+    fs.symlinkSync(path.join(top, 'secret.txt'), path.join(spool, 'link-out.eml'));
+    fs.symlinkSync(path.join(spool, 'day', 'a.eml'), path.join(spool, 'link-in.eml'));
+  });
+  afterAll(() => fs.rmSync(top, { recursive: true, force: true }));
+
+  async function read(body: unknown): Promise<string> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of body as Readable) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks).toString();
+  }
+
+  it.each([
+    ['a path relative to it', 'day/a.eml'],
+    ['an absolute path inside it', () => path.join(spool, 'day', 'a.eml')],
+    ['a symbolic link that stays inside it', 'link-in.eml'],
+  ])('streams %s', async (_what, ref) => {
+    const resolve = spoolDirectory(spool);
+    await expect(read(resolve(typeof ref === 'function' ? ref() : ref))).resolves.toBe(
+      'Subject: a\r\n\r\nfrom the spool\r\n',
+    );
+  });
+
+  it.each([
+    ['a climb out with ..', '../secret.txt'],
+    ['an absolute path elsewhere', () => path.join(top, 'secret.txt')],
+    ['a symbolic link out of it', 'link-out.eml'],
+    ['the directory itself', '.'],
+  ])('refuses %s before reading anything', (_what, ref) => {
+    const resolve = spoolDirectory(spool);
+    expect(() => resolve(typeof ref === 'function' ? ref() : ref)).toThrow(
+      expect.objectContaining({ code: 'ERR_SMTP_INVALID_ARGUMENT', message: expect.stringContaining('spool') }),
+    );
+  });
+
+  it('fails a file that is not there with ENOENT', () => {
+    expect(() => spoolDirectory(spool)('day/gone.eml')).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+  });
+
+  it('reads no file at all without a spool directory', () => {
+    expect(() => noSpool(path.join(spool, 'day', 'a.eml'))).toThrow(
+      expect.objectContaining({ code: 'ERR_SMTP_INVALID_ARGUMENT', message: expect.stringContaining('spoolDir') }),
+    );
   });
 });
 
