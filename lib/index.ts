@@ -1,5 +1,7 @@
 /**
  * rx-smtp: an SMTP and LMTP client on RxJS. This module exports the public API only.
+ *
+ * @module rx-smtp
  */
 export * from './errors';
 export type { Reply, ReplyLimits } from './wire/reply';

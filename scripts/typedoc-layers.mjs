@@ -3,7 +3,7 @@
 // @category tag on every declaration. The layer is a @category tag added to the export's own
 // comment; an export without a comment gets none, so TypeDoc's notDocumented validation still
 // reports it.
-import { CommentTag, Converter } from 'typedoc';
+import { CommentTag, Converter, ReflectionKind } from 'typedoc';
 
 /** lib/<folder>/ or lib/<file>.ts → the category title; the order of categoryOrder in typedoc.json. */
 const LAYERS = {
@@ -15,12 +15,16 @@ const LAYERS = {
   client: 'Client',
   pool: 'Pool',
   errors: 'Errors',
+  queue: 'Queue',
 };
 
 /** @param {import('typedoc').Application} app */
 export function load(app) {
   app.converter.on(Converter.EVENT_RESOLVE_BEGIN, (context) => {
-    for (const reflection of context.project.children ?? []) {
+    // One entry point gives the exports at the top; several (rx-smtp, rx-smtp/queue) give a module each.
+    const tops = context.project.children ?? [];
+    const exported = tops.flatMap((r) => (r.kindOf(ReflectionKind.Module) ? (r.children ?? []) : [r]));
+    for (const reflection of exported) {
       const file = context.project.getSymbolIdFromReflection(reflection)?.packagePath;
       const layer = file && LAYERS[/^lib\/([^/.]+)/.exec(file)?.[1]];
       if (!layer) {

@@ -5,6 +5,8 @@
  *
  * `bullmq` and `ioredis` are optional peer dependencies: only this entry point loads them, never
  * `rx-smtp` itself.
+ *
+ * @module rx-smtp/queue
  */
 export { MailQueue } from './mail-queue';
 export type { MailQueueOptions } from './mail-queue';
@@ -14,7 +16,7 @@ export { outcomes$, progress$ } from './outcomes';
 export type { OutcomesOptions, QueueProgress, QueueRef } from './outcomes';
 export type { JobProgress, RecipientEvent } from './progress';
 export type { QueueOutcome, OutcomeError } from './outcome';
-export type { BodyResolver, QueueBody, QueueEnvelope, QueueMessage } from './job-data';
+export type { BodyResolver, JobData, QueueBody, QueueEnvelope, QueueMessage } from './job-data';
 export { SMTPQueueError, MARKER_FIELD } from './marker';
 export type { QueueErrorReason } from './marker';
 export { limiterFor } from './rate-limit';

@@ -8,6 +8,7 @@ import { QueueOutcome } from './outcome';
 import { BACKOFF_TYPE } from './backoff';
 import { SMTPQueueError } from './marker';
 
+/** How a `MailQueue` reaches Redis, and the retry policy its jobs carry. */
 export interface MailQueueOptions {
   /** Redis, as BullMQ takes it: `{ host, port, … }` or an ioredis instance. */
   readonly connection: ConnectionOptions;

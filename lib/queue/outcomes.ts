@@ -13,6 +13,7 @@ export interface QueueRef {
   readonly prefix?: string;
 }
 
+/** Where `outcomes$` starts reading the queue's events. */
 export interface OutcomesOptions {
   /**
    * Where to start: `'now'` (default), what happens after the subscription; `'start'`, every

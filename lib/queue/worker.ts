@@ -18,6 +18,7 @@ export type WorkerTuning = Pick<
   'name' | 'lockDuration' | 'stalledInterval' | 'maxStalledCount' | 'drainDelay' | 'removeOnComplete' | 'removeOnFail'
 >;
 
+/** What `startWorker` needs: the queue and Redis, the pool to send through, and how to pace and close. */
 export interface MailWorkerOptions {
   /** The queue's name, as given to `MailQueue`. */
   readonly queue: string;
