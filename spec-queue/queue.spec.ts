@@ -212,7 +212,9 @@ describe('rx-smtp/queue', () => {
       to: 'you@example.test',
       body: { ref },
     });
-    await lastValueFrom(q.addBulk$([job('climb', '../../package.json'), job('elsewhere', '/etc/hostname')]));
+    await lastValueFrom(
+      q.addBulk$([job('climb', '../../package.json'), job('elsewhere', path.join(ROOT, 'package.json'))]),
+    );
     worker(q, smtp.port, { spoolDir: dir });
     await until(() => seen.length === 2, DEADLINE, 'two outcomes');
     const q2 = queue('no-spool');

@@ -9,6 +9,7 @@ import {
   concat,
   defer,
   filter,
+  finalize,
   lastValueFrom,
   map,
   mergeMap,
@@ -222,7 +223,13 @@ export class SMTPPool {
     const { from, body, mailOptions, rcptOptions, beforeEnd } = message;
     const fresh = typeof body === 'function' ? body() : body;
     const hooks = beforeEnd ? { beforeEnd } : {};
-    return this.transaction$((session) => sendmail$(session, from, to, fresh, mailOptions, rcptOptions, hooks), false);
+    const run$ = this.transaction$(
+      (session) => sendmail$(session, from, to, fresh, mailOptions, rcptOptions, hooks),
+      false,
+    );
+    // A body made for this attempt and never read (its recipients refused, its connection lost, a
+    // "slow down") is closed with it: a stream left open would hold its file until the process ends.
+    return fresh === body ? run$ : run$.pipe(finalize(() => closeUnread(fresh)));
   }
 
   /** One transaction; `counted`: its end is the message's outcome in `stats$`. */
@@ -677,4 +684,10 @@ function positive(name: string, value: number): number {
   if (!(Number.isInteger(value) && value > 0))
     throw new SMTPInvalidArgumentError(`${name} must be a positive integer, got ${value}`);
   return value;
+}
+
+/** Destroys a stream body (a Readable, say) that may not have been read to its end; a no-op otherwise. */
+function closeUnread(body: Body): void {
+  const destroy = (body as { destroy?: unknown }).destroy;
+  if (typeof destroy === 'function') (destroy as () => void).call(body);
 }

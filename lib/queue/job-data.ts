@@ -1,4 +1,14 @@
-import { createReadStream, realpathSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  createReadStream,
+  fstatSync,
+  openSync,
+  readlinkSync,
+  realpathSync,
+  statSync,
+  type Stats,
+} from 'node:fs';
 import * as path from 'node:path';
 import { SMTPInvalidArgumentError } from '../errors';
 import { mailboxForWire, reversePathForWire } from '../message/mailbox';
@@ -47,24 +57,72 @@ export interface JobData {
 export type BodyResolver = (ref: string) => Body;
 
 /**
- * The resolver of a worker given a `spoolDir`: a reference is a file under that directory (a path
- * relative to it, or an absolute one inside it), streamed. One that leads outside it (`..`, another
- * absolute path, a symbolic link out) is refused with `SMTPInvalidArgumentError` before anything
- * is written, and the message ends `refused`: whoever can add jobs to Redis cannot have the worker
- * mail its other files. A file that is not there fails the message (Node's `ENOENT`), unretried.
+ * The resolver of a worker given a `spoolDir`: a reference is a regular file under that directory
+ * (a path relative to it, or an absolute one inside it), streamed. The reference is job data, so
+ * untrusted: one that leads outside (`..`, another absolute path, a symbolic link out), names
+ * something other than a regular file (a directory, a FIFO, a socket), has a NUL, or names a file
+ * with other hard links is refused with `SMTPInvalidArgumentError` before anything is written, and
+ * the message ends `refused`. The file is opened at once (without blocking, never through a final
+ * symbolic link) and the file opened is the one checked, so an open that fails (a file gone or not
+ * readable) fails the message there and then. The spool must be writable only by trusted producers.
  *
- * @param dir the spool directory; it must exist when the worker starts.
+ * @param dir the spool directory: it must exist and be a directory (relative: to the working
+ *   directory at start). `''` and `/` are refused (they would confine nothing).
  */
 export function spoolDirectory(dir: string): BodyResolver {
-  const root = realpathSync(path.resolve(dir));
-  return (ref) => {
-    const file = realpathSync(path.resolve(root, ref));
-    const inside = path.relative(root, file);
-    if (inside === '' || inside === '..' || inside.startsWith(`..${path.sep}`) || path.isAbsolute(inside)) {
-      throw invalid(`the body reference ${JSON.stringify(ref)} is not a file inside the spool directory ${root}`);
-    }
-    return createReadStream(file);
+  if (typeof dir !== 'string' || dir === '') throw invalid('spoolDir must be a non-empty path');
+  const given = path.resolve(dir);
+  let root: string;
+  try {
+    root = realpathSync(given);
+  } catch (err) {
+    throw invalid(`spoolDir ${JSON.stringify(dir)} cannot be used: ${(err as Error).message}`);
+  }
+  if (!statSync(root).isDirectory()) throw invalid(`spoolDir ${JSON.stringify(dir)} is not a directory`);
+  if (path.dirname(root) === root)
+    throw invalid(`spoolDir ${JSON.stringify(dir)} is the root: it would confine nothing`);
+  const within = (base: string, file: string): boolean => {
+    const inside = path.relative(base, file);
+    return inside !== '' && inside !== '..' && !inside.startsWith(`..${path.sep}`) && !path.isAbsolute(inside);
   };
+  return (ref) => {
+    const refuse = (why: string) =>
+      invalid(`the body reference ${JSON.stringify(ref)} ${why} (spool directory ${root})`);
+    // By its text first: a reference that points elsewhere learns nothing of what is there.
+    const named = path.resolve(root, ref);
+    if (ref.includes('\0') || !(within(root, named) || within(given, path.resolve(given, ref))))
+      throw refuse('is not a path inside the spool directory');
+    const real = realpathSync(named);
+    if (!within(root, real)) throw refuse('leads outside the spool directory');
+    const fd = openSync(real, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+    try {
+      const opened = fstatSync(fd);
+      if (!opened.isFile()) throw refuse('is not a regular file');
+      if (opened.nlink !== 1) throw refuse('is a file with other hard links');
+      // The file opened is the file checked: a path swapped between the two is caught here (Linux
+      // names the file behind the descriptor; elsewhere the path must still lead to the same file).
+      const actual = openedPath(fd);
+      if (actual !== undefined ? !within(root, actual) : !sameFile(statSync(real), opened))
+        throw refuse('changed while it was opened');
+      return createReadStream('', { fd });
+    } catch (err) {
+      closeSync(fd);
+      throw err;
+    }
+  };
+}
+
+function sameFile(a: Stats, b: Stats): boolean {
+  return a.dev === b.dev && a.ino === b.ino;
+}
+
+/** The path of the file behind `fd`, where the system tells it (Linux's /proc); else undefined. */
+function openedPath(fd: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    return undefined;
+  }
 }
 
 /** The resolver of a worker given neither `spoolDir` nor `resolveBody`: it reads no file. */

@@ -49,12 +49,17 @@ export interface MailWorkerOptions {
    */
   readonly throttlePause?: { readonly baseMs: number; readonly maxMs: number } | false;
   /**
-   * The directory `{ ref }` bodies are read from: a reference is a file path relative to it (or an
-   * absolute one inside it); one that leads outside is refused, so a job cannot name any file the
-   * worker can read. Without it (and without `resolveBody`) a `{ ref }` body is refused.
+   * The directory `{ ref }` bodies are read from: a reference is a regular file relative to it (or
+   * an absolute path inside it); one that leads outside, or is not a regular file, is refused, so a
+   * job cannot name any file the worker can read (see `spoolDirectory`). It must exist when the
+   * worker starts (`startWorker` throws otherwise); relative, it is taken from the working directory.
+   * Without it (and without `resolveBody`) a `{ ref }` body is refused.
    */
   readonly spoolDir?: string;
-  /** Turns a body reference (`{ ref }`) into the body, once per attempt, instead of `spoolDir`. */
+  /**
+   * Turns a body reference (`{ ref }`) into the body, once per attempt, instead of `spoolDir`. The
+   * reference is job data: whoever can add jobs chooses it.
+   */
   readonly resolveBody?: BodyResolver;
   /**
    * Publish each job's per-recipient results as its BullMQ progress, as they arrive (`progress$`):
@@ -159,6 +164,8 @@ export function startWorker(options: MailWorkerOptions): MailWorker {
     options.concurrency ?? (options.pool instanceof SMTPPool ? options.pool.queueLimit : capacityOf(options.pool));
   positive('concurrency', concurrency);
   const logger = options.logger ?? (options.pool instanceof SMTPPool ? undefined : options.pool.logger);
+  if (options.resolveBody && options.spoolDir !== undefined)
+    throw new SMTPInvalidArgumentError('rx-smtp/queue: give a worker spoolDir or resolveBody, not both');
   const resolveBody =
     options.resolveBody ?? (options.spoolDir !== undefined ? spoolDirectory(options.spoolDir) : noSpool);
   const counts = new BehaviorSubject<Record<Counter, number>>(NO_COUNTS);

@@ -1,4 +1,5 @@
 import { config, firstValueFrom, materialize, race, timer, toArray, map } from 'rxjs';
+import { Readable } from 'node:stream';
 import { BODY, Bench } from './setup';
 
 /**
@@ -55,5 +56,22 @@ describe('SMTPPool.send$ with a body factory that throws', () => {
       result: [{ N: 'failed', attempts: 2 }, 'C'],
       unhandled: 0,
     });
+  });
+
+  it('closes a fresh stream body its attempt never read (every recipient refused)', async () => {
+    const fake = await bench.fake({ handlers: { RCPT: '550 5.1.1 no such user' } });
+    const streams: Readable[] = [];
+    const body = (): Readable => {
+      const stream = Readable.from([Buffer.from(BODY)]);
+      streams.push(stream);
+      return stream;
+    };
+    const pool = bench.pool(fake.port, { retry });
+    const outcome = await firstValueFrom(pool.send$({ from: 'a@x.test', to: 'b@x.test', body }));
+    expect(outcome.status).toBe('refused');
+    expect(streams).toHaveLength(1);
+    // Never read (the pipelined DATA got the lone dot), and closed all the same.
+    expect(streams[0]?.readableDidRead).toBe(false);
+    expect(streams[0]?.destroyed).toBe(true);
   });
 });

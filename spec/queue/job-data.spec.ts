@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
+import { execFileSync } from 'node:child_process';
 import { backoffStrategy } from '../../lib/queue/backoff';
 import { envelopeOf, noSpool, spoolDirectory, toJobData, toPoolMessage } from '../../lib/queue/job-data';
 import { QueueOutcome, describeError, failureReason, outcomeFromReason } from '../../lib/queue/outcome';
@@ -69,6 +70,8 @@ describe('spoolDirectory: where a { ref } body may come from', () => {
     fs.writeFileSync(path.join(top, 'secret.txt'), 'not for mail');
     fs.symlinkSync(path.join(top, 'secret.txt'), path.join(spool, 'link-out.eml'));
     fs.symlinkSync(path.join(spool, 'day', 'a.eml'), path.join(spool, 'link-in.eml'));
+    fs.linkSync(path.join(top, 'secret.txt'), path.join(spool, 'hard-link.eml'));
+    execFileSync('mkfifo', [path.join(spool, 'fifo.eml')]);
   });
   afterAll(() => fs.rmSync(top, { recursive: true, force: true }));
 
@@ -94,6 +97,11 @@ describe('spoolDirectory: where a { ref } body may come from', () => {
     ['an absolute path elsewhere', () => path.join(top, 'secret.txt')],
     ['a symbolic link out of it', 'link-out.eml'],
     ['the directory itself', '.'],
+    ['a directory inside it', 'day'],
+    ['a FIFO inside it (without waiting for a writer)', 'fifo.eml'],
+    ['a hard link to a file elsewhere', 'hard-link.eml'],
+    ['a NUL in the name', 'day/a.eml\0.txt'],
+    ['a path elsewhere that does not exist, without saying so', '../../no/such/file'],
   ])('refuses %s before reading anything', (_what, ref) => {
     const resolve = spoolDirectory(spool);
     expect(() => resolve(typeof ref === 'function' ? ref() : ref)).toThrow(
@@ -103,6 +111,17 @@ describe('spoolDirectory: where a { ref } body may come from', () => {
 
   it('fails a file that is not there with ENOENT', () => {
     expect(() => spoolDirectory(spool)('day/gone.eml')).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+  });
+
+  it.each([
+    ['an empty path', () => ''],
+    ['a directory that does not exist', () => path.join(top, 'missing')],
+    ['a file', () => path.join(top, 'secret.txt')],
+    ['the root', () => '/'],
+  ])('refuses %s as the spool directory, naming spoolDir', (_what, dir) => {
+    expect(() => spoolDirectory(dir())).toThrow(
+      expect.objectContaining({ code: 'ERR_SMTP_INVALID_ARGUMENT', message: expect.stringContaining('spoolDir') }),
+    );
   });
 
   it('reads no file at all without a spool directory', () => {
