@@ -30,6 +30,7 @@ async function pausingServer(): Promise<{
   const server = net.createServer((socket) => {
     let data = false;
     let tail = '';
+    let partial = '';
     socket.write('220 flow.test ESMTP\r\n');
     socket.on('data', (chunk: Buffer) => {
       if (data) {
@@ -41,7 +42,10 @@ async function pausingServer(): Promise<{
         }
         return;
       }
-      for (const line of chunk.toString('latin1').split('\r\n').filter(Boolean)) {
+      // A command may arrive in pieces: only whole lines are answered.
+      const lines = (partial + chunk.toString('latin1')).split('\r\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines.filter(Boolean)) {
         const verb = line.slice(0, 4).toUpperCase();
         if (verb === 'EHLO') socket.write('250-flow.test\r\n250 8BITMIME\r\n');
         else if (verb === 'QUIT') socket.end('221 2.0.0 Bye\r\n');
