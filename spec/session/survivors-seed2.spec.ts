@@ -1,0 +1,81 @@
+import { concatMap, filter, firstValueFrom, lastValueFrom, timeout } from 'rxjs';
+import { SMTPNotSupportedError } from '../../lib/errors';
+import { data$, mail$, rcpt$ } from '../../lib/session/mail';
+import { sendmail$ } from '../../lib/session/sendmail';
+import { FakeServer } from '../helpers/fake-server';
+import { openSession, sessionOn } from '../helpers/session';
+
+/*
+ * Behaviours of lib/session/ that a second mutation sample (seed 2) found unpinned; each test fails
+ * with its mutant planted. Every wait has a deadline; verdicts are decided by order.
+ */
+
+const DEADLINE = 5_000;
+const MESSAGE = 'Subject: hi\r\n\r\nHello.\r\n';
+
+describe('lib/session survivors (seed 2)', () => {
+  let fake: FakeServer;
+  let close: (() => void) | undefined;
+  afterEach(async () => {
+    close?.();
+    close = undefined;
+    await fake.close();
+  });
+
+  it('sendmail$ on a session that has not greeted says EHLO before MAIL (smtplib ehlo_or_helo_if_needed)', async () => {
+    fake = await FakeServer.start({});
+    const sent = await firstValueFrom(
+      sessionOn(fake).pipe(
+        concatMap((session) => sendmail$(session, 'a@x.test', 'b@x.test', MESSAGE)),
+        filter((e) => e.type === 'sent'),
+        timeout(DEADLINE),
+      ),
+    );
+    expect(sent.type).toBe('sent');
+    expect(fake.session.commands[0]).toBe('EHLO client.test');
+    expect(fake.session.commands[1]).toMatch(/^MAIL FROM:<a@x.test> SIZE=\d+$/);
+  });
+
+  describe('the smtplib-style steps (mail$, data$)', () => {
+    it('data$ names DATA on the refusal of DATA itself', async () => {
+      fake = await FakeServer.start({ handlers: { DATA: '554 5.5.1 no valid recipients' } });
+      const opened = await openSession(fake.port, { timeout: 2_000 });
+      close = opened.close;
+      const err = await lastValueFrom(data$(opened.session, MESSAGE)).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'ERR_SMTP_DATA', smtpCode: 554, command: 'DATA' });
+    });
+
+    it('data$ left mid-body destroys the connection: the server must not read what follows as the message', async () => {
+      fake = await FakeServer.start({});
+      const opened = await openSession(fake.port, { timeout: 2_000 });
+      close = opened.close;
+      const session = opened.session;
+      await lastValueFrom(mail$(session, 'a@x.test'));
+      await lastValueFrom(rcpt$(session, 'b@x.test'));
+      let finish!: () => void;
+      const rest = new Promise<void>((resolve) => (finish = resolve));
+      async function* body(): AsyncGenerator<Uint8Array> {
+        yield Buffer.from('Subject: left\r\n\r\nfirst part\r\n');
+        await rest;
+      }
+      const subscription = data$(session, body()).subscribe({ error: () => undefined });
+      await fake.until(() => fake.text().includes('first part'));
+      subscription.unsubscribe();
+      finish();
+      expect(session.connection.open).toBe(false);
+      await fake.closedSession();
+      expect(fake.session.messages).toEqual([]);
+    });
+
+    it('mail$ with SMTPUTF8 to a server that does not offer it refuses before writing MAIL', async () => {
+      fake = await FakeServer.start({});
+      const opened = await openSession(fake.port, { timeout: 2_000 });
+      close = opened.close;
+      fake.session.commands.length = 0;
+      const err = await lastValueFrom(mail$(opened.session, 'a@x.test', ['SMTPUTF8'])).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(SMTPNotSupportedError);
+      expect((err as Error).message).toBe('SMTPUTF8 not supported by server');
+      expect(fake.session.commands).toEqual([]);
+    });
+  });
+});
