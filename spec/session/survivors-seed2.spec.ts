@@ -1,5 +1,7 @@
 import { concatMap, filter, firstValueFrom, lastValueFrom, timeout } from 'rxjs';
-import { SMTPNotSupportedError } from '../../lib/errors';
+import { SMTPInvalidArgumentError, SMTPNotSupportedError } from '../../lib/errors';
+import { BodyEncoder } from '../../lib/wire/body-encoder';
+import { ehlo$ } from '../../lib/session/ehlo';
 import { data$, mail$, rcpt$ } from '../../lib/session/mail';
 import { sendmail$ } from '../../lib/session/sendmail';
 import { FakeServer } from '../helpers/fake-server';
@@ -34,6 +36,36 @@ describe('lib/session survivors (seed 2)', () => {
     expect(sent.type).toBe('sent');
     expect(fake.session.commands[0]).toBe('EHLO client.test');
     expect(fake.session.commands[1]).toMatch(/^MAIL FROM:<a@x.test> SIZE=\d+$/);
+  });
+
+  it('sendmail$ asked for SMTPUTF8 by a server that does not offer it refuses before writing MAIL', async () => {
+    fake = await FakeServer.start({});
+    const opened = await openSession(fake.port, { timeout: 2_000 });
+    close = opened.close;
+    fake.session.commands.length = 0;
+    const err = await lastValueFrom(
+      sendmail$(opened.session, 'a@x.test', 'b@x.test', MESSAGE, { params: ['SMTPUTF8'] }),
+    ).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SMTPNotSupportedError);
+    expect((err as Error).message).toBe('SMTPUTF8 not supported by server');
+    expect(fake.session.commands).toEqual([]);
+  });
+
+  it('ehlo$ on a greeted session gives the reply it kept, line by line', async () => {
+    fake = await FakeServer.start({ extensions: ['PIPELINING', 'SIZE 1000'] });
+    const opened = await openSession(fake.port, { timeout: 2_000 });
+    close = opened.close;
+    const { reply } = await lastValueFrom(ehlo$(opened.session));
+    expect(reply.code).toBe(250);
+    expect(reply.lines.slice(1)).toEqual(['PIPELINING', 'SIZE 1000']);
+    // Said once, when the session opened: the kept reply answers.
+    expect(fake.session.commands.filter((c) => c.startsWith('EHLO'))).toHaveLength(1);
+  });
+
+  it('BodyEncoder says why terminate without a final CRLF is refused', () => {
+    expect(() => new BodyEncoder({ terminate: true, finalCrlf: false })).toThrow(
+      new SMTPInvalidArgumentError('finalCrlf: false contradicts terminate: the final "." must start a line'),
+    );
   });
 
   describe('the smtplib-style steps (mail$, data$)', () => {
