@@ -5,7 +5,7 @@ import { ehlo$ } from '../../lib/session/ehlo';
 import { data$, mail$, rcpt$ } from '../../lib/session/mail';
 import { sendmail$ } from '../../lib/session/sendmail';
 import { FakeServer } from '../helpers/fake-server';
-import { openSession, sessionOn } from '../helpers/session';
+import { fakeSessions, sessionOn } from '../helpers/session';
 
 /*
  * Behaviours of lib/session/ that a second mutation sample (seed 2) found unpinned; each test fails
@@ -16,50 +16,44 @@ const DEADLINE = 5_000;
 const MESSAGE = 'Subject: hi\r\n\r\nHello.\r\n';
 
 describe('lib/session survivors (seed 2)', () => {
-  let fake: FakeServer;
-  let close: (() => void) | undefined;
-  afterEach(async () => {
-    close?.();
-    close = undefined;
-    await fake.close();
-  });
+  const bench = fakeSessions();
 
   it('sendmail$ on a session that has not greeted says EHLO before MAIL (smtplib ehlo_or_helo_if_needed)', async () => {
-    fake = await FakeServer.start({});
-    const sent = await firstValueFrom(
-      sessionOn(fake).pipe(
-        concatMap((session) => sendmail$(session, 'a@x.test', 'b@x.test', MESSAGE)),
-        filter((e) => e.type === 'sent'),
-        timeout(DEADLINE),
-      ),
-    );
-    expect(sent.type).toBe('sent');
-    expect(fake.session.commands[0]).toBe('EHLO client.test');
-    expect(fake.session.commands[1]).toMatch(/^MAIL FROM:<a@x.test> SIZE=\d+$/);
+    const fake = await FakeServer.start({});
+    try {
+      const sent = await firstValueFrom(
+        sessionOn(fake).pipe(
+          concatMap((session) => sendmail$(session, 'a@x.test', 'b@x.test', MESSAGE)),
+          filter((e) => e.type === 'sent'),
+          timeout(DEADLINE),
+        ),
+      );
+      expect(sent.type).toBe('sent');
+      expect(fake.session.commands[0]).toBe('EHLO client.test');
+      expect(fake.session.commands[1]).toMatch(/^MAIL FROM:<a@x.test> SIZE=\d+$/);
+    } finally {
+      await fake.close();
+    }
   });
 
   it('sendmail$ asked for SMTPUTF8 by a server that does not offer it refuses before writing MAIL', async () => {
-    fake = await FakeServer.start({});
-    const opened = await openSession(fake.port, { timeout: 2_000 });
-    close = opened.close;
-    fake.session.commands.length = 0;
+    const session = await bench.open({});
+    bench.fake.session.commands.length = 0;
     const err = await lastValueFrom(
-      sendmail$(opened.session, 'a@x.test', 'b@x.test', MESSAGE, { params: ['SMTPUTF8'] }),
+      sendmail$(session, 'a@x.test', 'b@x.test', MESSAGE, { params: ['SMTPUTF8'] }),
     ).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SMTPNotSupportedError);
     expect((err as Error).message).toBe('SMTPUTF8 not supported by server');
-    expect(fake.session.commands).toEqual([]);
+    expect(bench.fake.session.commands).toEqual([]);
   });
 
   it('ehlo$ on a greeted session gives the reply it kept, line by line', async () => {
-    fake = await FakeServer.start({ extensions: ['PIPELINING', 'SIZE 1000'] });
-    const opened = await openSession(fake.port, { timeout: 2_000 });
-    close = opened.close;
-    const { reply } = await lastValueFrom(ehlo$(opened.session));
+    const session = await bench.open({ extensions: ['PIPELINING', 'SIZE 1000'] });
+    const { reply } = await lastValueFrom(ehlo$(session));
     expect(reply.code).toBe(250);
     expect(reply.lines.slice(1)).toEqual(['PIPELINING', 'SIZE 1000']);
     // Said once, when the session opened: the kept reply answers.
-    expect(fake.session.commands.filter((c) => c.startsWith('EHLO'))).toHaveLength(1);
+    expect(bench.fake.session.commands.filter((c) => c.startsWith('EHLO'))).toHaveLength(1);
   });
 
   it('BodyEncoder says why terminate without a final CRLF is refused', () => {
@@ -70,18 +64,13 @@ describe('lib/session survivors (seed 2)', () => {
 
   describe('the smtplib-style steps (mail$, data$)', () => {
     it('data$ names DATA on the refusal of DATA itself', async () => {
-      fake = await FakeServer.start({ handlers: { DATA: '554 5.5.1 no valid recipients' } });
-      const opened = await openSession(fake.port, { timeout: 2_000 });
-      close = opened.close;
-      const err = await lastValueFrom(data$(opened.session, MESSAGE)).catch((e: unknown) => e);
+      const session = await bench.open({ handlers: { DATA: '554 5.5.1 no valid recipients' } });
+      const err = await lastValueFrom(data$(session, MESSAGE)).catch((e: unknown) => e);
       expect(err).toMatchObject({ code: 'ERR_SMTP_DATA', smtpCode: 554, command: 'DATA' });
     });
 
     it('data$ left mid-body destroys the connection: the server must not read what follows as the message', async () => {
-      fake = await FakeServer.start({});
-      const opened = await openSession(fake.port, { timeout: 2_000 });
-      close = opened.close;
-      const session = opened.session;
+      const session = await bench.open({});
       await lastValueFrom(mail$(session, 'a@x.test'));
       await lastValueFrom(rcpt$(session, 'b@x.test'));
       let finish!: () => void;
@@ -91,23 +80,21 @@ describe('lib/session survivors (seed 2)', () => {
         await rest;
       }
       const subscription = data$(session, body()).subscribe({ error: () => undefined });
-      await fake.until(() => fake.text().includes('first part'));
+      await bench.fake.until(() => bench.fake.text().includes('first part'));
       subscription.unsubscribe();
       finish();
       expect(session.connection.open).toBe(false);
-      await fake.closedSession();
-      expect(fake.session.messages).toEqual([]);
+      await bench.fake.closedSession();
+      expect(bench.fake.session.messages).toEqual([]);
     });
 
     it('mail$ with SMTPUTF8 to a server that does not offer it refuses before writing MAIL', async () => {
-      fake = await FakeServer.start({});
-      const opened = await openSession(fake.port, { timeout: 2_000 });
-      close = opened.close;
-      fake.session.commands.length = 0;
-      const err = await lastValueFrom(mail$(opened.session, 'a@x.test', ['SMTPUTF8'])).catch((e: unknown) => e);
+      const session = await bench.open({});
+      bench.fake.session.commands.length = 0;
+      const err = await lastValueFrom(mail$(session, 'a@x.test', ['SMTPUTF8'])).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(SMTPNotSupportedError);
       expect((err as Error).message).toBe('SMTPUTF8 not supported by server');
-      expect(fake.session.commands).toEqual([]);
+      expect(bench.fake.session.commands).toEqual([]);
     });
   });
 });
