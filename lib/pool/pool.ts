@@ -27,7 +27,7 @@ import { SessionConfig } from '../session/open-session';
 import { parseServerUrl } from '../transport/url';
 import { SendEvent, sendmail$ } from '../session/sendmail';
 import { Session } from '../session/session';
-import { Body } from '../wire/body-source';
+import { Body, destroyBody } from '../wire/body-source';
 import { Job } from './job';
 import { PoolEvent, PoolLogger, PoolMonitor, PoolStats } from './monitor';
 import {
@@ -229,7 +229,7 @@ export class SMTPPool {
     );
     // A body made for this attempt and never read (its recipients refused, its connection lost, a
     // "slow down") is closed with it: a stream left open would hold its file until the process ends.
-    return fresh === body ? run$ : run$.pipe(finalize(() => closeUnread(fresh)));
+    return fresh === body ? run$ : run$.pipe(finalize(() => destroyBody(fresh)));
   }
 
   /** One transaction; `counted`: its end is the message's outcome in `stats$`. */
@@ -684,10 +684,4 @@ function positive(name: string, value: number): number {
   if (!(Number.isInteger(value) && value > 0))
     throw new SMTPInvalidArgumentError(`${name} must be a positive integer, got ${value}`);
   return value;
-}
-
-/** Destroys a stream body (a Readable, say) that may not have been read to its end; a no-op otherwise. */
-function closeUnread(body: Body): void {
-  const destroy = (body as { destroy?: unknown }).destroy;
-  if (typeof destroy === 'function') (destroy as () => void).call(body);
 }

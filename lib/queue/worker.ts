@@ -51,7 +51,7 @@ export interface MailWorkerOptions {
   /**
    * The directory `{ ref }` bodies are read from: a reference is a regular file relative to it (or
    * an absolute path inside it); one that leads outside, or is not a regular file, is refused, so a
-   * job cannot name any file the worker can read (see `spoolDirectory`). It must exist when the
+   * job cannot name any file the worker can read (README, "What each promise rests on"). It must exist when the
    * worker starts (`startWorker` throws otherwise); relative, it is taken from the working directory.
    * Without it (and without `resolveBody`) a `{ ref }` body is refused.
    */

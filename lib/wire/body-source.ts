@@ -123,8 +123,13 @@ function release(body: Body, iterator: AnyIterator): void {
   }
   // An async generator that has not started, or is parked in a read, runs its cleanup late or
   // never: destroy a Readable directly so its file descriptor or socket is freed now.
+  destroyBody(body);
+}
+
+/** Destroys a body that is a stream (a Readable, say), read to its end or not; a no-op for others. */
+export function destroyBody(body: Body): void {
   const destroy = (body as { destroy?: unknown }).destroy;
-  if (typeof destroy === 'function') destroy.call(body);
+  if (typeof destroy === 'function') (destroy as () => void).call(body);
 }
 
 /**
