@@ -13,7 +13,9 @@ import * as path from 'node:path';
 import { SMTPInvalidArgumentError } from '../errors';
 import { mailboxForWire, reversePathForWire } from '../message/mailbox';
 import type { PoolMessage } from '../pool/outcome';
+import { checkParam, mailOptionsOf, notifyValue, rcptOptionsOf } from '../session/envelope';
 import type { MailOptions, RcptOptions, Recipient } from '../session/envelope';
+import { checkArgument } from '../wire/command';
 import type { Body } from '../wire/body-source';
 
 /**
@@ -134,8 +136,9 @@ export const noSpool: BodyResolver = (ref) => {
 
 /**
  * A message as job data, checked as the session would check it before MAIL: the addresses
- * (RFC 5321; UTF-8 allowed here, the server's SMTPUTF8 is checked when it is sent), the body's
- * type, and the id (BullMQ's rules: not an integer, no `:`).
+ * (RFC 5321; UTF-8 allowed here, the server's SMTPUTF8 is checked when it is sent), the MAIL and
+ * RCPT options (whatever the server will offer: a job meets its server later), the body's type,
+ * and the id (BullMQ's rules: not an integer, no `:`).
  *
  * @throws SMTPInvalidArgumentError before anything reaches Redis.
  */
@@ -149,7 +152,12 @@ export function toJobData<Id extends string>(message: QueueMessage<Id>, maxBacko
   reversePathForWire(from, { smtputf8: true });
   const list = typeof to === 'string' ? [to] : to;
   if (!Array.isArray(list) || list.length === 0) throw invalid('to must be an address or a non-empty list of them');
-  for (const r of list) mailboxForWire(typeof r === 'string' ? r : addressOf(r), { smtputf8: true });
+  for (const r of list) {
+    mailboxForWire(typeof r === 'string' ? r : addressOf(r), { smtputf8: true });
+    if (typeof r !== 'string') checkRcptOptions(r, `the options of ${addressOf(r)}`);
+  }
+  checkMailOptions(mailOptions);
+  if (rcptOptions !== undefined) checkRcptOptions(rcptOptions, 'rcptOptions');
   if (id !== undefined) checkJobId(id);
   return {
     from,
@@ -160,6 +168,55 @@ export function toJobData<Id extends string>(message: QueueMessage<Id>, maxBacko
     ...(id !== undefined && { id }),
     ...(maxBackoffMs !== undefined && { maxBackoffMs }),
   };
+}
+
+const BODY_TYPES: readonly string[] = ['7BIT', '8BITMIME', 'BINARYMIME'] satisfies MailOptions['body'][];
+const RET_TYPES: readonly string[] = ['FULL', 'HDRS'] satisfies MailOptions['ret'][];
+
+/** A value from a list, or nothing. */
+function oneOf(value: unknown, allowed: readonly string[], what: string): void {
+  if (value !== undefined && !allowed.includes(value as string))
+    throw invalid(`${what} must be one of ${allowed.join(', ')}, got ${JSON.stringify(value)}`);
+}
+
+function isOptions(options: unknown): options is object {
+  return typeof options === 'object' && options !== null;
+}
+
+/** MAIL's options, as the session checks those it sends to any server. */
+function checkMailOptions(options: unknown): void {
+  if (options === undefined) return;
+  if (!isOptions(options)) throw invalid('mailOptions must be an object');
+  const { params, body, ret, envid } = mailOptionsOf(options);
+  checkParams(params, 'mailOptions.params');
+  oneOf(body, BODY_TYPES, 'mailOptions.body');
+  oneOf(ret, RET_TYPES, 'mailOptions.ret');
+  if (envid !== undefined && typeof envid !== 'string') throw invalid('mailOptions.envid must be a string');
+}
+
+/** RCPT's options (the message's, or one recipient's). */
+function checkRcptOptions(options: unknown, what: string): void {
+  if (!isOptions(options)) throw invalid(`${what} must be an object`);
+  const { params, notify, orcpt } = rcptOptionsOf(options);
+  checkParams(params, `${what}: params`);
+  if (notify !== undefined) {
+    if (notify !== 'NEVER' && !Array.isArray(notify))
+      throw invalid(`${what}: notify must be 'NEVER' or a list of SUCCESS, FAILURE, DELAY`);
+    notifyValue(notify);
+  }
+  if (orcpt !== undefined) {
+    if (typeof orcpt !== 'string') throw invalid(`${what}: orcpt must be a string`);
+    checkArgument(orcpt, 'ORCPT');
+  }
+}
+
+function checkParams(params: unknown, what: string): void {
+  if (params === undefined) return;
+  if (!Array.isArray(params)) throw invalid(`${what} must be a list of strings`);
+  for (const param of params) {
+    if (typeof param !== 'string') throw invalid(`${what} must be a list of strings`);
+    checkParam(param);
+  }
 }
 
 /**

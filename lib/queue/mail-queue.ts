@@ -93,7 +93,7 @@ export class MailQueue<Id extends string = string> {
   }
 
   /**
-   * Queues one message. The message is checked first (addresses, body type, id), so a bad one
+   * Queues one message. The message is checked first (addresses, MAIL and RCPT options, body type, id), so a bad one
    * errors before anything reaches Redis.
    *
    * ```

@@ -175,18 +175,22 @@ function withoutAddress({ address: _address, ...options }: Recipient): RcptOptio
 
 function rcptParams(options: RcptOptions, dsn: boolean): string[] {
   const params: string[] = [];
-  if (dsn && options.notify) {
-    const notify = options.notify === 'NEVER' ? 'NEVER' : options.notify.join(',');
-    if (!/^(NEVER|((SUCCESS|FAILURE|DELAY),)*(SUCCESS|FAILURE|DELAY))$/.test(notify)) {
-      throw new SMTPInvalidArgumentError(`Invalid NOTIFY value: ${JSON.stringify(notify)}`);
-    }
-    params.push(`NOTIFY=${notify}`);
-  }
+  if (dsn && options.notify) params.push(`NOTIFY=${notifyValue(options.notify)}`);
   if (dsn && options.orcpt !== undefined) params.push(`ORCPT=rfc822;${xtext(checkArgument(options.orcpt, 'ORCPT'))}`);
   return [...params, ...(options.params ?? []).map((p) => checkParam(p))];
 }
 
-function checkParam(param: string): string {
+/** The value of DSN's `NOTIFY=` (RFC 3461 §4.1): `NEVER`, or a list of SUCCESS, FAILURE and DELAY. */
+export function notifyValue(notify: NonNullable<RcptOptions['notify']>): string {
+  const value = notify === 'NEVER' ? 'NEVER' : notify.join(',');
+  if (!/^(NEVER|((SUCCESS|FAILURE|DELAY),)*(SUCCESS|FAILURE|DELAY))$/.test(value)) {
+    throw new SMTPInvalidArgumentError(`Invalid NOTIFY value: ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+/** One ESMTP parameter (`KEYWORD` or `KEYWORD=value`, RFC 5321 §4.1.2), as it may go on the wire. */
+export function checkParam(param: string): string {
   checkArgument(param, 'ESMTP parameter');
   if (!ESMTP_PARAM.test(param)) throw new SMTPInvalidArgumentError(`Not an ESMTP parameter: ${JSON.stringify(param)}`);
   return param;

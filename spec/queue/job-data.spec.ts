@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { backoffStrategy } from '../../lib/queue/backoff';
 import { envelopeOf, noSpool, spoolDirectory, toJobData, toPoolMessage } from '../../lib/queue/job-data';
 import { QueueOutcome, describeError, failureReason, outcomeFromReason } from '../../lib/queue/outcome';
-import { SMTPRecipientsRefused } from '../../lib/errors';
+import { SMTPInvalidArgumentError, SMTPRecipientsRefused } from '../../lib/errors';
 
 describe('job data', () => {
   const base = {
@@ -56,6 +56,59 @@ describe('job data', () => {
     ['a message that is not an object', null],
   ])('refuses %s', (_what, message) => {
     expect(() => toJobData(message as never)).toThrow(expect.objectContaining({ code: 'ERR_SMTP_INVALID_ARGUMENT' }));
+  });
+
+  // The worker would refuse these before MAIL; the producer hears it when it adds the message, not from an outcome.
+  it.each([
+    ['MAIL options that are not an object', { mailOptions: 'SMTPUTF8' }, /mailOptions must be an object/],
+    ['a MAIL parameter with a blank', { mailOptions: { params: ['X-A b'] } }, /Not an ESMTP parameter: "X-A b"/],
+    ['a MAIL parameter with CR LF', { mailOptions: { params: ['X\r\nRSET'] } }, /ESMTP parameter/],
+    ['MAIL parameters as one string', { mailOptions: { params: 'SMTPUTF8' } }, /mailOptions.params must be a list/],
+    ['a MAIL parameter that is a number', { mailOptions: { params: [8] } }, /mailOptions.params must be a list/],
+    ['an unknown BODY', { mailOptions: { body: 'QP' } }, /mailOptions.body must be one of 7BIT, 8BITMIME, BINARYMIME/],
+    ['an unknown RET', { mailOptions: { ret: 'ALL' } }, /mailOptions.ret must be one of FULL, HDRS, got "ALL"/],
+    ['an ENVID that is not text', { mailOptions: { envid: 7 } }, /mailOptions.envid must be a string/],
+    ['RCPT options that are not an object', { rcptOptions: 'NOTIFY=NEVER' }, /rcptOptions must be an object/],
+    ['an unknown NOTIFY', { rcptOptions: { notify: ['SOMETIMES'] } }, /Invalid NOTIFY value: "SOMETIMES"/],
+    ['NEVER among others', { rcptOptions: { notify: ['NEVER', 'FAILURE'] } }, /Invalid NOTIFY value: "NEVER,FAILURE"/],
+    ['a NOTIFY that is one string', { rcptOptions: { notify: 'FAILURE' } }, /notify must be 'NEVER' or a list/],
+    ['an ORCPT with CR LF', { rcptOptions: { orcpt: 'b@x\r\nRSET' } }, /ORCPT/],
+    ['an ORCPT that is not text', { rcptOptions: { orcpt: 1 } }, /rcptOptions: orcpt must be a string/],
+    ['a RCPT parameter with a blank', { rcptOptions: { params: ['X=a b'] } }, /Not an ESMTP parameter: "X=a b"/],
+    [
+      "one recipient's bad parameter",
+      { to: ['b@example.test', { address: 'c@example.test', params: ['=x'] }] },
+      /Not an ESMTP parameter: "=x"/,
+    ],
+    [
+      "one recipient's bad NOTIFY",
+      { to: [{ address: 'c@example.test', notify: 'DELAY' }] },
+      /the options of c@example.test: notify must be/,
+    ],
+  ])('refuses %s, with the reason', (_what, fields, reason) => {
+    const message = { ...base, body: 'x', ...fields };
+    let thrown: unknown;
+    try {
+      toJobData(message as never);
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).toBeInstanceOf(SMTPInvalidArgumentError);
+    expect((thrown as Error).message).toMatch(reason);
+  });
+
+  it('takes every MAIL and RCPT option the session sends, in either form', () => {
+    const message = {
+      ...base,
+      to: [{ address: 'c@example.test', notify: ['SUCCESS', 'FAILURE'] as const, orcpt: 'c@example.test' }],
+      body: 'x',
+      mailOptions: { params: ['X-TAG=7'], body: '8BITMIME', ret: 'HDRS', envid: 'e 1', requireTls: false },
+      rcptOptions: { notify: 'NEVER', params: ['XFOO'] },
+    } as const;
+    expect(toJobData(message)).toMatchObject({ mailOptions: message.mailOptions, rcptOptions: message.rcptOptions });
+    // smtplib's list form reaches the worker as it came (the session reads both forms).
+    const listed = toJobData({ ...message, mailOptions: ['SMTPUTF8'], rcptOptions: ['NOTIFY=NEVER'] } as never);
+    expect(listed).toMatchObject({ mailOptions: ['SMTPUTF8'], rcptOptions: ['NOTIFY=NEVER'] });
   });
 });
 
