@@ -82,7 +82,8 @@ const IGNORE: ReplyHandler = { reply: noop, error: noop };
  * and before its reply is `SMTPPossiblyDeliveredError`: never retry that blindly.
  * Unsubscribing before the body sends RSET (after the replies still owed, under the command
  * deadline); once the server may be reading a body (a 354 to a pipelined DATA for an accepted
- * recipient, or the body under way) it destroys the connection, since no RSET can end a DATA.
+ * recipient, the body under way, or the lone dot that ends a DATA no recipient got) it destroys
+ * the connection, since no RSET can end a DATA.
  *
  * @param session a connected session (EHLO is sent first if it was not).
  * @param sender the reverse path; `''` for the null sender `<>`.
