@@ -12,6 +12,7 @@ import {
   until,
 } from './helpers/queue';
 import { defined } from '../spec/helpers/defined';
+import { mulberry32 } from '../spec/helpers/random';
 
 /*
  * Issue 15's crash test: 3 worker processes send 5,000 messages to a recording loopback server,
@@ -26,23 +27,11 @@ const MAX_KILLS = Number(process.env.QUEUE_CRASH_KILLS ?? 12);
 const RUN_DEADLINE_MS = 150_000;
 const SEED = Number(process.env.QUEUE_CRASH_SEED ?? Date.now() % 1_000_000);
 
-/** mulberry32: a small seeded PRNG, so that a run's choice of victims can be replayed (not its timing). */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 it(
   `${WORKERS} worker processes, ${MESSAGES} messages, one killed with SIGKILL every few seconds: one outcome each, nothing resent blindly, nothing lost`,
   async () => {
     const started = Date.now();
-    const rand = random(SEED);
+    const rand = mulberry32(SEED);
     const { server, accepted } = await recordingServer();
     const q = new MailQueue(queueName('crash'), {
       connection: connection(),

@@ -3,16 +3,7 @@ import { Action } from '../helpers/fake-server';
 import { PoolMessage } from '../../lib/pool/outcome';
 import { sendAll$ } from '../../lib/pool/send-all';
 import { Bench } from './setup';
-
-/** mulberry32: a small seeded PRNG, so a failing run can be replayed. */
-function seeded(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../helpers/random';
 
 describe('SMTPPool under faults', () => {
   const bench = new Bench();
@@ -20,7 +11,7 @@ describe('SMTPPool under faults', () => {
 
   it('gives every message exactly one outcome while connections are killed at random points', async () => {
     const MESSAGES = 2_000;
-    const random = seeded(7);
+    const random = mulberry32(7);
     // Each command may kill the connection: without a reply, or (after the body) right after the reply.
     const killer = (reply: string) => (): Action => {
       const roll = random();

@@ -3,6 +3,7 @@ import { BodyEncoder, encodeBody, EncodeBodyOptions } from '../../lib/wire/body-
 import { kernels, MAX_SPAN } from '../../lib/wire/encoder-kernel';
 import { expectSilentOnNever } from '../helpers/never';
 import { defined } from '../helpers/defined';
+import { mulberry32 } from '../helpers/random';
 
 const bytes = (text: string): Buffer => Buffer.from(text, 'latin1');
 
@@ -34,17 +35,6 @@ function decodeData(wire: string): string {
 
 /** True when every CR is followed by LF and every LF preceded by CR. */
 const onlyCrlf = (text: string): boolean => !/\r(?!\n)|(?<!\r)\n/.test(text);
-
-/** mulberry32: a small seeded PRNG, so a failing case can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * The encoding written the obvious way, on the whole body as a string: the reference the
@@ -173,11 +163,11 @@ describe('encodeBody', () => {
 
   describe('whatever the chunking (property-based, seeded)', () => {
     // Each test draws from its own PRNG, so a case replays the same when a test runs alone.
-    const bodyRandom = prng(0x5eed);
+    const bodyRandom = mulberry32(0x5eed);
     const bodies = Array.from({ length: 300 }, () => randomBody(bodyRandom));
 
     it('gives the same bytes as a single-chunk encoding and decodes back to the canonical body', async () => {
-      const random = prng(0xc0de);
+      const random = mulberry32(0xc0de);
       for (const body of bodies) {
         const whole = await encode([body]);
         const expected = canonical(body);
@@ -196,7 +186,7 @@ describe('encodeBody', () => {
 
     it('keeps BDAT output chunking-independent too', async () => {
       const bdat = { dotStuff: false, terminate: false } as const;
-      const random = prng(0xb0a7);
+      const random = mulberry32(0xb0a7);
       for (const body of bodies) {
         const whole = await encode([body], bdat);
         expect({ body, whole }).toEqual({ body, whole: canonical(body) });
@@ -209,7 +199,7 @@ describe('encodeBody', () => {
   describe('against a reference implementation (differential, seeded)', () => {
     it('matches it for random bodies, chunkings and options, with the wasm kernel and the JS fallback', () => {
       const JsBodyEncoder = loadJsBodyEncoder();
-      const random = prng(0xd1ff);
+      const random = mulberry32(0xd1ff);
       // 0xC3 opens a UTF-8 sequence: a high byte must pass through as it is. Runs of "a" make
       // bodies with lines long enough to cross the kernel's 16-byte blocks.
       const symbols = ['.', '\r', '\n', '\xc3'];
@@ -229,7 +219,7 @@ describe('encodeBody', () => {
         const wire = reference(body, options);
         expect({ chunks, options, wire: pushAll(chunks, options, random) }).toEqual({ chunks, options, wire });
         // Its own PRNG, so the cases above stay those of the wasm-only version of this test.
-        const more = prng(run);
+        const more = mulberry32(run);
         expect({ chunks, options, js: pushAll(chunks, options, more, JsBodyEncoder) }).toEqual({
           chunks,
           options,
