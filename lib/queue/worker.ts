@@ -301,7 +301,14 @@ export function startWorker(options: MailWorkerOptions): MailWorker {
 
 const CLOSE_TIMEOUT_MS = 60_000;
 
-/** `worker.close()`, forced (`close(true)`) when it has not finished within `ms`. */
+/**
+ * Closes BullMQ's worker: the jobs it holds may end for `ms` (graceful), then it is closed forced.
+ *
+ * The graceful part is `pause()` (no new job; waits for those held), not `close()`: with Redis gone
+ * BullMQ's `close()` waits for ever, and a `close(true)` after it only returns that same promise,
+ * leaving ioredis reconnecting (a process that cannot exit). `close(true)` itself waits for no job
+ * and disconnects instead of sending QUIT; by then the worker holds none, or was given up on.
+ */
 async function closeWithin(
   worker: Worker<JobData, QueueOutcome>,
   ms: number,
@@ -310,11 +317,12 @@ async function closeWithin(
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), ms)));
   try {
-    if ((await Promise.race([worker.close(), late])) !== 'late') return;
-    logger?.warn(
-      { event: 'worker-close-forced', afterMs: ms },
-      'rx-smtp queue: the worker did not close in time; forcing it',
-    );
+    if ((await Promise.race([worker.pause(), late])) === 'late') {
+      logger?.warn(
+        { event: 'worker-close-forced', afterMs: ms },
+        'rx-smtp queue: the worker did not close in time; forcing it',
+      );
+    }
     await Promise.race([worker.close(true), new Promise<void>((resolve) => setTimeout(resolve, ms).unref())]);
   } finally {
     clearTimeout(timer);

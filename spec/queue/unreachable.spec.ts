@@ -56,9 +56,9 @@ describe('rx-smtp/queue with Redis unreachable', () => {
     );
   });
 
-  // In a child process: BullMQ's forced worker keeps its ioredis connection retrying, which would keep
-  // jest from exiting. The child runs the built package (npm test builds it first) and is killed after.
-  it("a worker's close() is forced after closeTimeoutMs and closes its pool", async () => {
+  // In a child process that must end by itself once close() resolves: a forced close that left ioredis
+  // reconnecting kept it alive for ever. The child runs the built package (npm test builds it first).
+  it("a worker's close() is forced after closeTimeoutMs, closes its pool, and lets the process exit", async () => {
     const port = await deadPort();
     const script = `
       const { startWorker } = require(${JSON.stringify(path.resolve(__dirname, '../../dist/cjs/queue/index.js'))});
@@ -68,12 +68,12 @@ describe('rx-smtp/queue with Redis unreachable', () => {
       // Long enough for BullMQ's worker to be retrying its connection: its own close() then waits for ever.
       setTimeout(() => worker.close().then(() => console.log('closed, connections ' + worker.pool.stats.connections)), 1500);`;
     const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let said = '';
+    child.stdout.on('data', (chunk: Buffer) => (said += chunk.toString()));
     try {
-      const said = await within(
-        new Promise<string>((resolve) => child.stdout.on('data', (chunk: Buffer) => resolve(chunk.toString()))),
-        8_000,
-      );
+      const exit = await within(new Promise<number | null>((resolve) => child.once('exit', resolve)), 10_000);
       expect(said).toBe('closed, connections 0\n');
+      expect(exit).toBe(0);
     } finally {
       child.kill('SIGKILL');
     }
