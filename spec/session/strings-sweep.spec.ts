@@ -1,0 +1,229 @@
+import { lastValueFrom, timeout } from 'rxjs';
+import { SMTPException, SMTPInvalidArgumentError, SMTPNotSupportedError } from '../../lib/errors';
+import { login$ } from '../../lib/session/authenticate';
+import { MailOptions, RcptOptions, Recipient } from '../../lib/session/envelope';
+import { SendEvent, sendmail$ } from '../../lib/session/sendmail';
+import { Session } from '../../lib/session/session';
+import { Body } from '../../lib/wire/body-source';
+import { FakeScript } from '../helpers/fake-server';
+import { collect } from '../helpers/events';
+import { fakeSessions } from '../helpers/session';
+
+/*
+ * The grammars lib/session checks before anything is written (ESMTP parameters, DSN NOTIFY) and the
+ * texts of the errors it raises, written against the Regex and StringLiteral mutants of a mutation
+ * sweep: each accepted case must reach the wire exactly as given, each refused one must fail with its
+ * typed error and message before a byte is written. Every wait has a deadline.
+ */
+
+const DEADLINE = 5_000;
+const MESSAGE = 'Subject: hi\r\n\r\nHello.\r\n';
+
+describe('lib/session grammars and error texts (mutation sweep)', () => {
+  const bench = fakeSessions();
+
+  /** A greeted session on a fake offering `extensions`, with the EHLO of the opening forgotten. */
+  async function sessionOffering(extensions: readonly string[], script: FakeScript = {}): Promise<Session> {
+    const session = await bench.open({ extensions, ...script });
+    bench.fake.session.commands.length = 0;
+    return session;
+  }
+
+  /** One sendmail$ transaction to the end, under a deadline: its events, or its error. */
+  function send(
+    session: Session,
+    recipients: readonly (string | Recipient)[],
+    mailOptions: MailOptions = {},
+    rcptOptions: RcptOptions = {},
+    body: Body = MESSAGE,
+  ): Promise<{ values: SendEvent[]; error?: unknown }> {
+    return collect(sendmail$(session, 'a@x.test', recipients, body, mailOptions, rcptOptions).pipe(timeout(DEADLINE)));
+  }
+
+  /** The error `send` ended with, checked to be an `SMTPInvalidArgumentError` raised before any command. */
+  function refusedBeforeWriting(outcome: { error?: unknown }): Error {
+    expect(outcome.error).toBeInstanceOf(SMTPInvalidArgumentError);
+    expect(bench.fake.session.commands).toEqual([]);
+    return outcome.error as Error;
+  }
+
+  // RFC 5321 §4.1.2: esmtp-param = esmtp-keyword ["=" esmtp-value];
+  // esmtp-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-"); esmtp-value = 1*(%d33-60 / %d62-126 / UTF-8).
+  describe('the ESMTP parameter grammar', () => {
+    const accepted: [string, string][] = [
+      ['X', 'a keyword of one character and no value'],
+      ['XY', 'a keyword of two characters'],
+      ['x-tag', 'a lower-case keyword with a hyphen'],
+      ['1X=y', 'a keyword that starts with a digit'],
+      ['X=a', 'a value of one character'],
+      ['X=ab', 'a value of two characters'],
+      ['X-TAG=a.b-1', 'a hyphenated keyword and a dotted value'],
+      ['X=+-!#~', 'a value of punctuation'],
+    ];
+    const refused: [string, string][] = [
+      ['-X', 'a keyword that starts with a hyphen'],
+      ['=X', 'a value with no keyword'],
+      ['', 'nothing at all'],
+      ['X_Y', 'an underscore in the keyword'],
+      ['X Y', 'a blank in the keyword'],
+      ['X=', 'an empty value'],
+      ['X=a b', 'a blank in the value'],
+      ['X=a\tb', 'a tab in the value (a control character a command argument may hold)'],
+      ['X=a\u00a0b', 'a no-break space in the value'],
+      ['X=a=b', 'an "=" in the value'],
+    ];
+
+    it.each(accepted)('MAIL carries %j (%s) as given', async (param) => {
+      const session = await sessionOffering(['PIPELINING']);
+      const { error } = await send(session, ['b@x.test'], { params: [param] });
+      expect(error).toBeUndefined();
+      expect(bench.fake.session.commands.slice(0, 2)).toEqual([`MAIL FROM:<a@x.test> ${param}`, 'RCPT TO:<b@x.test>']);
+    });
+
+    it.each(refused)('MAIL refuses %j (%s) before writing, naming it', async (param) => {
+      const session = await sessionOffering(['PIPELINING']);
+      const error = refusedBeforeWriting(await send(session, ['b@x.test'], { params: [param] }));
+      expect(error.message).toBe(`Not an ESMTP parameter: ${JSON.stringify(param)}`);
+    });
+
+    it.each(accepted)('RCPT carries %j (%s) as given', async (param) => {
+      const session = await sessionOffering(['PIPELINING']);
+      const { error } = await send(session, ['b@x.test'], {}, { params: [param] });
+      expect(error).toBeUndefined();
+      expect(bench.fake.session.commands.slice(0, 2)).toEqual(['MAIL FROM:<a@x.test>', `RCPT TO:<b@x.test> ${param}`]);
+    });
+
+    it.each(refused)('RCPT refuses %j (%s) before writing MAIL, naming it', async (param) => {
+      const session = await sessionOffering(['PIPELINING']);
+      const to = [{ address: 'b@x.test', params: [param] }];
+      const error = refusedBeforeWriting(await send(session, to));
+      expect(error.message).toBe(`Not an ESMTP parameter: ${JSON.stringify(param)}`);
+    });
+
+    it('an explicit BODY= parameter (any case) replaces the BODY=8BITMIME an 8-bit body would add', async () => {
+      const session = await sessionOffering(['PIPELINING', '8BITMIME']);
+      const body = Buffer.from('Subject: caf\xe9\r\n\r\ncaf\xe9\r\n', 'latin1');
+      const { error } = await send(session, ['b@x.test'], { params: ['body=8BITMIME'] }, {}, body);
+      expect(error).toBeUndefined();
+      expect(bench.fake.session.commands[0]).toBe('MAIL FROM:<a@x.test> body=8BITMIME');
+    });
+  });
+
+  // RFC 3461 §4.1: NOTIFY="NOTIFY=" ("NEVER" / 1#("SUCCESS" / "FAILURE" / "DELAY")).
+  describe('the DSN NOTIFY grammar', () => {
+    const accepted: [NonNullable<Recipient['notify']>, string][] = [
+      ['NEVER', 'NEVER'],
+      [['SUCCESS'], 'SUCCESS'],
+      [['DELAY', 'FAILURE'], 'DELAY,FAILURE'],
+      [['SUCCESS', 'FAILURE', 'DELAY'], 'SUCCESS,FAILURE,DELAY'],
+    ];
+    const refused: string[][] = [
+      [],
+      ['NEVER', 'SUCCESS'],
+      ['SUCCESS', 'NEVER'],
+      ['success'],
+      ['SUCCESS', 'SOMETIMES'],
+      ['XSUCCESS'],
+      ['SUCCESSX'],
+      ['SUCCESS', ''],
+    ];
+
+    it.each(accepted)('RCPT carries NOTIFY=%j as NOTIFY=%s', async (notify, wire) => {
+      const session = await sessionOffering(['PIPELINING', 'DSN']);
+      const { error } = await send(session, [{ address: 'b@x.test', notify }]);
+      expect(error).toBeUndefined();
+      expect(bench.fake.session.commands[1]).toBe(`RCPT TO:<b@x.test> NOTIFY=${wire}`);
+    });
+
+    it.each(refused.map((list) => [list]))('NOTIFY=%j is refused before MAIL, naming the value', async (list) => {
+      const session = await sessionOffering(['PIPELINING', 'DSN']);
+      const notify = list as unknown as NonNullable<Recipient['notify']>;
+      const error = refusedBeforeWriting(await send(session, [{ address: 'b@x.test', notify }]));
+      expect(error.message).toBe(`Invalid NOTIFY value: ${JSON.stringify(list.join(','))}`);
+    });
+  });
+
+  describe('DATA or BDAT', () => {
+    it('a server without CHUNKING gets the body by DATA', async () => {
+      const session = await sessionOffering(['PIPELINING']);
+      const { error } = await send(session, ['b@x.test']);
+      expect(error).toBeUndefined();
+      expect(bench.fake.session.commands).toEqual(['MAIL FROM:<a@x.test>', 'RCPT TO:<b@x.test>', 'DATA']);
+      expect(bench.fake.text()).toMatch(/\r\nDATA\r\nSubject: hi\r\n\r\nHello\.\r\n\.\r\n$/);
+    });
+
+    it('a server that offers CHUNKING gets the body by BDAT', async () => {
+      const session = await sessionOffering(['PIPELINING', 'CHUNKING']);
+      const { error } = await send(session, ['b@x.test']);
+      expect(error).toBeUndefined();
+      expect(bench.fake.session.commands).toEqual([
+        'MAIL FROM:<a@x.test>',
+        'RCPT TO:<b@x.test>',
+        `BDAT ${MESSAGE.length} LAST`,
+      ]);
+      expect(bench.fake.session.messages.map(String)).toEqual([MESSAGE]);
+    });
+
+    it('chunking: false sends DATA to a server that offers CHUNKING', async () => {
+      const session = await sessionOffering(['PIPELINING', 'CHUNKING']);
+      const { error } = await send(session, ['b@x.test'], { chunking: false });
+      expect(error).toBeUndefined();
+      expect(bench.fake.session.commands).toEqual(['MAIL FROM:<a@x.test>', 'RCPT TO:<b@x.test>', 'DATA']);
+      expect(bench.fake.session.messages.map(String)).toEqual([MESSAGE]);
+    });
+  });
+
+  describe('what the refusals say', () => {
+    /** The message of the `SMTPNotSupportedError` a transaction fails with before writing MAIL. */
+    async function refusal(extensions: readonly string[], mailOptions: MailOptions, body: Body = MESSAGE) {
+      const session = await sessionOffering(extensions);
+      const { error } = await send(session, ['b@x.test'], mailOptions, {}, body);
+      expect(error).toBeInstanceOf(SMTPNotSupportedError);
+      expect(bench.fake.session.commands).toEqual([]);
+      return (error as Error).message;
+    }
+
+    it('UTF-8 header fields to a server without SMTPUTF8', async () => {
+      expect(await refusal(['PIPELINING', '8BITMIME'], { smtputf8: true })).toBe(
+        'The message has UTF-8 in its header fields (RFC 6532) and the server does not offer SMTPUTF8 (RFC 6531): ' +
+          'encode them as RFC 2047 encoded-words to send it to this server',
+      );
+    });
+
+    it('an 8-bit body to a server without 8BITMIME', async () => {
+      const body = Buffer.from('Subject: hi\r\n\r\ncaf\xe9\r\n', 'latin1');
+      expect(await refusal(['PIPELINING'], {}, body)).toBe(
+        'The message has 8-bit data (bytes of 0x80 or more) and the server does not offer 8BITMIME (RFC 6152): ' +
+          'encode it as 7-bit MIME (quoted-printable or base64) to send it to this server',
+      );
+    });
+
+    it('BODY=BINARYMIME to a server with CHUNKING and no BINARYMIME', async () => {
+      expect(await refusal(['PIPELINING', 'CHUNKING'], { body: 'BINARYMIME' })).toBe(
+        'BODY=BINARYMIME needs the BINARYMIME and CHUNKING extensions (RFC 3030)',
+      );
+    });
+
+    it('REQUIRETLS over a connection in clear', async () => {
+      expect(await refusal(['PIPELINING', 'REQUIRETLS'], { requireTls: true })).toBe(
+        'REQUIRETLS needs a TLS connection to a server that offers it (RFC 8689)',
+      );
+    });
+
+    it('login$ to a server that does not offer AUTH', async () => {
+      const session = await sessionOffering(['PIPELINING']);
+      const err = await lastValueFrom(login$(session, 'u', 'p', { allowPlaintextAuth: true })).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(SMTPNotSupportedError);
+      expect((err as Error).message).toBe('SMTP AUTH extension not supported by server.');
+      expect(bench.fake.session.commands).toEqual([]);
+    });
+
+    it('login$ to a server whose AUTH mechanisms are all unknown to the client', async () => {
+      const session = await sessionOffering(['PIPELINING', 'AUTH GSSAPI NTLM']);
+      const err = await lastValueFrom(login$(session, 'u', 'p', { allowPlaintextAuth: true })).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(SMTPException);
+      expect((err as Error).message).toBe('No suitable authentication method found.');
+      expect(bench.fake.session.commands).toEqual([]);
+    });
+  });
+});
