@@ -1,9 +1,16 @@
 import { lastValueFrom, timeout } from 'rxjs';
-import { SMTPException, SMTPInvalidArgumentError, SMTPNotSupportedError } from '../../lib/errors';
+import {
+  SMTPDataError,
+  SMTPException,
+  SMTPInvalidArgumentError,
+  SMTPNotSupportedError,
+  SMTPResponseException,
+} from '../../lib/errors';
 import { login$ } from '../../lib/session/authenticate';
 import { MailOptions, RcptOptions, Recipient } from '../../lib/session/envelope';
 import { SendEvent, sendmail$ } from '../../lib/session/sendmail';
 import { Session } from '../../lib/session/session';
+import { starttls$ } from '../../lib/session/starttls';
 import { Body } from '../../lib/wire/body-source';
 import { FakeScript } from '../helpers/fake-server';
 import { collect } from '../helpers/events';
@@ -173,6 +180,30 @@ describe('lib/session grammars and error texts (mutation sweep)', () => {
     });
   });
 
+  // The command a refusal answers is part of what users read (`SMTPDataError.command`).
+  describe('which command a refusal of the message answers', () => {
+    it.each([
+      ['the final dot (DATA)', ['PIPELINING'], '.', '.'],
+      ['BDAT LAST (CHUNKING)', ['PIPELINING', 'CHUNKING'], 'BDAT', 'BDAT LAST'],
+      ['DATA itself, pipelined', ['PIPELINING'], 'DATA', 'DATA'],
+      ['DATA itself, one command at a time', [], 'DATA', 'DATA'],
+    ])('a refusal of %s names it', async (_what, extensions, verb, named) => {
+      const session = await sessionOffering(extensions, { handlers: { [verb]: '554 5.7.1 Refused as spam' } });
+      const { error } = await send(session, ['b@x.test']);
+      expect(error).toBeInstanceOf(SMTPDataError);
+      expect(error).toMatchObject({ smtpCode: 554, command: named, message: '554 5.7.1 Refused as spam' });
+    });
+
+    it('a refusal of STARTTLS names it', async () => {
+      const session = await sessionOffering(['PIPELINING', 'STARTTLS'], {
+        handlers: { STARTTLS: '454 4.7.0 TLS not available' },
+      });
+      const err = await lastValueFrom(starttls$(session).pipe(timeout(DEADLINE))).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(SMTPResponseException);
+      expect(err).toMatchObject({ smtpCode: 454, command: 'STARTTLS', message: '454 4.7.0 TLS not available' });
+    });
+  });
+
   describe('what the refusals say', () => {
     /** The message of the `SMTPNotSupportedError` a transaction fails with before writing MAIL. */
     async function refusal(extensions: readonly string[], mailOptions: MailOptions, body: Body = MESSAGE) {
@@ -208,6 +239,13 @@ describe('lib/session grammars and error texts (mutation sweep)', () => {
       expect(await refusal(['PIPELINING', 'REQUIRETLS'], { requireTls: true })).toBe(
         'REQUIRETLS needs a TLS connection to a server that offers it (RFC 8689)',
       );
+    });
+
+    it('an ORCPT with a line break, naming the ORCPT', async () => {
+      const session = await sessionOffering(['PIPELINING', 'DSN']);
+      const to = [{ address: 'b@x.test', orcpt: 'b@x.test\r\nRSET' }];
+      const error = refusedBeforeWriting(await send(session, to));
+      expect(error.message).toBe('The ORCPT contains a control character (0x0d) at offset 8; refusing to send it');
     });
 
     it('login$ to a server that does not offer AUTH', async () => {
