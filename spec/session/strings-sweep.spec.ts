@@ -1,18 +1,20 @@
-import { lastValueFrom, timeout } from 'rxjs';
+import { firstValueFrom, lastValueFrom, timeout } from 'rxjs';
 import {
+  SMTPAuthenticationError,
   SMTPDataError,
   SMTPException,
   SMTPInvalidArgumentError,
   SMTPNotSupportedError,
   SMTPResponseException,
 } from '../../lib/errors';
-import { login$ } from '../../lib/session/authenticate';
+import { auth$, login$ } from '../../lib/session/authenticate';
+import { session$ } from '../../lib/session/open-session';
 import { MailOptions, RcptOptions, Recipient } from '../../lib/session/envelope';
 import { SendEvent, sendmail$ } from '../../lib/session/sendmail';
 import { Session } from '../../lib/session/session';
 import { starttls$ } from '../../lib/session/starttls';
 import { Body } from '../../lib/wire/body-source';
-import { FakeScript } from '../helpers/fake-server';
+import { FakeScript, FakeServer } from '../helpers/fake-server';
 import { collect } from '../helpers/events';
 import { fakeSessions } from '../helpers/session';
 
@@ -262,6 +264,89 @@ describe('lib/session grammars and error texts (mutation sweep)', () => {
       expect(err).toBeInstanceOf(SMTPException);
       expect((err as Error).message).toBe('No suitable authentication method found.');
       expect(bench.fake.session.commands).toEqual([]);
+    });
+  });
+
+  describe('what AUTH shows', () => {
+    const trusted = { allowPlaintextAuth: true } as const;
+    const b64 = (text: string): string => Buffer.from(text, 'utf8').toString('base64');
+
+    it('a refused AUTH names the command, mechanism included', async () => {
+      const session = await sessionOffering(['PIPELINING', 'AUTH PLAIN'], {
+        handlers: { AUTH: '535 5.7.8 Authentication credentials invalid' },
+      });
+      const err = await lastValueFrom(login$(session, 'u', 'p', trusted).pipe(timeout(DEADLINE))).catch(
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(SMTPAuthenticationError);
+      expect(err).toMatchObject({
+        smtpCode: 535,
+        command: 'AUTH PLAIN',
+        message: '535 5.7.8 Authentication credentials invalid',
+      });
+    });
+
+    it('an empty initial response goes out as "=" (RFC 4954 §4)', async () => {
+      const session = await sessionOffering(['PIPELINING', 'AUTH X'], { handlers: { AUTH: '235 2.7.0 ok' } });
+      const step = await lastValueFrom(
+        auth$(session, { name: 'X', authobject: () => '' }, trusted).pipe(timeout(DEADLINE)),
+      );
+      expect(step.reply.code).toBe(235);
+      expect(bench.fake.session.commands).toEqual(['AUTH X =']);
+    });
+
+    it('debug$ shows each response of the exchange as ****, never its text', async () => {
+      const session = await sessionOffering(['PIPELINING', 'AUTH LOGIN'], {
+        handlers: { AUTH: '334 UGFzc3dvcmQ6', '*': '235 2.7.0 ok' },
+      });
+      const sent: string[] = [];
+      session.connection.debug$.subscribe((e) => e.direction === 'send' && sent.push(e.text));
+      await lastValueFrom(login$(session, 'user', 'secret', trusted).pipe(timeout(DEADLINE)));
+      expect(bench.fake.session.commands).toEqual([`AUTH LOGIN ${b64('user')}`, b64('secret')]);
+      expect(sent).toEqual(['AUTH LOGIN ****', '****']);
+    });
+
+    it('a SaslMechanism whose name has a line break is refused before writing, naming the AUTH command', async () => {
+      const session = await sessionOffering(['PIPELINING', 'AUTH X']);
+      const err = await lastValueFrom(
+        auth$(
+          session,
+          { name: 'X\r\nRSET', initialResponse: () => null, respond: () => '', finish: () => undefined },
+          trusted,
+        ).pipe(timeout(DEADLINE)),
+      ).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(SMTPInvalidArgumentError);
+      expect((err as Error).message).toBe(
+        'The AUTH command contains a control character (0x0d) at offset 6; refusing to send it',
+      );
+      expect(bench.fake.session.commands).toEqual([]);
+    });
+  });
+
+  describe('what the logger is told', () => {
+    let fake: FakeServer | undefined;
+    afterEach(async () => {
+      await fake?.close();
+      fake = undefined;
+    });
+
+    it('each line of the dialogue goes to debug as an SMTP wire event', async () => {
+      fake = await FakeServer.start({ extensions: ['PIPELINING'] });
+      const calls: [string, object, string][] = [];
+      const at = (level: string) => (fields: object, text: string) => void calls.push([level, fields, text]);
+      const logger = { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+      const config = { host: '127.0.0.1', port: fake.port, localHostname: 'client.test', timeout: 2000, logger };
+      await firstValueFrom(session$({ ...config, starttls: 'never' }).pipe(timeout(DEADLINE)));
+      expect(calls).toContainEqual([
+        'debug',
+        { event: 'wire', direction: 'receive', text: '220 fake.test ESMTP' },
+        'SMTP wire',
+      ]);
+      expect(calls).toContainEqual([
+        'debug',
+        { event: 'wire', direction: 'send', text: 'EHLO client.test' },
+        'SMTP wire',
+      ]);
     });
   });
 });
