@@ -15,6 +15,7 @@ import { Session } from '../../lib/session/session';
 import { starttls$ } from '../../lib/session/starttls';
 import { Body } from '../../lib/wire/body-source';
 import { FakeScript, FakeServer } from '../helpers/fake-server';
+import { server, testCa } from '../helpers/certs';
 import { collect } from '../helpers/events';
 import { fakeSessions } from '../helpers/session';
 
@@ -118,6 +119,13 @@ describe('lib/session grammars and error texts (mutation sweep)', () => {
     });
   });
 
+  it('an explicit SMTPUTF8 parameter is sent once, where the caller put it', async () => {
+    const session = await sessionOffering(['PIPELINING', 'SMTPUTF8']);
+    const { error } = await send(session, ['b@x.test'], { smtputf8: true, params: ['X=1', 'smtputf8'] });
+    expect(error).toBeUndefined();
+    expect(bench.fake.session.commands[0]).toBe('MAIL FROM:<a@x.test> X=1 smtputf8');
+  });
+
   // RFC 3461 §4.1: NOTIFY="NOTIFY=" ("NEVER" / 1#("SUCCESS" / "FAILURE" / "DELAY")).
   describe('the DSN NOTIFY grammar', () => {
     const accepted: [NonNullable<Recipient['notify']>, string][] = [
@@ -203,6 +211,36 @@ describe('lib/session grammars and error texts (mutation sweep)', () => {
       const err = await lastValueFrom(starttls$(session).pipe(timeout(DEADLINE))).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(SMTPResponseException);
       expect(err).toMatchObject({ smtpCode: 454, command: 'STARTTLS', message: '454 4.7.0 TLS not available' });
+    });
+  });
+
+  describe('REQUIRETLS (RFC 8689)', () => {
+    const tlsBench = fakeSessions({ timeout: 2000, starttls: 'required', tls: { ca: testCa } });
+
+    async function tlsSessionOffering(extensions: readonly string[]): Promise<Session> {
+      const session = await tlsBench.open({ extensions: ['STARTTLS', ...extensions], tls: server });
+      tlsBench.fake.session.commands.length = 0;
+      return session;
+    }
+
+    it('goes on MAIL over TLS to a server that offers it', async () => {
+      const session = await tlsSessionOffering(['PIPELINING', 'REQUIRETLS']);
+      expect(session.connection.secure).toBe(true);
+      const { error } = await collect(
+        sendmail$(session, 'a@x.test', 'b@x.test', MESSAGE, { requireTls: true }).pipe(timeout(DEADLINE)),
+      );
+      expect(error).toBeUndefined();
+      expect(tlsBench.fake.session.commands).toEqual(['MAIL FROM:<a@x.test> REQUIRETLS', 'RCPT TO:<b@x.test>', 'DATA']);
+    });
+
+    it('is refused over TLS to a server that does not offer it, before MAIL', async () => {
+      const session = await tlsSessionOffering(['PIPELINING']);
+      const { error } = await collect(
+        sendmail$(session, 'a@x.test', 'b@x.test', MESSAGE, { requireTls: true }).pipe(timeout(DEADLINE)),
+      );
+      expect(error).toBeInstanceOf(SMTPNotSupportedError);
+      expect((error as Error).message).toBe('REQUIRETLS needs a TLS connection to a server that offers it (RFC 8689)');
+      expect(tlsBench.fake.session.commands).toEqual([]);
     });
   });
 
