@@ -11,7 +11,7 @@ import { auth$, login$ } from '../../lib/session/authenticate';
 import { session$ } from '../../lib/session/open-session';
 import { MailOptions, RcptOptions, Recipient } from '../../lib/session/envelope';
 import { SendEvent, sendmail$ } from '../../lib/session/sendmail';
-import { Session } from '../../lib/session/session';
+import { Session, resolveTimeouts } from '../../lib/session/session';
 import { starttls$ } from '../../lib/session/starttls';
 import { Body } from '../../lib/wire/body-source';
 import { FakeScript, FakeServer } from '../helpers/fake-server';
@@ -302,6 +302,17 @@ describe('lib/session grammars and error texts (mutation sweep)', () => {
       expect(err).toBeInstanceOf(SMTPException);
       expect((err as Error).message).toBe('No suitable authentication method found.');
       expect(bench.fake.session.commands).toEqual([]);
+    });
+  });
+
+  describe('what a bad timeout is told', () => {
+    it.each([
+      [0, {}, 'timeout must be a positive, finite number of milliseconds, got 0'],
+      [undefined, { dataEnd: NaN }, 'timeouts.dataEnd must be a positive, finite number of milliseconds, got NaN'],
+      [undefined, { mail: -1 }, 'timeouts.mail must be a positive, finite number of milliseconds, got -1'],
+    ])('resolveTimeouts(%p, %p) says which one and what it got', (timeoutMs, timeouts, message) => {
+      expect(() => resolveTimeouts(timeoutMs, timeouts)).toThrow(new SMTPInvalidArgumentError(message));
+      expect(() => resolveTimeouts(timeoutMs, timeouts)).toThrow(SMTPInvalidArgumentError);
     });
   });
 
