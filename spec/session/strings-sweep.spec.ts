@@ -7,7 +7,7 @@ import {
   SMTPNotSupportedError,
   SMTPResponseException,
 } from '../../lib/errors';
-import { auth$, login$ } from '../../lib/session/authenticate';
+import { auth$, login$, oauth$ } from '../../lib/session/authenticate';
 import { session$ } from '../../lib/session/open-session';
 import { MailOptions, RcptOptions, Recipient } from '../../lib/session/envelope';
 import { SendEvent, sendmail$ } from '../../lib/session/sendmail';
@@ -333,6 +333,24 @@ describe('lib/session grammars and error texts (mutation sweep)', () => {
         command: 'AUTH PLAIN',
         message: '535 5.7.8 Authentication credentials invalid',
       });
+    });
+
+    it("a refused XOAUTH2 carries the server's JSON error after the reply text", async () => {
+      const json = '{"status":"400","schemes":"Bearer","scope":"https://mail.google.com/"}';
+      const session = await sessionOffering(['PIPELINING', 'AUTH XOAUTH2'], {
+        handlers: { AUTH: `334 ${b64(json)}`, '*': '535 5.7.8 Username and Password not accepted' },
+      });
+      const err = await lastValueFrom(
+        oauth$(session, { user: 'u@x.test', token: 'tok', ...trusted }).pipe(timeout(DEADLINE)),
+      ).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(SMTPAuthenticationError);
+      expect(err).toMatchObject({
+        smtpCode: 535,
+        command: 'AUTH XOAUTH2',
+        message: `535 5.7.8 Username and Password not accepted (${json})`,
+      });
+      // RFC 7628 §3.2.3 / Google: the error challenge is answered with an empty line.
+      expect(bench.fake.session.commands.slice(1)).toEqual(['']);
     });
 
     it('an empty initial response goes out as "=" (RFC 4954 §4)', async () => {
