@@ -1,3 +1,4 @@
+import * as net from 'node:net';
 import { lastValueFrom, timeout } from 'rxjs';
 import {
   SMTPAuthenticationError,
@@ -49,6 +50,50 @@ const sentOf = (values: SendEvent[]): Extract<SendEvent, { type: 'sent' }> => {
   return sent;
 };
 
+/**
+ * A loopback LMTP server (RFC 2033) that answers the end of DATA for the first recipient only;
+ * the second reply leaves when the test says, so the client must read it in a later read.
+ */
+async function lmtpServer(): Promise<{ port: number; secondReply(line: string): void; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  let dataEnded!: (socket: net.Socket) => void;
+  const ended = new Promise<net.Socket>((resolve) => (dataEnded = resolve));
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+    let pending = '';
+    let inData = false;
+    socket.write('220 lmtp.test LMTP\r\n');
+    socket.on('data', (chunk: Buffer) => {
+      pending += chunk.toString('latin1');
+      for (let end = pending.indexOf('\r\n'); end >= 0; end = pending.indexOf('\r\n')) {
+        const line = pending.slice(0, end);
+        pending = pending.slice(end + 2);
+        if (inData) {
+          if (line !== '.') continue;
+          inData = false;
+          socket.write('250 2.0.0 <b> delivered\r\n');
+          dataEnded(socket);
+        } else if (line.startsWith('LHLO')) socket.write('250-lmtp.test\r\n250 PIPELINING\r\n');
+        else if (line === 'DATA') {
+          inData = true;
+          socket.write('354 go ahead\r\n');
+        } else if (line === 'QUIT') socket.end('221 bye\r\n');
+        else socket.write('250 ok\r\n');
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    secondReply: (line) => void ended.then((socket) => socket.write(`${line}\r\n`)),
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
 describe('lib/session survivors (seed 2, part b)', () => {
   const bench = fakeSessions();
 
@@ -74,12 +119,38 @@ describe('lib/session survivors (seed 2, part b)', () => {
   describe('LMTP: one final reply per accepted recipient (RFC 2033 §4.2)', () => {
     const lmtp = fakeSessions({ timeout: 2000, lmtp: true });
 
-    it("DATA: waits for the second recipient's reply and reports its refusal", async () => {
-      const session = await lmtp.open({ handlers: { '.': '250 2.0.0 <b> delivered\r\n452 4.2.2 <c> over quota' } });
-      const { values, error } = await outcome(sendmail$(session, 'a@x.test', ['b@x.test', 'c@x.test'], MESSAGE));
-      expect(error).toBeUndefined();
-      expect(values.map((e) => e.type)).toEqual(['recipient', 'recipient', 'progress', 'delivery', 'delivery', 'sent']);
-      expect(Object.keys(sentOf(values).refused)).toEqual(['c@x.test']);
+    it("DATA: the second recipient's reply, in a later read, is still awaited and counted", async () => {
+      const server = await lmtpServer();
+      const { session, close } = await openSession(server.port, { lmtp: true, timeout: 2000 });
+      try {
+        const values: SendEvent[] = [];
+        const error = await new Promise<unknown>((resolve) => {
+          sendmail$(session, 'a@x.test', ['b@x.test', 'c@x.test'], MESSAGE)
+            .pipe(timeout(DEADLINE))
+            .subscribe({
+              next: (event) => {
+                values.push(event);
+                // The first recipient's reply is in: only now does the server give the second.
+                if (event.type === 'delivery') server.secondReply('452 4.2.2 <c> over quota');
+              },
+              error: resolve,
+              complete: () => resolve(undefined),
+            });
+        });
+        expect(error).toBeUndefined();
+        expect(values.map((e) => e.type)).toEqual([
+          'recipient',
+          'recipient',
+          'progress',
+          'delivery',
+          'delivery',
+          'sent',
+        ]);
+        expect(sentOf(values).refused['c@x.test']).toMatchObject({ code: 452, message: '4.2.2 <c> over quota' });
+      } finally {
+        close();
+        await server.close();
+      }
     });
 
     it("BDAT LAST: the data part owes the second recipient's reply", async () => {
@@ -97,6 +168,37 @@ describe('lib/session survivors (seed 2, part b)', () => {
       ]);
       expect(Object.keys(sentOf(values).refused)).toEqual(['c@x.test']);
     });
+  });
+
+  it('BDAT left while the envelope is unanswered: RSET, and no body once the replies come', async () => {
+    let answer!: () => void;
+    const gate = new Promise<void>((resolve) => (answer = resolve));
+    // Without stacking (a beforeEnd hook), a pipelined BDAT waits for the envelope's replies.
+    const session = await bench.open({
+      extensions: ['PIPELINING', 'CHUNKING'],
+      handlers: { RCPT: (l) => (l.includes('late@') ? { after: gate, reply: '250 2.1.5 ok' } : '250 2.1.5 ok') },
+    });
+    bench.fake.session.commands.length = 0;
+    const hooks = { beforeEnd: () => Promise.resolve() };
+    const left = sendmail$(session, 'a@x.test', ['late@x.test'], MESSAGE, {}, {}, hooks).subscribe({
+      error: () => undefined,
+    });
+    await bench.fake.received('RCPT');
+    left.unsubscribe();
+    answer();
+    // Replies come in order: once the next transaction is done, the left one's replies were read.
+    const { values, error } = await outcome(sendmail$(session, 'a@x.test', ['b@x.test'], MESSAGE, {}, {}, hooks));
+    expect(error).toBeUndefined();
+    expect(sentOf(values).reply.code).toBe(250);
+    expect(bench.fake.session.commands).toEqual([
+      'MAIL FROM:<a@x.test>',
+      'RCPT TO:<late@x.test>',
+      'RSET',
+      'MAIL FROM:<a@x.test>',
+      'RCPT TO:<b@x.test>',
+      'BDAT 23 LAST',
+    ]);
+    expect(bench.fake.session.messages.map(String)).toEqual([MESSAGE]);
   });
 
   describe('BDAT without PIPELINING: each chunk waits for its reply (RFC 3030 §4.2)', () => {
