@@ -101,6 +101,14 @@ describe('lib/session survivors (seed 2, part b)', () => {
     expect(resolveTimeouts().greeting).toBe(300_000);
   });
 
+  it('a refused EHLO is no capability list: its lines do not turn PIPELINING on', async () => {
+    const session = await bench.open({ handlers: { EHLO: '554-fake.test EHLO refused\n554 PIPELINING' } });
+    // The fallback to HELO (RFC 5321 §4.1.4) greeted the session.
+    expect(bench.fake.session.commands.slice(0, 2)).toEqual(['EHLO c.test', 'HELO c.test']);
+    expect(session.esmtpFeatures).toEqual({});
+    expect(session.connection.pipelining).toBe(false);
+  });
+
   it('rcpt$ without options writes RCPT TO:<…> and nothing after it', async () => {
     const session = await bench.open({});
     await lastValueFrom(rcpt$(session, 'b@x.test').pipe(timeout(DEADLINE)));
