@@ -97,8 +97,17 @@ async function lmtpServer(): Promise<{ port: number; secondReply(line: string): 
 describe('lib/session survivors (seed 2, part b)', () => {
   const bench = fakeSessions();
 
-  it("the default greeting deadline is RFC 5321 §4.5.3.2's 5 minutes", () => {
-    expect(resolveTimeouts().greeting).toBe(300_000);
+  it("the default deadlines are RFC 5321 §4.5.3.2's (5 minutes for the steps it does not name)", () => {
+    const minutes = (n: number): number => n * 60_000;
+    expect(resolveTimeouts()).toEqual({
+      greeting: minutes(5),
+      command: minutes(5),
+      mail: minutes(5),
+      rcpt: minutes(5),
+      data: minutes(2),
+      dataBlock: minutes(3),
+      dataEnd: minutes(10),
+    });
   });
 
   it('a refused EHLO is no capability list: its lines do not turn PIPELINING on', async () => {
