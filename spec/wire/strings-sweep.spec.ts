@@ -302,6 +302,7 @@ describe.each([SHA1, SHA256])('regexes of lib/auth/scram.ts, $name', (rfc) => {
 
   it.each([
     ['a salt that is not base64', (first: string) => first.replace(/,s=[^,]*/, ',s=!!!!')],
+    ['an empty salt', (first: string) => first.replace(/,s=[^,]*/, ',s=')],
     ['a salt whose length is not a multiple of 4', (first: string) => first.replace(/,s=[^,]*/, ',s=QSXCR')],
     ['a salt with a non-base64 tail', (first: string) => first.replace(/,s=[^,]*/, ',s=QSXC!')],
     ['a salt with a non-base64 head', (first: string) => first.replace(/,s=[^,]*/, ',s=!QSXCR+Q')],
@@ -461,6 +462,19 @@ describe.each([SHA1, SHA256])('texts of SCRAM errors, $name', (rfc) => {
     const err = thrown(() => start({}, 'us\u0007er'));
     expect(err).toBeInstanceOf(SMTPInvalidArgumentError);
     expect(err.message).toMatch(new RegExp(`^${rfc.name}: the user name is not valid under SASLprep: .+`));
+  });
+
+  it('refuses a password SASLprep refuses, saying so', () => {
+    const err = thrown(() => rfc.factory({ user: 'user', password: 'pen\u0007cil' }));
+    expect(err).toBeInstanceOf(SMTPInvalidArgumentError);
+    expect(err.message).toMatch(new RegExp(`^${rfc.name}: the password is not valid under SASLprep: .+`));
+  });
+
+  it('makes up a fresh base64 nonce of 24 random bytes when given none', () => {
+    const [a, b] = [1, 2].map(() => rfc.factory({ user: 'user', password: 'pencil' }).initialResponse());
+    expect(a).toMatch(/^n,,n=user,r=[A-Za-z0-9+/]{32}$/);
+    expect(b).toMatch(/^n,,n=user,r=[A-Za-z0-9+/]{32}$/);
+    expect(a).not.toBe(b);
   });
 
   it('names each way the server leaves the exchange', () => {
