@@ -323,7 +323,10 @@ describe.each([SHA1, SHA256])('regexes of lib/auth/scram.ts, $name', (rfc) => {
 
 describe('TLS failures as users read them (lib/transport/tls-upgrade.ts)', () => {
   const failure = (code: string | undefined, message = 'boom') =>
-    socketFailure(Object.assign(new Error(message), { code }), 'Could not connect to mx.example:465');
+    socketFailure(
+      Object.assign(new Error(message), code === undefined ? {} : { code }),
+      'Could not connect to mx.example:465',
+    );
 
   it.each([
     'ERR_TLS_CERT_ALTNAME_INVALID',
