@@ -125,6 +125,17 @@ describe('texts of lib/transport errors', () => {
     expect(info).toContainEqual(expect.stringMatching(/^TLS established \(TLSv1\.[23]\)$/));
   });
 
+  it('says "closing" and then "closed" in debug$ when the client ends the connection', async () => {
+    const { connection } = await open({});
+    const info: string[] = [];
+    connection.debug$.subscribe((e) => {
+      if (e.direction === 'info') info.push(e.text);
+    });
+    connection.end();
+    await lastValueFrom(connection.closed$, { defaultValue: undefined });
+    expect(info).toEqual(['closing', 'closed']);
+  });
+
   it('calls a certificate that fails verification at STARTTLS a certificate error, with the context', async () => {
     const { connection } = await open({ tls: server });
     const err = (await errorOf(firstValueFrom(connection.starttls$({ servername: 'localhost' }, 5000)))) as Error;
