@@ -5,10 +5,19 @@ import {
   SMTPAuthenticationError,
   SMTPCertificateError,
   SMTPInvalidArgumentError,
+  SMTPNotSupportedError,
+  SMTPPossiblyDeliveredError,
+  SMTPProtocolError,
+  SMTPRecipientsRefused,
+  SMTPReplyLimitError,
+  SMTPResponseException,
   SMTPServerDisconnected,
+  SMTPSizeExceededError,
+  SMTPTimeoutError,
 } from '../../lib/errors';
 import { envelopeFromHeaders, stripBcc } from '../../lib/message/envelope';
 import { parseHeaderBlock } from '../../lib/message/header-block';
+import { classifyFailure } from '../../lib/pool/outcome';
 import { isIpLiteral, resolveEndpoint } from '../../lib/transport/options';
 import { socketFailure } from '../../lib/transport/tls-upgrade';
 import { parseServerUrl, redact } from '../../lib/transport/url';
@@ -21,7 +30,7 @@ import { ReplyParser, parseReplies } from '../../lib/wire/reply';
 
 /*
  * The regular expressions and the user-visible texts of lib/wire, lib/transport, lib/auth/scram.ts and
- * lib/message/envelope.ts, case by case (mutation sweep): each table has a row on either side of every
+ * lib/message/envelope.ts (and the codes lib/pool/outcome.ts classifies by), case by case (mutation sweep): each table has a row on either side of every
  * anchor, character class and quantifier, so a regex that loses one of them gets a row wrong.
  */
 
@@ -512,5 +521,45 @@ describe.each([SHA1, SHA256])('texts of SCRAM errors, $name', (rfc) => {
     expect(failureOf(() => first().respond(ascii(rfc.serverFirst)))).toContain(
       `${rfc.name}: the server asks for 4096 iterations, fewer than the minimum of 5000`,
     );
+  });
+});
+
+describe('the error codes lib/pool/outcome.ts classifies a failure by', () => {
+  const reply = (code: number) => ({ code, message: `${code} x`, lines: [`${code} x`] });
+
+  it.each([
+    [
+      'possibly delivered',
+      new SMTPPossiblyDeliveredError('lost after the dot', { cause: new Error('reset') }),
+      { status: 'possibly-delivered', transient: false },
+    ],
+    ['a 451', new SMTPResponseException(451, 'later'), { status: 'failed', transient: true }],
+    ['a 550', new SMTPResponseException(550, 'no'), { status: 'refused', transient: false }],
+    [
+      'recipients all refused with 4yz',
+      new SMTPRecipientsRefused({ 'a@x.test': reply(450), 'b@x.test': reply(451) }),
+      { status: 'failed', transient: true },
+    ],
+    [
+      'recipients refused with a 5yz among them',
+      new SMTPRecipientsRefused({ 'a@x.test': reply(450), 'b@x.test': reply(550) }),
+      { status: 'refused', transient: false },
+    ],
+    ['recipients refused without replies', new SMTPRecipientsRefused({}), { status: 'refused', transient: false }],
+    ['an invalid argument', new SMTPInvalidArgumentError('bad'), { status: 'refused', transient: false }],
+    ['an unsupported feature', new SMTPNotSupportedError('no SMTPUTF8'), { status: 'refused', transient: false }],
+    ['a message over SIZE', new SMTPSizeExceededError(2000, 1000), { status: 'refused', transient: false }],
+    ['a lost connection', new SMTPServerDisconnected('gone'), { status: 'failed', transient: true }],
+    ['a timeout', new SMTPTimeoutError('mail', 5), { status: 'failed', transient: true }],
+    ['a protocol violation', new SMTPProtocolError('odd reply'), { status: 'failed', transient: true }],
+    ['a reply over the limits', new SMTPReplyLimitError('too long'), { status: 'failed', transient: true }],
+    ['an error of some other kind', new Error('bug'), { status: 'failed', transient: false }],
+    [
+      'an error whose smtpCode is not a number',
+      Object.assign(new Error('odd'), { smtpCode: '451' }),
+      { status: 'failed', transient: false },
+    ],
+  ])('classifies %s', (_, err, verdict) => {
+    expect(classifyFailure(err)).toEqual(verdict);
   });
 });
