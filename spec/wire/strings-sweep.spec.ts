@@ -30,8 +30,9 @@ import { ReplyParser, parseReplies } from '../../lib/wire/reply';
 
 /*
  * The regular expressions and the user-visible texts of lib/wire, lib/transport, lib/auth/scram.ts and
- * lib/message/envelope.ts (and the codes lib/pool/outcome.ts classifies by), case by case (mutation sweep): each table has a row on either side of every
- * anchor, character class and quantifier, so a regex that loses one of them gets a row wrong.
+ * lib/message/envelope.ts, and the error codes lib/pool/outcome.ts classifies by, case by case (mutation
+ * sweep): each table has a row on either side of every anchor, character class and quantifier, so a regex
+ * that loses one of them gets a row wrong.
  */
 
 /** What `fn` threw. */
