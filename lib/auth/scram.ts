@@ -164,6 +164,28 @@ function scramMechanism(
 type Saslprep = typeof import('@mongodb-js/saslprep').saslprep;
 let loadedSaslprep: Saslprep | undefined;
 
+/** RFC 3454 table B.1, the code points SASLprep maps to nothing (RFC 4013 §2.2). */
+const MAPPED_TO_NOTHING = new Set([
+  0xad,
+  0x34f,
+  0x1806,
+  0x180b,
+  0x180c,
+  0x180d,
+  0x200b,
+  0x200c,
+  0x200d,
+  0x2060,
+  0xfeff,
+  ...Array.from({ length: 16 }, (_, i) => 0xfe00 + i),
+]);
+
+/** Every code point of `value` is one SASLprep maps to nothing. */
+function mapsToNothing(value: string): boolean {
+  for (const c of value) if (!MAPPED_TO_NOTHING.has(c.codePointAt(0) ?? 0)) return false;
+  return true;
+}
+
 /** SASLprep (RFC 4013), with the library's reason (which never quotes the input). */
 function prepare(name: string, what: string, value: string, allowUnassigned: boolean): string {
   // Loaded on first use: its code point tables add about 5 MiB to every process that imports
@@ -173,6 +195,8 @@ function prepare(name: string, what: string, value: string, allowUnassigned: boo
   try {
     return loadedSaslprep(value, { allowUnassigned });
   } catch (err) {
+    // @mongodb-js/saslprep throws a TypeError when everything maps to nothing (a lone U+00AD).
+    if (err instanceof TypeError && mapsToNothing(value)) return '';
     throw new SMTPInvalidArgumentError(`${name}: the ${what} is not valid under SASLprep: ${(err as Error).message}`, {
       cause: err,
     });

@@ -1,6 +1,7 @@
 import crypto from 'crypto';
 import { scramSha1Mechanism, scramSha256Mechanism, type ScramOptions } from '../../lib/auth/scram';
 import type { TextMechanism } from '../../lib/auth/mechanism';
+import { SMTPInvalidArgumentError } from '../../lib/errors';
 
 const ascii = (text: string) => Buffer.from(text, 'utf8');
 
@@ -192,6 +193,16 @@ describe.each([SHA1, SHA256])('$name', (rfc) => {
     expect(() => rfc.factory({ user: '', password: 'pencil' })).toThrow(/user name is empty/);
     expect(() => rfc.factory({ user: 'user', password: 'pencil' }, { nonce: 'a,b' })).toThrow(/nonce/);
   });
+
+  // SASLprep maps these to nothing (RFC 3454 B.1); @mongodb-js/saslprep itself throws a TypeError on them.
+  it.each(['\u00ad', '\u00ad\u200d', '\ufeff', '\u034f\u2060'])(
+    'refuses a user name that SASLprep makes empty (%j) as empty, not with a TypeError',
+    (user) => {
+      const error = thrown(() => rfc.factory({ user, password: 'pencil' }));
+      expect(error).toBeInstanceOf(SMTPInvalidArgumentError);
+      expect(error.message).toBe(`${rfc.name}: the user name is empty`);
+    },
+  );
 
   it('draws a fresh random nonce for each attempt', () => {
     const first = rfc.factory({ user: 'user', password: 'pencil' }).initialResponse();
