@@ -148,11 +148,19 @@ export class SmtpConnection {
   private doomed: { readonly err: unknown } | undefined;
   private pipelined = false;
   private secureFlag: boolean;
+  /** The first debug line, kept for `debug$`'s subscribers. */
+  private readonly connected: DebugEvent;
 
   /** Every reply, in arrival order (hot). Completes on a graceful close, errors on a failure. */
   readonly replies$: Observable<Reply> = this.repliesSubject.asObservable();
-  /** Wire events, secrets redacted (hot). */
-  readonly debug$: Observable<DebugEvent> = this.debugSubject.asObservable();
+  /**
+   * Wire events, secrets redacted (hot). Each subscriber first gets the "connected to …" line, which
+   * happened before anyone could subscribe.
+   */
+  readonly debug$: Observable<DebugEvent> = new Observable<DebugEvent>((subscriber) => {
+    subscriber.next(this.connected);
+    return this.debugSubject.subscribe(subscriber);
+  });
   /** The server's greeting: the first reply on the connection. */
   readonly greeting$: Observable<Reply> = this.greetingSubject.asObservable();
   /** Emits and completes once the socket is closed, however that happened. */
@@ -193,7 +201,8 @@ export class SmtpConnection {
     });
     this.attach(socket);
     this.deadline.arm();
-    this.info(`connected to ${this.remote()}${this.secureFlag ? ' (TLS)' : ''}`);
+    const text = `connected to ${this.remote()}${this.secureFlag ? ' (TLS)' : ''}`;
+    this.connected = { direction: 'info', text, time: Date.now() };
   }
 
   /** Whether the connection is encrypted (implicit TLS or after STARTTLS). */

@@ -125,7 +125,7 @@ describe('texts of lib/transport errors', () => {
     expect(info).toContainEqual(expect.stringMatching(/^TLS established \(TLSv1\.[23]\)$/));
   });
 
-  it('says "closing" and then "closed" in debug$ when the client ends the connection', async () => {
+  it('says "connected to", "closing" and then "closed" in debug$ when the client ends the connection', async () => {
     const { connection } = await open({});
     const info: string[] = [];
     connection.debug$.subscribe((e) => {
@@ -133,7 +133,7 @@ describe('texts of lib/transport errors', () => {
     });
     connection.end();
     await lastValueFrom(connection.closed$, { defaultValue: undefined });
-    expect(info).toEqual(['closing', 'closed']);
+    expect(info).toEqual([`connected to 127.0.0.1:${fake?.port ?? 0}`, 'closing', 'closed']);
   });
 
   it('calls a certificate that fails verification at STARTTLS a certificate error, with the context', async () => {
