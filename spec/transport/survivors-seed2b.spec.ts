@@ -1,4 +1,4 @@
-import { firstValueFrom, lastValueFrom } from 'rxjs';
+import { ObservableNotification, config, firstValueFrom, lastValueFrom } from 'rxjs';
 import { SMTPException } from '../../lib/errors';
 import { SmtpConnection, Turn } from '../../lib/transport/connection';
 import { DebugEvent, redactSecrets } from '../../lib/transport/debug';
@@ -31,6 +31,17 @@ function takeTurn(connection: SmtpConnection): Turn {
 const closed = (connection: SmtpConnection): Promise<void> =>
   lastValueFrom(connection.closed$, { defaultValue: undefined });
 
+/**
+ * Keeps the event loop busy until `performance.now()` reaches `until`: what a CPU-bound callback
+ * does to every timer, which then fires late. The deadline tests below rest on it, not on how long
+ * anything takes: a timer that is overdue fires before any socket is read again.
+ */
+function blockUntil(until: number): void {
+  while (performance.now() < until) {
+    // spin
+  }
+}
+
 describe('lib/transport survivors (seed 2, second sweep)', () => {
   let fake: FakeServer | undefined;
   let held: Held | undefined;
@@ -54,6 +65,34 @@ describe('lib/transport survivors (seed 2, second sweep)', () => {
       const reply = await firstValueFrom(connection.request$(NOOP));
       expect(reply).toMatchObject({ code: 250, message: '2.0.0 late' });
       expect(connection.alive).toBe(true);
+    });
+  });
+
+  describe('reply deadlines when the event loop was blocked', () => {
+    it('gives a reply its whole time, even where a timer left from an earlier reply is overdue', async () => {
+      const connection = await open();
+      // Its deadline sets the connection's timer, which stays behind once the reply is in.
+      const written = performance.now();
+      expect(await firstValueFrom(connection.request$(NOOP, { timeout: 200 }))).toMatchObject({ code: 250 });
+      // Long enough that the leftover timer is overdue by more than the next reply's whole time.
+      blockUntil(written + 200 + 300 + 50);
+      const reply = await firstValueFrom(connection.request$(NOOP, { step: 'second', timeout: 300 }));
+      expect(reply).toMatchObject({ code: 250 });
+    });
+
+    it("does not restart the awaited reply's time when more requests are written behind it", async () => {
+      const connection = await open();
+      connection.allowPipelining(true);
+      const first = firstValueFrom(connection.request$(NOOP, { step: 'first', timeout: 300 })).catch((e: unknown) => e);
+      // The first reply's time runs out before anything can be read; then a second request goes out.
+      blockUntil(performance.now() + 350);
+      const second = firstValueFrom(connection.request$(NOOP, { step: 'second', timeout: 5_000 })).catch(
+        (e: unknown) => e,
+      );
+      const err = await first;
+      expect(err).toMatchObject({ code: 'ERR_SMTP_TIMEOUT', step: 'first' });
+      expect(await second).toBe(err);
+      expect(connection.failure).toBe(err);
     });
   });
 
@@ -157,6 +196,40 @@ describe('lib/transport survivors (seed 2, second sweep)', () => {
         'send NOOP',
         'receive 250 2.0.0 Ok',
       ]);
+    });
+  });
+
+  describe('a subscriber that left', () => {
+    // RxJS reports a notification sent to a subscriber that already left, from a timer of its own.
+    let stray: ObservableNotification<unknown>[];
+    beforeEach(() => {
+      stray = [];
+      config.onStoppedNotification = (notification) => stray.push(notification);
+    });
+    afterEach(() => {
+      config.onStoppedNotification = null;
+    });
+    /** A timer queued after whatever RxJS queued so far: its reports are in by then. */
+    const timersRun = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 1));
+
+    it('gets nothing from a request it left before the reply came', async () => {
+      const connection = await open();
+      connection.request$(NOOP).subscribe().unsubscribe();
+      // Replies come in order: once the next request has its reply, the one left behind was read.
+      // (lastValueFrom: firstValueFrom leaves at the reply, before the completion that follows it.)
+      expect(await lastValueFrom(connection.request$(NOOP))).toMatchObject({ code: 250 });
+      await timersRun();
+      expect(stray).toEqual([]);
+    });
+
+    it('gets nothing from a QUIT it left before the 221 came, and the connection still closes', async () => {
+      const connection = await open();
+      connection.quit$().subscribe().unsubscribe();
+      await closed(connection);
+      await timersRun();
+      expect(stray).toEqual([]);
+      expect(fake!.session.commands).toEqual(['QUIT']);
+      expect(connection.failure).toBeNull();
     });
   });
 
