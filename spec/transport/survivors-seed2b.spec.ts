@@ -136,6 +136,15 @@ describe('lib/transport survivors (seed 2, second sweep)', () => {
       expect(connection.failure).toBe(cause);
     });
 
+    it('says QUIT once when closeWhenIdle() is called twice, and closes gracefully', async () => {
+      const connection = await open();
+      connection.closeWhenIdle(5_000);
+      connection.closeWhenIdle(5_000);
+      await closed(connection);
+      expect(fake!.session.commands).toEqual(['QUIT']);
+      expect(connection.failure).toBeNull();
+    });
+
     it('fails a connection the server closes while nothing is owed and no close was asked for', async () => {
       const connection = await open({ handlers: { NOOP: { close: true, reply: '250 2.0.0 Ok, and bye' } } });
       const replies = collect(connection.replies$);
@@ -165,6 +174,17 @@ describe('lib/transport survivors (seed 2, second sweep)', () => {
       expect(await firstValueFrom(connection.request$(NOOP))).toMatchObject({ code: 250 });
       expect(connection.secure).toBe(false);
       expect(connection.alive).toBe(true);
+    });
+
+    it('aborts on a malformed line right after the 220, as on any byte after it', async () => {
+      const connection = await open({ handlers: { STARTTLS: { raw: '220 2.0.0 Ready\r\nnot a reply\r\n' } } });
+      const err = await firstValueFrom(connection.starttls$({}, 5_000)).catch((e: unknown) => e);
+      expect(err).toMatchObject({
+        code: 'ERR_SMTP_PROTOCOL',
+        message: 'Data received after the STARTTLS 220 reply (possible injection); aborting',
+      });
+      await closed(connection);
+      expect(connection.failure).toBe(err);
     });
 
     it('takes a 220 to another command as a reply like any other', async () => {
@@ -230,6 +250,23 @@ describe('lib/transport survivors (seed 2, second sweep)', () => {
       expect(stray).toEqual([]);
       expect(fake!.session.commands).toEqual(['QUIT']);
       expect(connection.failure).toBeNull();
+    });
+  });
+
+  describe('a request that draws no reply', () => {
+    it('is written and completes at once, without a value', async () => {
+      const connection = await open();
+      const bytes = Buffer.from('NOOP\r\n');
+      const seen: string[] = [];
+      // The channel is free: the bytes go out within subscribe(), and nothing is owed for them.
+      connection.request$({ bytes, replies: 0, debugText: '<raw NOOP>' }).subscribe({
+        next: (reply) => seen.push(`reply ${reply.code}`),
+        complete: () => seen.push('complete'),
+      });
+      expect(seen).toEqual(['complete']);
+      expect(connection.inFlight).toBe(0);
+      await fake!.received('NOOP');
+      expect(fake!.text()).toBe('NOOP\r\n');
     });
   });
 
