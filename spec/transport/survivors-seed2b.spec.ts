@@ -187,6 +187,26 @@ describe('lib/transport survivors (seed 2, second sweep)', () => {
       expect(connection.failure).toBe(err);
     });
 
+    it('destroys the connection when the caller leaves in the middle of the handshake', async () => {
+      // A 220 and then no handshake: the server waits for a ClientHello it never answers.
+      const connection = await open({ handlers: { STARTTLS: { raw: '220 2.0.0 Ready\r\n' } } });
+      const events = recordDebug(connection);
+      const subscription = connection.starttls$({}, 60_000).subscribe({ error: () => undefined });
+      // The reply is handed on (and the handshake started) right after its debug event.
+      await new Promise<void>((resolve) => {
+        connection.debug$.subscribe((e) => e.text.startsWith('220') && queueMicrotask(resolve));
+      });
+      subscription.unsubscribe();
+      // Neither plaintext nor TLS any more: the socket goes (the server sees it closed, within its deadline).
+      await fake!.closedSession();
+      await closed(connection);
+      expect(connection.failure).toMatchObject({
+        code: 'ERR_SMTP_SERVER_DISCONNECTED',
+        message: 'Connection closed by the client',
+      });
+      expect(events).toContain('receive 220 2.0.0 Ready');
+    });
+
     it('takes a 220 to another command as a reply like any other', async () => {
       let noops = 0;
       const connection = await open({
