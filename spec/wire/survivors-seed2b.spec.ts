@@ -50,6 +50,17 @@ describe('toChunks$ turn budget', () => {
     expect(run.chunks()).toBe(17);
   });
 
+  it('cancels its pause when unsubscribed during it', () => {
+    const before = pendingImmediates();
+    let chunks = 0;
+    const subscription = toChunks$(new Uint8Array(300), { chunkSize: 1 }).subscribe(() => chunks++);
+    // The budget is spent: the rest waits for the next turn, on a setImmediate.
+    expect(chunks).toBe(256);
+    expect(pendingImmediates()).toBe(before + 1);
+    subscription.unsubscribe();
+    expect(pendingImmediates()).toBe(before);
+  });
+
   it('charges a stream value of exactly chunkSize bytes as one chunk', async () => {
     async function* values(): AsyncGenerator<Uint8Array> {
       for (let i = 0; i < 300; i++) yield Buffer.from([i & 0xff]);
@@ -71,6 +82,13 @@ describe('coalesce and nextTurn$ bounds', () => {
       of(Buffer.from('a'), Buffer.from(''), Buffer.from('bc'), Buffer.from('d')).pipe(coalesce(1), toArray()),
     );
     expect(out.map((c) => Buffer.from(c).toString('latin1'))).toEqual(['a', 'bc', 'd']);
+  });
+
+  it('passes a chunk of maxBytes through as it is after an empty chunk, without copying it', async () => {
+    const chunk = Buffer.from('abc');
+    const out = await lastValueFrom(of(Buffer.alloc(0), chunk).pipe(coalesce(3), toArray()));
+    expect(out).toHaveLength(1);
+    expect(out[0]).toBe(chunk);
   });
 
   it('nextTurn$ cancels its setImmediate when unsubscribed before it fires', () => {
