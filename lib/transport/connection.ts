@@ -648,9 +648,12 @@ export class SmtpConnection {
 
   /** Lockstep: once every reply owed is in, the next held group goes. */
   private flushHeld(): void {
-    if (this.pending.length > 0 || this.ended !== undefined || this.upgrading) return;
-    const next = this.held.shift();
-    if (next) this.writeGroup(next.group, next.slot, next.replies);
+    // A group that draws no reply leaves nothing owed: the one held behind it goes at once.
+    while (this.pending.length === 0 && this.ended === undefined && !this.upgrading) {
+      const next = this.held.shift();
+      if (!next) return;
+      this.writeGroup(next.group, next.slot, next.replies);
+    }
   }
 
   // A reply already read outranks the socket's own end: a server that answers 354 and 550 in one

@@ -1,4 +1,4 @@
-import { ObservableNotification, config, firstValueFrom, lastValueFrom } from 'rxjs';
+import { ObservableNotification, config, firstValueFrom, lastValueFrom, timeout } from 'rxjs';
 import { SMTPException } from '../../lib/errors';
 import { SmtpConnection, Turn } from '../../lib/transport/connection';
 import { DebugEvent, redactSecrets } from '../../lib/transport/debug';
@@ -30,6 +30,9 @@ function takeTurn(connection: SmtpConnection): Turn {
 
 const closed = (connection: SmtpConnection): Promise<void> =>
   lastValueFrom(connection.closed$, { defaultValue: undefined });
+
+/** debug$'s first line, which every subscriber gets. */
+const CONNECTED = expect.stringMatching(/^info connected to 127\.0\.0\.1:\d+$/) as string;
 
 /**
  * Keeps the event loop busy until `performance.now()` reaches `until`: what a CPU-bound callback
@@ -72,11 +75,14 @@ describe('lib/transport survivors (seed 2, second sweep)', () => {
     it('gives a reply its whole time, even where a timer left from an earlier reply is overdue', async () => {
       const connection = await open();
       // Its deadline sets the connection's timer, which stays behind once the reply is in.
+      // Both times are the loopback fake's whole margin to answer, so they are generous; the spin below
+      // costs their sum.
+      const [firstMs, secondMs] = [1_000, 1_000];
       const written = performance.now();
-      expect(await firstValueFrom(connection.request$(NOOP, { timeout: 200 }))).toMatchObject({ code: 250 });
+      expect(await firstValueFrom(connection.request$(NOOP, { timeout: firstMs }))).toMatchObject({ code: 250 });
       // Long enough that the leftover timer is overdue by more than the next reply's whole time.
-      blockUntil(written + 200 + 300 + 50);
-      const reply = await firstValueFrom(connection.request$(NOOP, { step: 'second', timeout: 300 }));
+      blockUntil(written + firstMs + secondMs + 50);
+      const reply = await firstValueFrom(connection.request$(NOOP, { step: 'second', timeout: secondMs }));
       expect(reply).toMatchObject({ code: 250 });
     });
 
@@ -119,7 +125,7 @@ describe('lib/transport survivors (seed 2, second sweep)', () => {
       // The server sees our FIN (a deadline of its own), then closes its side.
       await fake!.closedSession();
       await closed(connection);
-      expect(events.filter((e) => e.startsWith('info '))).toEqual(['info closing', 'info closed']);
+      expect(events.filter((e) => e.startsWith('info '))).toEqual([CONNECTED, 'info closing', 'info closed']);
       expect(connection.failure).toBeNull();
     });
 
@@ -132,7 +138,7 @@ describe('lib/transport survivors (seed 2, second sweep)', () => {
       connection.destroy(cause);
       turn.release();
       await closed(connection);
-      expect(events.filter((e) => e.startsWith('info '))).toEqual(['info closed']);
+      expect(events.filter((e) => e.startsWith('info '))).toEqual([CONNECTED, 'info closed']);
       expect(connection.failure).toBe(cause);
     });
 
@@ -229,6 +235,7 @@ describe('lib/transport survivors (seed 2, second sweep)', () => {
       expect((await group).values.map((r: Reply) => r.code)).toEqual([250, 250]);
       expect(await noop).toMatchObject({ code: 250 });
       expect(events).toEqual([
+        CONNECTED,
         'send MAIL FROM:<a@example.com>',
         'send RCPT TO:<b@example.com>',
         'receive 250 2.1.0 Ok',
@@ -236,6 +243,23 @@ describe('lib/transport survivors (seed 2, second sweep)', () => {
         'send NOOP',
         'receive 250 2.0.0 Ok',
       ]);
+    });
+  });
+
+  describe('held groups without PIPELINING', () => {
+    it('writes the group after one that draws no reply, instead of holding it for a reply that never comes', async () => {
+      const connection = await open();
+      const noop = firstValueFrom(connection.request$(NOOP));
+      // Held behind NOOP's reply: bytes that draw none, then a command that does.
+      const silent = lastValueFrom(
+        connection.request$({ bytes: Buffer.alloc(0), replies: 0, debugText: '(nothing)' }),
+        { defaultValue: 'none' },
+      );
+      const help = firstValueFrom(connection.request$(command('HELP')).pipe(timeout(5_000)));
+      expect(await noop).toMatchObject({ code: 250 });
+      expect(await silent).toBe('none');
+      await fake!.received('HELP');
+      expect(await help).toMatchObject({ code: 214 });
     });
   });
 
