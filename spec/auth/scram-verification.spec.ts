@@ -4,6 +4,7 @@ import { scramSha1Mechanism, scramSha256Mechanism } from '../../lib/auth/scram';
 import { auth$ } from '../../lib/session/authenticate';
 import { FakeServer } from '../helpers/fake-server';
 import { openSession } from '../helpers/session';
+import { thrown } from '../helpers/thrown';
 
 // The RFC 5802 §5 exchange (SCRAM-SHA-1, user "user", password "pencil").
 const NONCE = 'fyko+d2lbbFgONRv9qkxdawL';
@@ -13,16 +14,6 @@ const SERVER_FINAL = 'v=rmF9pqV8S7suAoZWja4dJRkFsKQ=';
 
 const utf8 = (text: string): Buffer => Buffer.from(text, 'utf8');
 const b64 = (text: string): string => utf8(text).toString('base64');
-
-/** What `fn` threw. */
-function thrown(fn: () => unknown): Error & { code?: string } {
-  try {
-    fn();
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected a throw');
-}
 
 /** A SCRAM-SHA-1 mechanism with the RFC's nonce that has sent its client-first-message. */
 function started() {

@@ -2,18 +2,9 @@ import crypto from 'crypto';
 import { scramSha1Mechanism, scramSha256Mechanism, type ScramOptions } from '../../lib/auth/scram';
 import type { TextMechanism } from '../../lib/auth/mechanism';
 import { SMTPInvalidArgumentError } from '../../lib/errors';
+import { thrown } from '../helpers/thrown';
 
 const ascii = (text: string) => Buffer.from(text, 'utf8');
-
-/** Runs `fn` and returns what it threw. */
-function thrown(fn: () => unknown): Error & { code?: string; smtpCode?: number } {
-  try {
-    fn();
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected a throw');
-}
 
 // RFC 5802 §5.
 const SHA1 = {

@@ -6,7 +6,7 @@ import { connect$ } from '../../lib/transport/connect';
 import type { DebugEvent } from '../../lib/transport/debug';
 import { command } from '../../lib/wire/command';
 import { testCa, server } from '../helpers/certs';
-import { Held, greetingOf, hold } from '../helpers/connect';
+import { Held, fakeConnections } from '../helpers/connect';
 import { FakeServer, FakeScript } from '../helpers/fake-server';
 
 /*
@@ -15,21 +15,8 @@ import { FakeServer, FakeScript } from '../helpers/fake-server';
  */
 
 describe('texts of lib/transport errors', () => {
-  let fake: FakeServer | undefined;
-  let held: Held | undefined;
-  afterEach(async () => {
-    await held?.release();
-    held = undefined;
-    await fake?.close();
-    fake = undefined;
-  });
-
-  async function open(script: FakeScript): Promise<Held> {
-    fake = await FakeServer.start(script);
-    held = await hold({ host: '127.0.0.1', port: fake.port });
-    await greetingOf(held);
-    return held;
-  }
+  const bench = fakeConnections();
+  const open = (script: FakeScript): Promise<Held> => bench.open(script);
 
   /** The error `source` ends with. */
   const errorOf = (source: Promise<unknown>) =>
@@ -111,7 +98,7 @@ describe('texts of lib/transport errors', () => {
     );
     expect(err).toBeInstanceOf(SMTPException);
     expect((err as Error).message).toBe('rx-smtp: a write after the turn was released');
-    expect(fake?.session.bytes.length).toBe(0);
+    expect(bench.fake.session.bytes.length).toBe(0);
   });
 
   it('reports the TLS version it established in debug$', async () => {
@@ -133,7 +120,7 @@ describe('texts of lib/transport errors', () => {
     });
     connection.end();
     await lastValueFrom(connection.closed$, { defaultValue: undefined });
-    expect(info).toEqual([`connected to 127.0.0.1:${fake?.port ?? 0}`, 'closing', 'closed']);
+    expect(info).toEqual([`connected to 127.0.0.1:${bench.fake.port}`, 'closing', 'closed']);
   });
 
   it('calls a certificate that fails verification at STARTTLS a certificate error, with the context', async () => {

@@ -5,9 +5,9 @@ import { DebugEvent, redactSecrets } from '../../lib/transport/debug';
 import { Mutex } from '../../lib/transport/mutex';
 import { command } from '../../lib/wire/command';
 import { Reply } from '../../lib/wire/reply';
-import { Held, greetingOf, hold } from '../helpers/connect';
+import { fakeConnections } from '../helpers/connect';
 import { collect } from '../helpers/events';
-import { FakeServer } from '../helpers/fake-server';
+import { FakeScript } from '../helpers/fake-server';
 
 /* Conditions and defaults of lib/transport/ that the seed-2 mutation sample found unpinned (second sweep). */
 
@@ -46,21 +46,8 @@ function blockUntil(until: number): void {
 }
 
 describe('lib/transport survivors (seed 2, second sweep)', () => {
-  let fake: FakeServer | undefined;
-  let held: Held | undefined;
-  afterEach(async () => {
-    await held?.release();
-    held = undefined;
-    await fake?.close();
-    fake = undefined;
-  });
-
-  async function open(script: Parameters<typeof FakeServer.start>[0] = {}): Promise<SmtpConnection> {
-    fake = await FakeServer.start(script);
-    held = await hold({ host: '127.0.0.1', port: fake.port });
-    await greetingOf(held);
-    return held.connection;
-  }
+  const bench = fakeConnections();
+  const open = async (script: FakeScript = {}): Promise<SmtpConnection> => (await bench.open(script)).connection;
 
   describe('the default reply deadline', () => {
     it('waits for a reply that takes a while when no timeout is given (RFC 5321 §4.5.3.2: minutes)', async () => {
@@ -123,7 +110,7 @@ describe('lib/transport survivors (seed 2, second sweep)', () => {
       connection.end();
       connection.end();
       // The server sees our FIN (a deadline of its own), then closes its side.
-      await fake!.closedSession();
+      await bench.fake.closedSession();
       await closed(connection);
       expect(events.filter((e) => e.startsWith('info '))).toEqual([CONNECTED, 'info closing', 'info closed']);
       expect(connection.failure).toBeNull();
@@ -147,7 +134,7 @@ describe('lib/transport survivors (seed 2, second sweep)', () => {
       connection.closeWhenIdle(5_000);
       connection.closeWhenIdle(5_000);
       await closed(connection);
-      expect(fake!.session.commands).toEqual(['QUIT']);
+      expect(bench.fake.session.commands).toEqual(['QUIT']);
       expect(connection.failure).toBeNull();
     });
 
@@ -204,7 +191,7 @@ describe('lib/transport survivors (seed 2, second sweep)', () => {
       });
       subscription.unsubscribe();
       // Neither plaintext nor TLS any more: the socket goes (the server sees it closed, within its deadline).
-      await fake!.closedSession();
+      await bench.fake.closedSession();
       await closed(connection);
       expect(connection.failure).toMatchObject({
         code: 'ERR_SMTP_SERVER_DISCONNECTED',
@@ -231,7 +218,7 @@ describe('lib/transport survivors (seed 2, second sweep)', () => {
       const mailRcpt = [command('MAIL', ['FROM:<a@example.com>']), command('RCPT', ['TO:<b@example.com>'])];
       const group = collect(connection.request$(mailRcpt));
       const noop = firstValueFrom(connection.request$(NOOP));
-      await fake!.received('NOOP');
+      await bench.fake.received('NOOP');
       expect((await group).values.map((r: Reply) => r.code)).toEqual([250, 250]);
       expect(await noop).toMatchObject({ code: 250 });
       expect(events).toEqual([
@@ -258,7 +245,7 @@ describe('lib/transport survivors (seed 2, second sweep)', () => {
       const help = firstValueFrom(connection.request$(command('HELP')).pipe(timeout(5_000)));
       expect(await noop).toMatchObject({ code: 250 });
       expect(await silent).toBe('none');
-      await fake!.received('HELP');
+      await bench.fake.received('HELP');
       expect(await help).toMatchObject({ code: 214 });
     });
   });
@@ -292,7 +279,7 @@ describe('lib/transport survivors (seed 2, second sweep)', () => {
       await closed(connection);
       await timersRun();
       expect(stray).toEqual([]);
-      expect(fake!.session.commands).toEqual(['QUIT']);
+      expect(bench.fake.session.commands).toEqual(['QUIT']);
       expect(connection.failure).toBeNull();
     });
   });
@@ -309,8 +296,8 @@ describe('lib/transport survivors (seed 2, second sweep)', () => {
       });
       expect(seen).toEqual(['complete']);
       expect(connection.inFlight).toBe(0);
-      await fake!.received('NOOP');
-      expect(fake!.text()).toBe('NOOP\r\n');
+      await bench.fake.received('NOOP');
+      expect(bench.fake.text()).toBe('NOOP\r\n');
     });
   });
 

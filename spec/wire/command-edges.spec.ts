@@ -1,14 +1,5 @@
 import { checkArgument, command } from '../../lib/wire/command';
-
-/** What `fn` threw. */
-function thrown(fn: () => unknown): Error & { code?: string } {
-  try {
-    fn();
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected a throw');
-}
+import { thrown } from '../helpers/thrown';
 
 // Plain JavaScript callers are not held to the types: what they pass must still be checked.
 const untyped = (value: unknown) => value as string;

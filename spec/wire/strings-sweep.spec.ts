@@ -27,6 +27,7 @@ import { authMechanisms, parseCapabilities } from '../../lib/wire/capabilities';
 import { coalesce } from '../../lib/wire/coalesce';
 import { command } from '../../lib/wire/command';
 import { ReplyParser, parseReplies } from '../../lib/wire/reply';
+import { thrown } from '../helpers/thrown';
 
 /*
  * The regular expressions and the user-visible texts of lib/wire, lib/transport, lib/auth/scram.ts and
@@ -34,16 +35,6 @@ import { ReplyParser, parseReplies } from '../../lib/wire/reply';
  * sweep): each table has a row on either side of every anchor, character class and quantifier, so a regex
  * that loses one of them gets a row wrong.
  */
-
-/** What `fn` threw. */
-function thrown(fn: () => unknown): Error & { code?: string } {
-  try {
-    fn();
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected a throw');
-}
 
 describe('regexes of lib/transport/url.ts', () => {
   it.each([
