@@ -6,6 +6,7 @@
  * ts-jest only transpiles: a full type-check per spec file would dominate every run.
  * @type {import('jest').Config}
  */
+const path = require('node:path');
 const base = require('./jest.config.js');
 const { compilerOptions } = require('./tsconfig.json');
 
@@ -33,6 +34,9 @@ module.exports = {
   // loads only the specs that import it. Loading every spec file for every mutant, with the name filter
   // leaving most of them empty, was most of the run's time.
   roots: ['<rootDir>/spec', '<rootDir>/lib'],
+  // Node's environment, plus: once a test fails under a mutant, the mutant's remaining tests are skipped
+  // (the verdict is already "killed"; see the file).
+  testEnvironment: process.env.RX_SMTP_NO_FAIL_FAST ? 'node' : path.join(__dirname, 'scripts', 'stryker-fail-fast-environment.cjs'),
   testNamePattern: '^(?!encoder-kernel in a Node\\.js without WebAssembly)',
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: { ...compilerOptions, isolatedModules: true } }] },
 };

@@ -23,14 +23,12 @@
  * Same seed, same fraction, same code: the same mutants. It estimates the full run; it does not
  * replace it (the full run's per-part commands are in the README).
  */
-import { readFileSync, readdirSync, writeFileSync, mkdirSync, existsSync, statSync } from 'node:fs';
+import { readFileSync, writeFileSync, mkdirSync, existsSync, statSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import { Instrumenter } from '@stryker-mutator/instrumenter';
+import { ROOT, scope } from './mutate-scope.mjs';
 
-const require = createRequire(import.meta.url);
-const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const OUT = path.join(ROOT, 'build', 'stryker');
 const DRAWN = path.join(OUT, 'sample-mutants.json');
 const REPORT = path.join(OUT, 'sample-report.json');
@@ -40,23 +38,6 @@ const flag = (name, fallback) => {
   const i = argv.indexOf(`--${name}`);
   return i >= 0 ? argv[i + 1] : fallback;
 };
-
-/** The files of stryker.config.js's `mutate`: `dir/**\/*.ts` globs, plain paths and `!` exclusions. */
-function scope() {
-  const { mutate } = require(path.join(ROOT, 'stryker.config.js'));
-  const walk = (dir) =>
-    readdirSync(path.join(ROOT, dir)).flatMap((name) => {
-      const rel = path.posix.join(dir, name);
-      return statSync(path.join(ROOT, rel)).isDirectory() ? walk(rel) : rel.endsWith('.ts') ? [rel] : [];
-    });
-  const files = new Set();
-  for (const pattern of mutate) {
-    if (pattern.startsWith('!')) files.delete(pattern.slice(1));
-    else if (pattern.endsWith('/**/*.ts')) walk(pattern.slice(0, -'/**/*.ts'.length)).forEach((f) => files.add(f));
-    else files.add(pattern);
-  }
-  return [...files].sort();
-}
 
 /** mulberry32: a small seeded generator, so a sample can be drawn again. */
 function random(seed) {
