@@ -36,7 +36,9 @@ module.exports = {
   roots: ['<rootDir>/spec', '<rootDir>/lib'],
   // Node's environment, plus: once a test fails under a mutant, the mutant's remaining tests are skipped
   // (the verdict is already "killed"; see the file).
-  testEnvironment: process.env.RX_SMTP_NO_FAIL_FAST ? 'node' : path.join(__dirname, 'scripts', 'stryker-fail-fast-environment.cjs'),
+  testEnvironment: process.env.RX_SMTP_NO_FAIL_FAST
+    ? 'node'
+    : path.join(__dirname, 'scripts', 'stryker-fail-fast-environment.cjs'),
   testNamePattern: '^(?!encoder-kernel in a Node\\.js without WebAssembly)',
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: { ...compilerOptions, isolatedModules: true } }] },
 };

@@ -58,7 +58,9 @@ for (const file of files) {
   const count = await mutantCount(file);
   const guessMs = DRY_RUN_MS + count * msPerMutant;
   if (deadline !== undefined && Date.now() + guessMs > deadline) {
-    console.log(`mutate:parts: skipping ${file} (${count} mutants, ~${Math.round(guessMs / 60_000)} min): past --deadline`);
+    console.log(
+      `mutate:parts: skipping ${file} (${count} mutants, ~${Math.round(guessMs / 60_000)} min): past --deadline`,
+    );
     skipped.push(file);
     continue;
   }
