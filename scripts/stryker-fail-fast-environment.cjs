@@ -25,6 +25,7 @@ let failedMutant;
 
 class FailFastEnvironment extends TestEnvironment {
   async handleTestEvent(event) {
+    if (event.name === 'test_skip' || event.name === 'test_todo') this.forgetCurrentTest();
     const active = process.env[ACTIVE];
     if (active === undefined) return;
     if (event.name === 'test_fn_failure' || (event.name === 'hook_failure' && event.hook.type !== 'afterAll')) {
@@ -32,6 +33,19 @@ class FailFastEnvironment extends TestEnvironment {
     } else if (event.name === 'test_start' && failedMutant === active) {
       event.test.mode = 'skip';
     }
+  }
+
+  /**
+   * Stryker's perTest coverage names the running test on `test_start` and forgets it on `test_done`,
+   * but a skipped test gets `test_skip` instead: its name stayed current, and every module-level
+   * statement the next spec file ran on import was counted as covered by that skipped test. Such a
+   * "hybrid" mutant is then tested by that one test alone, which never runs: a false survivor (the
+   * seed-3 sample had 9, among them reply.ts's enhanced-status regex, which reply.spec.ts kills). The
+   * only skipped tests here are the ones jest.stryker.config.js's testNamePattern leaves out.
+   */
+  forgetCurrentTest() {
+    const context = this.global[this.global.__strykerGlobalNamespace__ ?? '__stryker__'];
+    if (context) context.currentTestId = undefined;
   }
 }
 
