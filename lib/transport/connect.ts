@@ -56,6 +56,7 @@ export function connect$(
         replyTimeout: options.replyTimeout,
         servername,
         host: 'host' in endpoint ? endpoint.host : undefined,
+        peer: 'path' in endpoint ? endpoint.path : undefined,
       });
       const closed = connection.replies$.subscribe({
         error: (err: unknown) => subscriber.error(err),

@@ -60,6 +60,8 @@ export interface ConnectionOptions extends TlsIdentity {
   readonly replyLimits?: Partial<typeof DEFAULT_REPLY_LIMITS> | undefined;
   /** The deadline of a reply whose request names none (the greeting, fire-and-forget commands), in ms. */
   readonly replyTimeout?: number | undefined;
+  /** How debug$ names the other end when the socket has no address and port: a Unix socket's path. */
+  readonly peer?: string | undefined;
 }
 
 /**
@@ -713,7 +715,7 @@ export class SmtpConnection {
     const { remoteAddress, remotePort } = this.socket;
     return remoteAddress && remotePort !== undefined
       ? `${remoteAddress}:${remotePort}`
-      : (this.options.servername ?? 'socket');
+      : (this.options.peer ?? this.options.servername ?? 'socket');
   }
 
   private info(text: string): void {

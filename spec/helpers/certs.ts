@@ -16,3 +16,5 @@ export const selfSigned = { cert: read('self-signed.pem'), key: read('self-signe
 export const nameOnly = { cert: read('name-only.pem'), key: read('name-only-key.pem') };
 /** Self-signed (its own CA), naming only the IP address 127.0.0.1. */
 export const ipOnly = { cert: read('ip-only.pem'), key: read('ip-only-key.pem') };
+/** Self-signed (its own CA), naming localhost in its SAN only: its subject has no common name. */
+export const noCommonName = { cert: read('no-cn.pem'), key: read('no-cn-key.pem') };
