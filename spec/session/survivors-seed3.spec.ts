@@ -1,7 +1,8 @@
-import { lastValueFrom, timeout } from 'rxjs';
+import { Subject, lastValueFrom, timeout } from 'rxjs';
 import { SMTPDataError, SMTPServerDisconnected } from '../../lib/errors';
 import { SaslMechanism } from '../../lib/auth/mechanism';
 import { auth$ } from '../../lib/session/authenticate';
+import { progress$ } from '../../lib/session/body';
 import { data$, mail$ } from '../../lib/session/mail';
 import { SendEvent, sendmail$ } from '../../lib/session/sendmail';
 import { exchange$ } from '../../lib/session/session';
@@ -97,5 +98,45 @@ describe('lib/session survivors (seed 3)', () => {
     expect(err).toMatchObject({ message: 'the challenge makes no sense' });
     expect(bench.fake.session.commands).toEqual(['AUTH X', '*']);
     expect(sent).toEqual(['AUTH X', '*']);
+  });
+
+  describe('progress$: one event per 256 KiB written, as it is written, and the total at the end', () => {
+    const KiB = 1024;
+    /** Feeds `sizes`, noting after each one (and after completing) which events have arrived. */
+    function feed(sizes: number[]): string[] {
+      const sizes$ = new Subject<number>();
+      const seen: string[] = [];
+      progress$(sizes$).subscribe({
+        next: (e) => seen.push(e.type === 'progress' ? `progress ${e.bytesSent}` : e.type),
+        complete: () => seen.push('complete'),
+      });
+      for (const n of sizes) {
+        sizes$.next(n);
+        seen.push(`wrote ${n}`);
+      }
+      sizes$.complete();
+      return seen;
+    }
+
+    it('reports the first 256 KiB as soon as they are written, and not again at the end', () => {
+      expect(feed([256 * KiB])).toEqual([`progress ${256 * KiB}`, `wrote ${256 * KiB}`, 'complete']);
+    });
+
+    it('small chunks: an event each time another 256 KiB has gone, then the total', () => {
+      const w = `wrote ${100 * KiB}`;
+      expect(feed(Array.from({ length: 7 }, () => 100 * KiB))).toEqual([
+        w,
+        w,
+        `progress ${300 * KiB}`,
+        w,
+        w,
+        w,
+        `progress ${600 * KiB}`,
+        w,
+        w,
+        `progress ${700 * KiB}`,
+        'complete',
+      ]);
+    });
   });
 });
