@@ -1,4 +1,16 @@
-import { Observable, OperatorFunction, catchError, concatMap, defer, map, of, take, throwError, timeout } from 'rxjs';
+import {
+  Observable,
+  OperatorFunction,
+  catchError,
+  concatMap,
+  defer,
+  finalize,
+  map,
+  of,
+  take,
+  throwError,
+  timeout,
+} from 'rxjs';
 import {
   SMTPAuthenticationError,
   SMTPException,
@@ -21,7 +33,6 @@ import {
 import { authMechanisms } from '../wire/capabilities';
 import { Command, checkArgument } from '../wire/command';
 import { Turn } from '../transport/connection';
-import { redactSecrets } from '../transport/debug';
 import { Reply } from '../wire/reply';
 import { ehlo$ } from './ehlo';
 import { Session, Step, hasExtension } from './session';
@@ -181,6 +192,8 @@ function checkTransport(session: Session, options: AuthOptions): void {
 class Exchange {
   private challenges = 0;
   private challenged = false;
+  /** AUTH is written and the server has not ended the exchange: it waits for a response. */
+  private open = false;
 
   constructor(
     private readonly session: Session,
@@ -204,7 +217,10 @@ class Exchange {
         line: checkArgument(line, 'AUTH command'),
         debugText: initial === null ? line : `AUTH ${name} ****`,
       };
-      return this.send$(turn, cmd);
+      this.open = true;
+      // Left (or failed) while the server waits for a response: whatever came next on this connection
+      // would be read as one, so it closes instead.
+      return this.send$(turn, cmd).pipe(finalize(() => this.open && this.session.connection.destroy()));
     });
   }
 
@@ -226,6 +242,7 @@ class Exchange {
   }
 
   private onReply$(turn: Turn, reply: Reply): Observable<Step> {
+    this.open = reply.code === 334;
     if (reply.code === 334) {
       this.challenged = true;
       this.challenges += 1;
@@ -242,8 +259,11 @@ class Exchange {
       return of({ session: { ...this.session, authenticatedAs: this.mechanism.name }, reply });
     }
     const serverError = (this.mechanism as { serverError?: string }).serverError;
-    const message = redactSecrets(reply.message, this.secrets);
-    const redacted: Reply = { ...reply, message, lines: reply.lines.map((l) => redactSecrets(l, this.secrets)) };
+    // Every response sent on this connection, not only this exchange's: a server may echo an earlier
+    // mechanism's (PLAIN's, when LOGIN is tried next).
+    const { connection } = this.session;
+    const message = connection.redact(reply.message);
+    const redacted: Reply = { ...reply, message, lines: reply.lines.map((l) => connection.redact(l)) };
     throw new SMTPAuthenticationError(reply.code, serverError ? `${message} (${serverError})` : message, {
       reply: redacted,
       command: `AUTH ${this.mechanism.name}`,
@@ -257,9 +277,12 @@ class Exchange {
     } catch (err) {
       // RFC 4954 §4: "*" cancels the exchange; the server answers 501, and the mechanism's reason wins.
       const cancel: Command = { verb: 'AUTH', line: '*', debugText: '*' };
-      return turn
-        .request$(cancel, { step: 'auth', timeout: this.session.timeouts.command })
-        .pipe(concatMap(() => throwError(() => err)));
+      return turn.request$(cancel, { step: 'auth', timeout: this.session.timeouts.command }).pipe(
+        concatMap((reply) => {
+          this.open = reply.code === 334;
+          return throwError(() => err);
+        }),
+      );
     }
     return this.send$(turn, { verb: 'AUTH', line: response, debugText: '****' });
   }

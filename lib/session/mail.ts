@@ -40,20 +40,25 @@ export function data$(session: Session, body: Body, replies = 1): Observable<Ste
   const { connection, timeouts } = session;
   // One turn from DATA to the final dot: nothing else may be written inside the message.
   return connection.withTurn$((turn) => {
-    let inBody = false;
+    // From DATA on until the final dot is written, the server may be reading a message (a 354 may be
+    // on its way): whoever wrote next would write inside it.
+    let unfinished = true;
     return turn.request$(command('DATA'), { step: 'data', timeout: timeouts.data }).pipe(
       concatMap((reply) => {
-        if (reply.code !== 354) throw SMTPDataError.fromReply(reply, 'DATA');
-        inBody = true;
+        if (reply.code !== 354) {
+          unfinished = false;
+          throw SMTPDataError.fromReply(reply, 'DATA');
+        }
         const end$ = defer(() => {
-          inBody = false;
+          unfinished = false;
           return lastRequest$(turn, endOfData(replies), { step: 'dataEnd', timeout: timeouts.dataEnd });
         });
         return concat(writeDataBody$(session, turn, body).pipe(ignoreElements()), end$).pipe(last());
       }),
       map((reply: Reply) => ({ session, reply })),
-      // Left (or failed) mid-body: the server is reading a message that will never end.
-      finalize(() => inBody && connection.destroy()),
+      // Left (or failed) before DATA was answered or mid-body: the server is, or may be about to be,
+      // reading a message that will never end.
+      finalize(() => unfinished && connection.destroy()),
     );
   });
 }

@@ -50,7 +50,11 @@ export interface RequestOptions {
    * is read, and any byte that came with or after the 220 is an injection (CVE-2011-0411).
    */
   readonly upgrade?: boolean;
-  /** What the server must not be seen echoing (AUTH responses): hidden in `debug$`. */
+  /**
+   * What the server must not be seen echoing (AUTH responses; the array may grow as the exchange
+   * goes on). From this request on, the connection hides them in `debug$` and in its own errors,
+   * whichever reply carries them.
+   */
   readonly secrets?: readonly string[];
 }
 
@@ -90,7 +94,6 @@ interface Slot {
   fail: (err: unknown) => void;
   readonly upgrade: boolean;
   readonly timer: ReplyTimer;
-  readonly secrets?: readonly string[] | undefined;
 }
 
 /** A group held back because the server does not pipeline and replies are still owed. */
@@ -149,6 +152,8 @@ export class SmtpConnection {
   /** A protocol failure was read: the connection ends with `err` once the replies before it are handled. */
   private doomed: { readonly err: unknown } | undefined;
   private pipelined = false;
+  /** Every `RequestOptions.secrets` list given so far. */
+  private readonly secrets: (readonly string[])[] = [];
   private secureFlag: boolean;
   /** The first debug line, kept for `debug$`'s subscribers. */
   private readonly connected: DebugEvent;
@@ -412,27 +417,35 @@ export class SmtpConnection {
   starttls$(tlsOptions: tls.ConnectionOptions, timeout: number): Observable<Reply> {
     return new Observable<Reply>((subscriber) => {
       let handshake: (() => void) | undefined;
-      const cancel = this.turn((turn) => {
-        turn.request(
+      /** The turn, from STARTTLS written until the upgrade settled. */
+      let holding: Turn | undefined;
+      const settle = (): void => {
+        const turn = holding;
+        holding = undefined;
+        turn?.release();
+      };
+      const cancel = this.turn((given) => {
+        holding = given;
+        given.request(
           command('STARTTLS'),
           { step: 'starttls', timeout, upgrade: true },
           {
             reply: (reply) => {
               if (reply.code !== 220) {
-                turn.release();
+                settle();
                 subscriber.next(reply);
                 subscriber.complete();
                 return;
               }
               handshake = this.upgrade(tlsOptions, timeout, (err) => {
-                turn.release();
+                settle();
                 if (err !== undefined) return subscriber.error(err);
                 subscriber.next(reply);
                 subscriber.complete();
               });
             },
             error: (err) => {
-              turn.release();
+              settle();
               subscriber.error(err);
             },
           },
@@ -440,11 +453,12 @@ export class SmtpConnection {
       });
       return () => {
         cancel();
-        // Left mid-handshake: the connection is neither plaintext nor TLS any more.
-        if (handshake) {
-          handshake();
-          if (this.upgrading) this.destroy();
-        }
+        if (!holding) return;
+        // Left before the upgrade settled: the connection is neither plaintext nor TLS any more, or is
+        // about to change under its callers. It closes, and the turn goes on so that they hear so.
+        handshake?.();
+        this.destroy();
+        settle();
       };
     });
   }
@@ -505,8 +519,8 @@ export class SmtpConnection {
       },
       upgrade: options.upgrade === true,
       timer: { step: options.step ?? 'reply', ms: options.timeout ?? this.replyTimeout },
-      secrets: options.secrets,
     };
+    if (options.secrets && !this.secrets.includes(options.secrets)) this.secrets.push(options.secrets);
     if (this.ended !== undefined) slot.fail(this.disconnectedError());
     // RFC 5321 §4.1.1 / RFC 2920: without PIPELINING, a command waits for every reply owed.
     else if (!this.pipelined && (this.pending.length > 0 || this.held.length > 0))
@@ -608,21 +622,37 @@ export class SmtpConnection {
       if (this.ended !== undefined || this.doomed) break;
       this.dispatch(reply, i < replies.length - 1 || this.parser.buffered > 0 || violation !== undefined);
     }
-    if (violation) this.failAfterReplies(violation.err);
+    if (violation) {
+      // The parser quotes the start of the line it refused, which may echo a secret.
+      if (violation.err instanceof Error) violation.err.message = this.redact(violation.err.message);
+      this.failAfterReplies(violation.err);
+    }
   };
+
+  /**
+   * @internal `text` with every secret sent on this connection hidden (see `RequestOptions.secrets`):
+   * a server may echo an earlier exchange's response in a later reply.
+   */
+  redact(text: string): string {
+    let out = text;
+    for (const secrets of this.secrets) out = redactSecrets(out, secrets);
+    return out;
+  }
 
   private dispatch(reply: Reply, moreBytes: boolean): void {
     const slot = this.pending[0];
     if (this.debugSubject.observed) {
-      for (const line of reply.lines)
-        this.emitDebug('receive', redactSecrets(`${reply.code} ${line}`, slot?.secrets ?? []));
+      for (const line of reply.lines) this.emitDebug('receive', this.redact(`${reply.code} ${line}`));
     }
     if (!slot) {
       // RFC 5321 §3.8: a server may announce its shutdown with an unsolicited 421.
+      const message = this.redact(reply.message);
       this.failAfterReplies(
         reply.code === 421
-          ? new SMTPServerDisconnected(`Server closing the connection: ${reply.code} ${reply.message}`)
-          : new SMTPProtocolError(`Unsolicited reply from the server: ${reply.code} ${reply.message}`, { reply }),
+          ? new SMTPServerDisconnected(`Server closing the connection: ${reply.code} ${message}`)
+          : new SMTPProtocolError(`Unsolicited reply from the server: ${reply.code} ${message}`, {
+              reply: { ...reply, message, lines: reply.lines.map((line) => this.redact(line)) },
+            }),
       );
       return;
     }

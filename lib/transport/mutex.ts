@@ -40,7 +40,17 @@ export class Mutex {
       const cancel = this.acquire((granted) => {
         release = granted;
         if (subscriber.closed) return granted();
-        inner = work({ release: granted, keep: () => (kept = true) }).subscribe(subscriber);
+        let source: Observable<T>;
+        try {
+          source = work({ release: granted, keep: () => (kept = true) });
+        } catch (err) {
+          // Work that throws while being built wrote nothing: the lock goes on, and the error to
+          // this subscriber (not to whoever released the lock to it).
+          granted();
+          subscriber.error(err);
+          return;
+        }
+        inner = source.subscribe(subscriber);
         inner.add(endOfWork);
       });
       return () => {
