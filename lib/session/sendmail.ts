@@ -435,8 +435,8 @@ class Transaction {
         .subscribe({ complete: () => this.sendFinal(group), error: (err: unknown) => this.fail(err) });
       return;
     }
-    // A connection already gone takes nothing: the message was certainly not delivered.
-    if (this.session.connection.alive) this.phase = 'final';
+    // A connection already gone (or going) takes nothing: the message was certainly not delivered.
+    if (this.session.connection.writable) this.phase = 'final';
     this.finalsExpected = Math.max(this.expectedFinalReplies(), 1);
     this.request(group, 'dataEnd', {
       reply: (reply) => {

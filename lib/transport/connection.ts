@@ -148,9 +148,11 @@ export class SmtpConnection {
   private closeRequested = false;
   /** QUIT went out or our side was ended: the server's close is expected, not a failure. */
   private quitting = false;
+  /** QUIT is written: nothing may follow it. */
+  private quitSent = false;
   private upgrading = false;
   /** A protocol failure was read: the connection ends with `err` once the replies before it are handled. */
-  private doomed: { readonly err: unknown } | undefined;
+  private doomed: { readonly err: Error } | undefined;
   private pipelined = false;
   /** Every `RequestOptions.secrets` list given so far. */
   private readonly secrets: (readonly string[])[] = [];
@@ -225,6 +227,11 @@ export class SmtpConnection {
   /** Whether the socket is still up (a transaction under way may finish even while a close is queued). */
   get alive(): boolean {
     return this.ended === undefined;
+  }
+
+  /** Whether a write now would go out: not ended, not doomed by a violation already read, no QUIT sent. */
+  get writable(): boolean {
+    return this.refusal() === undefined;
   }
 
   /** Whether a graceful close (QUIT, `end()`) is asked for or under way. */
@@ -365,6 +372,7 @@ export class SmtpConnection {
             error: (err) => active && subscriber.error(err),
           },
         );
+        this.quitSent = true;
         turn.release();
       });
       return () => {
@@ -483,11 +491,12 @@ export class SmtpConnection {
     if (this.ended !== undefined) return;
     this.closeRequested = true;
     this.turn((turn) => {
-      turn.release();
-      if (this.ended !== undefined || this.socket.writableEnded) return;
+      if (this.ended !== undefined || this.socket.writableEnded) return turn.release();
       this.quitting = true;
       this.info('closing');
       this.socket.end();
+      // Only now: whoever waited behind the close finds it closed instead of writing just before it.
+      turn.release();
       // A server that never closes its side must not keep the socket (and the process) alive.
       const fallback = setTimeout(() => this.socket.destroy(), END_GRACE_MS);
       fallback.unref();
@@ -521,7 +530,8 @@ export class SmtpConnection {
       timer: { step: options.step ?? 'reply', ms: options.timeout ?? this.replyTimeout },
     };
     if (options.secrets && !this.secrets.includes(options.secrets)) this.secrets.push(options.secrets);
-    if (this.ended !== undefined) slot.fail(this.disconnectedError());
+    const refusal = this.refusal();
+    if (refusal !== undefined) slot.fail(refusal);
     // RFC 5321 §4.1.1 / RFC 2920: without PIPELINING, a command waits for every reply owed.
     else if (!this.pipelined && (this.pending.length > 0 || this.held.length > 0))
       this.held.push({ group, slot, replies });
@@ -531,8 +541,22 @@ export class SmtpConnection {
 
   /** @internal The turn's raw write (body bytes). */
   write(bytes: Uint8Array): boolean {
-    if (this.ended !== undefined) throw this.disconnectedError();
+    const refusal = this.refusal();
+    if (refusal !== undefined) throw refusal;
     return this.socket.write(bytes);
+  }
+
+  /**
+   * Why nothing more may be written, if so: the connection ended, a violation read already dooms it,
+   * or QUIT went out (or our side closed) and the server is only saying goodbye.
+   */
+  private refusal(): Error | undefined {
+    if (this.ended !== undefined) return this.disconnectedError();
+    if (this.doomed) return this.doomed.err;
+    if (this.quitSent || this.socket.writableEnded) {
+      return new SMTPServerDisconnected('The connection is closing (QUIT sent, or our side closed)');
+    }
+    return undefined;
   }
 
   /** @internal The turn's cork: what is written before the next tick leaves in one segment. */
@@ -610,23 +634,24 @@ export class SmtpConnection {
     // Replies completed before a violation in the same chunk are still theirs: a 250 to the
     // final dot followed by garbage is a delivered message, then a broken connection.
     const replies: Reply[] = [];
-    let violation: { err: unknown } | undefined;
+    let violation: { err: Error } | undefined;
     try {
       this.parser.push(chunk, replies);
-    } catch (err) {
+    } catch (thrown) {
+      // ReplyParser throws only its own errors (SMTPProtocolError, SMTPReplyLimitError).
+      const err = thrown as Error;
+      // The parser quotes the start of the line it refused, which may echo a secret.
+      err.message = this.redact(err.message);
       violation = { err };
+      // Known before those replies are dispatched: nothing they set off may be written (a body after a 354).
+      this.doomed = violation;
     }
     for (const [i, reply] of replies.entries()) {
-      // dispatch() below may end the connection or doom it: checked before each reply.
-      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
-      if (this.ended !== undefined || this.doomed) break;
+      // dispatch() below may end the connection or doom it anew: checked before each reply.
+      if (this.ended !== undefined || this.doomed !== violation) break;
       this.dispatch(reply, i < replies.length - 1 || this.parser.buffered > 0 || violation !== undefined);
     }
-    if (violation) {
-      // The parser quotes the start of the line it refused, which may echo a secret.
-      if (violation.err instanceof Error) violation.err.message = this.redact(violation.err.message);
-      this.failAfterReplies(violation.err);
-    }
+    if (violation && this.doomed === violation) this.failAfterReplies(violation.err);
   };
 
   /**
@@ -673,7 +698,7 @@ export class SmtpConnection {
    * got its final 250 reports `sent` (it concludes in a microtask) before the connection's failure
    * reaches its session. Nothing more is read meanwhile.
    */
-  private failAfterReplies(err: unknown): void {
+  private failAfterReplies(err: Error): void {
     this.doomed = { err };
     queueMicrotask(() => this.destroy(err));
   }
@@ -681,7 +706,7 @@ export class SmtpConnection {
   /** Lockstep: once every reply owed is in, the next held group goes. */
   private flushHeld(): void {
     // A group that draws no reply leaves nothing owed: the one held behind it goes at once.
-    while (this.pending.length === 0 && this.ended === undefined && !this.upgrading) {
+    while (this.pending.length === 0 && this.ended === undefined && !this.doomed && !this.upgrading) {
       const next = this.held.shift();
       if (!next) return;
       this.writeGroup(next.group, next.slot, next.replies);

@@ -3,6 +3,7 @@ import { SaslMechanism } from '../../lib/auth/mechanism';
 import { SMTPServerDisconnected } from '../../lib/errors';
 import { auth$, login$ } from '../../lib/session/authenticate';
 import { data$ } from '../../lib/session/mail';
+import { sendmail$ } from '../../lib/session/sendmail';
 import { Session } from '../../lib/session/session';
 import { DebugEvent } from '../../lib/transport/debug';
 import { command } from '../../lib/wire/command';
@@ -198,6 +199,58 @@ describe('leaving an exchange half-said', () => {
       expect(wire).toContain(kind);
       expect(wire).not.toContain(PLAIN_SECRET);
       expect(wire).not.toContain('hunter22');
+    });
+  });
+
+  describe('nothing is written once the connection is going', () => {
+    it('a 354 that arrives with an over-long line: the body is not written, and the message is not "possibly delivered"', async () => {
+      const session = await sessionWith({
+        handlers: { DATA: { raw: `354 go ahead\r\n250 ${'x'.repeat(9_000)}\r\n` } },
+      });
+      const { error } = await outcome(sendmail$(session, 'a@x.test', ['b@x.test'], 'Subject: never\r\n\r\nbody\r\n'));
+      expect(error).toMatchObject({ code: 'ERR_SMTP_REPLY_LIMIT' });
+      await fake.closedSession();
+      expect(fake.session.commands).toEqual([
+        'EHLO c.test',
+        'MAIL FROM:<a@x.test> SIZE=24',
+        'RCPT TO:<b@x.test>',
+        'DATA',
+      ]);
+      expect(fake.text()).not.toContain('Subject: never');
+    });
+
+    it('a command that waited behind QUIT fails without being written after it', async () => {
+      const session = await sessionWith({});
+      const quit = outcome(session.connection.quit$());
+      const { error } = await outcome(session.connection.request$(NOOP));
+      expect(error).toBeInstanceOf(SMTPServerDisconnected);
+      expect(String(error)).toContain('The connection is closing');
+      expect((await quit).values.map((r) => r.code)).toEqual([221]);
+      await fake.closedSession();
+      expect(fake.text()).not.toContain('NOOP');
+    });
+
+    it('a command that waited behind a graceful close fails without being written before it', async () => {
+      const authReply = gate();
+      // An AUTH exchange holds the channel until its last reply: the close and the NOOP queue behind it.
+      const session = await sessionWith({
+        extensions: ['AUTH PLAIN'],
+        handlers: { AUTH: { after: authReply.opened, reply: '235 2.7.0 ok' } },
+      });
+      const plain = outcome(
+        auth$(session, { name: 'PLAIN', authobject: () => '\0user\0pw' }, { allowPlaintextAuth: true }),
+      );
+      await fake.received('AUTH');
+      session.connection.end();
+      const noop = outcome(session.connection.request$(NOOP));
+      authReply.open();
+
+      expect((await plain).error).toBeUndefined();
+      const { error } = await noop;
+      expect(error).toBeInstanceOf(SMTPServerDisconnected);
+      expect(String(error)).toContain('The connection is closing');
+      await fake.closedSession();
+      expect(fake.text()).not.toContain('NOOP');
     });
   });
 });
