@@ -217,7 +217,8 @@ class Exchange {
         line: checkArgument(line, 'AUTH command'),
         debugText: initial === null ? line : `AUTH ${name} ****`,
       };
-      this.open = true;
+      // (A connection that takes no more writes refuses AUTH itself: no exchange opens.)
+      this.open = this.session.connection.writable;
       // Left (or failed) while the server waits for a response: whatever came next on this connection
       // would be read as one, so it closes instead.
       return this.send$(turn, cmd).pipe(finalize(() => this.open && this.session.connection.destroy()));

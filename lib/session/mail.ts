@@ -42,7 +42,8 @@ export function data$(session: Session, body: Body, replies = 1): Observable<Ste
   return connection.withTurn$((turn) => {
     // From DATA on until the final dot is written, the server may be reading a message (a 354 may be
     // on its way): whoever wrote next would write inside it.
-    let unfinished = true;
+    // (A connection that takes no more writes refuses DATA itself: nothing is under way to abandon.)
+    let unfinished = connection.writable;
     return turn.request$(command('DATA'), { step: 'data', timeout: timeouts.data }).pipe(
       concatMap((reply) => {
         if (reply.code !== 354) {

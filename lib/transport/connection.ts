@@ -239,9 +239,13 @@ export class SmtpConnection {
     return this.closeRequested && this.ended === undefined;
   }
 
-  /** Why the connection ended: undefined while it is open, null after a graceful close. */
+  /**
+   * Why the connection ended, or is about to (a violation or an unsolicited reply already read):
+   * undefined while it is open, null after a graceful close.
+   */
   get failure(): unknown {
-    return this.ended;
+    // `ended` is null after a graceful close: that is an answer too.
+    return this.ended !== undefined ? this.ended : this.doomed?.err;
   }
 
   /** Nothing under way: no reply owed, no write held back, nobody holding or waiting for a turn. */
@@ -507,7 +511,8 @@ export class SmtpConnection {
   /** Closes the socket at once. Every outstanding request errors with `err` (or SMTPServerDisconnected). */
   destroy(err?: unknown): void {
     if (this.ended === undefined) {
-      this.finish(err ?? new SMTPServerDisconnected('Connection closed by the client'));
+      // A violation already read stays the reason, whoever tears the connection down first.
+      this.finish(err ?? this.doomed?.err ?? new SMTPServerDisconnected('Connection closed by the client'));
     }
     this.socket.destroy();
   }

@@ -1,4 +1,4 @@
-import { Observable, lastValueFrom, timeout, toArray } from 'rxjs';
+import { Observable, from, lastValueFrom, timeout, toArray } from 'rxjs';
 import { SaslMechanism } from '../../lib/auth/mechanism';
 import { SMTPServerDisconnected } from '../../lib/errors';
 import { auth$, login$ } from '../../lib/session/authenticate';
@@ -251,6 +251,46 @@ describe('leaving an exchange half-said', () => {
       expect(String(error)).toContain('The connection is closing');
       await fake.closedSession();
       expect(fake.text()).not.toContain('NOOP');
+    });
+
+    it('a refusal read with the 354 stays the verdict when the body writes a microtask later', async () => {
+      // smtp-sink -A without the reset: 354 and 550 in one segment. The 550 dooms the connection before
+      // the body's first write, which comes from a promise.
+      const session = await sessionWith({
+        handlers: { DATA: { raw: '354 go ahead\r\n550 5.7.0 content refused\r\n' } },
+      });
+      const body = from(Promise.resolve(Buffer.from(`Subject: refused\r\n\r\n${'x'.repeat(70_000)}\r\n`)));
+      const { error } = await outcome(sendmail$(session, 'a@x.test', ['b@x.test'], body));
+      expect(error).toMatchObject({ code: 'ERR_SMTP_DATA', smtpCode: 550 });
+      await fake.closedSession();
+      expect(fake.text()).not.toContain('Subject: refused');
+    });
+
+    it('a violation read stays the reason when a caller tears the connection down before it does', async () => {
+      const session = await sessionWith({
+        handlers: { DATA: { raw: `354 go ahead\r\n250 ${'x'.repeat(9_000)}\r\n` } },
+      });
+      const failure = outcome(session.connection.replies$);
+      // data$ leaves at once on the refused body write, destroying the connection itself.
+      const { error } = await outcome(data$(session, 'Subject: never\r\n\r\nbody\r\n'));
+      expect(error).toMatchObject({ code: 'ERR_SMTP_REPLY_LIMIT' });
+      expect((await failure).error).toMatchObject({ code: 'ERR_SMTP_REPLY_LIMIT' });
+      expect(fake.text()).not.toContain('Subject: never');
+    });
+
+    it('data$ and auth$ queued behind QUIT fail alone: the QUIT still gets its 221', async () => {
+      const session = await sessionWith({ extensions: ['AUTH PLAIN'] });
+      const quit = outcome(session.connection.quit$());
+      const data = outcome(data$(session, 'Subject: late\r\n\r\nbody\r\n'));
+      const plain = outcome(
+        auth$(session, { name: 'PLAIN', authobject: () => '\0user\0pw' }, { allowPlaintextAuth: true }),
+      );
+      expect((await data).error).toBeInstanceOf(SMTPServerDisconnected);
+      expect((await plain).error).toBeInstanceOf(SMTPServerDisconnected);
+      const { values, error } = await quit;
+      expect(error).toBeUndefined();
+      expect(values.map((r) => r.code)).toEqual([221]);
+      expect(fake.session.commands).toEqual(['EHLO c.test', 'QUIT']);
     });
   });
 });
