@@ -9,8 +9,8 @@ import { DebugEvent } from '../../lib/transport/debug';
 import { command } from '../../lib/wire/command';
 import { testCa } from '../helpers/certs';
 import { collect } from '../helpers/events';
-import { FakeScript, FakeServer } from '../helpers/fake-server';
-import { openSession } from '../helpers/session';
+import { FakeScript } from '../helpers/fake-server';
+import { fakeSessions } from '../helpers/session';
 
 /**
  * A caller that leaves an exchange half-said (a `timeout()` around `data$`, `auth$`, `starttls$`),
@@ -33,32 +33,21 @@ function gate(): { opened: Promise<void>; open: () => void } {
 }
 
 describe('leaving an exchange half-said', () => {
-  let fake: FakeServer;
-  let held: { session: Session; close(): void } | undefined;
-  afterEach(async () => {
-    held?.close();
-    held = undefined;
-    await fake.close();
-  });
-
-  async function sessionWith(script: FakeScript): Promise<Session> {
-    fake = await FakeServer.start(script);
-    held = await openSession(fake.port, { timeout: 2_000 });
-    return held.session;
-  }
+  const bench = fakeSessions({ timeout: 2_000 });
+  const sessionWith = (script: FakeScript): Promise<Session> => bench.open(script);
 
   it('data$ left before DATA is answered closes the connection: the next command is not written into a message', async () => {
     const reply = gate();
     const session = await sessionWith({ handlers: { DATA: { after: reply.opened, reply: '354 go ahead' } } });
     const left = data$(session, 'Subject: left\r\n\r\nbody\r\n').subscribe({ error: () => undefined });
-    await fake.received('DATA');
+    await bench.fake.received('DATA');
     left.unsubscribe();
     reply.open();
 
     const { error } = await outcome(session.connection.request$(NOOP));
     expect(error).toBeInstanceOf(SMTPServerDisconnected);
-    await fake.closedSession();
-    expect(fake.text()).not.toContain('NOOP');
+    await bench.fake.closedSession();
+    expect(bench.fake.text()).not.toContain('NOOP');
   });
 
   it('auth$ left while the server owes its challenge closes the connection: the next command is not read as a SASL response', async () => {
@@ -69,14 +58,14 @@ describe('leaving an exchange half-said', () => {
     });
     const login = auth$(session, { name: 'LOGIN', authobject: () => 'user' }, { allowPlaintextAuth: true });
     const left = login.subscribe({ error: () => undefined });
-    await fake.received('AUTH');
+    await bench.fake.received('AUTH');
     left.unsubscribe();
     challenge.open();
 
     const { error } = await outcome(session.connection.request$(NOOP));
     expect(error).toBeInstanceOf(SMTPServerDisconnected);
-    await fake.closedSession();
-    expect(fake.text()).not.toContain('NOOP');
+    await bench.fake.closedSession();
+    expect(bench.fake.text()).not.toContain('NOOP');
   });
 
   describe('work that throws while it is being built', () => {
@@ -95,7 +84,7 @@ describe('leaving an exchange half-said', () => {
       expect(error).toMatchObject({ message: 'no token to hand' });
       const [noop] = await within(session.connection.request$(NOOP));
       expect(noop?.code).toBe(250);
-      expect(fake.session.commands).toEqual(['EHLO c.test', 'NOOP']);
+      expect(bench.fake.session.commands).toEqual(['EHLO c.test', 'NOOP']);
     });
 
     it('errors that call, not the one that handed it the channel, when it had to wait', async () => {
@@ -108,7 +97,7 @@ describe('leaving an exchange half-said', () => {
       const first = outcome(session.connection.request$(NOOP));
       const thrown = outcome(auth$(session, throwing, { allowPlaintextAuth: true }));
       const after = outcome(session.connection.request$(NOOP));
-      await fake.received('NOOP');
+      await bench.fake.received('NOOP');
       noopReply.open();
 
       expect((await first).error).toBeUndefined();
@@ -116,7 +105,7 @@ describe('leaving an exchange half-said', () => {
       const { values, error } = await after;
       expect(error).toBeUndefined();
       expect(values.map((r) => r.code)).toEqual([250]);
-      expect(fake.session.commands.filter((c) => c === 'NOOP')).toHaveLength(2);
+      expect(bench.fake.session.commands.filter((c) => c === 'NOOP')).toHaveLength(2);
     });
   });
 
@@ -125,8 +114,8 @@ describe('leaving an exchange half-said', () => {
     const session = await sessionWith({ extensions: ['STARTTLS'], handlers: { STARTTLS: '220 2.0.0 go ahead' } });
     const left = session.connection.starttls$({ ca: testCa }, 60_000).subscribe({ error: () => undefined });
     // The ClientHello (a TLS handshake record, 0x16) is on the wire: the upgrade is under way.
-    await fake.until(() => {
-      const text = fake.text();
+    await bench.fake.until(() => {
+      const text = bench.fake.text();
       const after = text.indexOf('STARTTLS\r\n');
       return after >= 0 && text.charCodeAt(after + 'STARTTLS\r\n'.length) === 0x16;
     });
@@ -134,7 +123,7 @@ describe('leaving an exchange half-said', () => {
 
     const { error } = await outcome(session.connection.request$(NOOP));
     expect(error).toBeInstanceOf(SMTPServerDisconnected);
-    await fake.closedSession();
+    await bench.fake.closedSession();
   });
 
   describe('a credential echoed back', () => {
@@ -172,8 +161,8 @@ describe('leaving an exchange half-said', () => {
       const login = login$(session, 'user', 'hunter22', { allowPlaintextAuth: true, mechanisms: ['PLAIN', 'LOGIN'] });
       const wire = await seenIn(session, login, () => outcome(session.connection.request$(NOOP)));
       expect(wire).toContain('ERR_SMTP_AUTHENTICATION');
-      expect(fake.session.commands).toContain(`AUTH PLAIN ${PLAIN_SECRET}`);
-      expect(fake.session.commands.some((c) => c.startsWith('AUTH LOGIN'))).toBe(true);
+      expect(bench.fake.session.commands).toContain(`AUTH PLAIN ${PLAIN_SECRET}`);
+      expect(bench.fake.session.commands.some((c) => c.startsWith('AUTH LOGIN'))).toBe(true);
       expect(wire).toContain('earlier you said');
       expect(wire).not.toContain(PLAIN_SECRET);
       expect(wire).not.toContain('hunter22');
@@ -195,7 +184,7 @@ describe('leaving an exchange half-said', () => {
       // The connection fails with the protocol error once the exchange has had its 235.
       const failure = outcome(session.connection.replies$);
       const wire = await seenIn(session, plain, () => failure);
-      expect(fake.session.commands).toContain(`AUTH PLAIN ${PLAIN_SECRET}`);
+      expect(bench.fake.session.commands).toContain(`AUTH PLAIN ${PLAIN_SECRET}`);
       expect(wire).toContain(kind);
       expect(wire).not.toContain(PLAIN_SECRET);
       expect(wire).not.toContain('hunter22');
@@ -209,14 +198,14 @@ describe('leaving an exchange half-said', () => {
       });
       const { error } = await outcome(sendmail$(session, 'a@x.test', ['b@x.test'], 'Subject: never\r\n\r\nbody\r\n'));
       expect(error).toMatchObject({ code: 'ERR_SMTP_REPLY_LIMIT' });
-      await fake.closedSession();
-      expect(fake.session.commands).toEqual([
+      await bench.fake.closedSession();
+      expect(bench.fake.session.commands).toEqual([
         'EHLO c.test',
         'MAIL FROM:<a@x.test> SIZE=24',
         'RCPT TO:<b@x.test>',
         'DATA',
       ]);
-      expect(fake.text()).not.toContain('Subject: never');
+      expect(bench.fake.text()).not.toContain('Subject: never');
     });
 
     it('a command that waited behind QUIT fails without being written after it', async () => {
@@ -226,8 +215,8 @@ describe('leaving an exchange half-said', () => {
       expect(error).toBeInstanceOf(SMTPServerDisconnected);
       expect(String(error)).toContain('The connection is closing');
       expect((await quit).values.map((r) => r.code)).toEqual([221]);
-      await fake.closedSession();
-      expect(fake.text()).not.toContain('NOOP');
+      await bench.fake.closedSession();
+      expect(bench.fake.text()).not.toContain('NOOP');
     });
 
     it('a command that waited behind a graceful close fails without being written before it', async () => {
@@ -240,7 +229,7 @@ describe('leaving an exchange half-said', () => {
       const plain = outcome(
         auth$(session, { name: 'PLAIN', authobject: () => '\0user\0pw' }, { allowPlaintextAuth: true }),
       );
-      await fake.received('AUTH');
+      await bench.fake.received('AUTH');
       session.connection.end();
       const noop = outcome(session.connection.request$(NOOP));
       authReply.open();
@@ -249,8 +238,8 @@ describe('leaving an exchange half-said', () => {
       const { error } = await noop;
       expect(error).toBeInstanceOf(SMTPServerDisconnected);
       expect(String(error)).toContain('The connection is closing');
-      await fake.closedSession();
-      expect(fake.text()).not.toContain('NOOP');
+      await bench.fake.closedSession();
+      expect(bench.fake.text()).not.toContain('NOOP');
     });
 
     it('a refusal read with the 354 stays the verdict when the body writes a microtask later', async () => {
@@ -262,8 +251,8 @@ describe('leaving an exchange half-said', () => {
       const body = from(Promise.resolve(Buffer.from(`Subject: refused\r\n\r\n${'x'.repeat(70_000)}\r\n`)));
       const { error } = await outcome(sendmail$(session, 'a@x.test', ['b@x.test'], body));
       expect(error).toMatchObject({ code: 'ERR_SMTP_DATA', smtpCode: 550 });
-      await fake.closedSession();
-      expect(fake.text()).not.toContain('Subject: refused');
+      await bench.fake.closedSession();
+      expect(bench.fake.text()).not.toContain('Subject: refused');
     });
 
     it('a violation read stays the reason when a caller tears the connection down before it does', async () => {
@@ -275,7 +264,7 @@ describe('leaving an exchange half-said', () => {
       const { error } = await outcome(data$(session, 'Subject: never\r\n\r\nbody\r\n'));
       expect(error).toMatchObject({ code: 'ERR_SMTP_REPLY_LIMIT' });
       expect((await failure).error).toMatchObject({ code: 'ERR_SMTP_REPLY_LIMIT' });
-      expect(fake.text()).not.toContain('Subject: never');
+      expect(bench.fake.text()).not.toContain('Subject: never');
     });
 
     it('data$ and auth$ queued behind QUIT fail alone: the QUIT still gets its 221', async () => {
@@ -290,7 +279,7 @@ describe('leaving an exchange half-said', () => {
       const { values, error } = await quit;
       expect(error).toBeUndefined();
       expect(values.map((r) => r.code)).toEqual([221]);
-      expect(fake.session.commands).toEqual(['EHLO c.test', 'QUIT']);
+      expect(bench.fake.session.commands).toEqual(['EHLO c.test', 'QUIT']);
     });
   });
 });
